@@ -1,0 +1,139 @@
+"""Benchmark ``python -m reports decide`` on a synthetic 2-hour run with 7 targets.
+
+    .venv/bin/python bench/bench_decide.py [--hours 2] [--rps 40]
+
+Writes, in a temporary directory, what a 2-hour run at 1-second resolution
+leaves behind: ``run_stats.csv``, ``run_stats_history.csv`` (as with
+``--csv-full-history``: a row per second for every lookup, lookup-miss and HTTP
+row plus Aggregated), ``run_failures.csv`` and ``run_hdr.json`` (7 HDR
+histograms).  Then runs ``decide`` in a fresh process per case and prints wall
+time and the child's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+ROOT = Path(__file__).resolve().parents[1]
+PCT = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+STATS_HEADER = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
+                "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s", *PCT]
+HISTORY_HEADER = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *PCT, "Total Request Count",
+                  "Total Failure Count", "Total Median Response Time", "Total Average Response Time",
+                  "Total Min Response Time", "Total Max Response Time", "Total Average Content Size"]
+# target id -> (median ms, HTTP rows)
+TARGETS = {
+    "supabase_rest": (400, [("GET", "contacts"), ("GET", "conversations"), ("GET", "messages"), ("GET", "notes")]),
+    "supabase_nested": (180, [("GET", "contacts")]),
+    "supabase_rpc": (150, [("POST", "rpc/get_contact_context")]),
+    "convex_http": (90, [("GET", "contacts/by-phone")]),
+    "convex_query": (80, [("POST", "contacts:getContextByPhone")]),
+    "api_supabase": (450, [("GET", "api/contacts/by-phone")]),
+    "api_convex": (110, [("GET", "api/contacts/by-phone-convex")]),
+}
+
+
+def make_run(directory: Path, hours: float, rps: float) -> Path:
+    rng = np.random.default_rng(1)
+    seconds = int(hours * 3600)
+    start = 1_795_000_000
+    prefix = directory / "run"
+    rows: list[tuple[str, str, float]] = []
+    for tid, (median, calls) in TARGETS.items():
+        rows.append(("lookup", tid, median))
+        rows.append(("lookup-miss", tid, median * 0.8))
+        rows += [(method, f"{tid} {what}", median / len(calls)) for method, what in calls]
+    pct = [f"{m * f:.0f}" for m in (100,) for f in (1, 1.1, 1.2, 1.3, 1.5, 1.8, 2, 2.2, 3, 4, 5)]
+    with open(f"{prefix}_stats_history.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(HISTORY_HEADER)
+        for s in range(seconds):
+            for rtype, name, median in rows:
+                total = int(rps * (s + 1))
+                w.writerow([start + s, 140, rtype, name, f"{rps:.6f}", "0.000000",
+                            *[f"{median * f:.0f}" for f in (1, 1.1, 1.2, 1.3, 1.5, 1.8, 2, 2.2, 3, 4, 5)],
+                            total, 0, f"{median:.0f}", f"{median * 1.1:.4f}", f"{median / 3:.4f}", f"{median * 5:.4f}", 512])
+            w.writerow([start + s, 140, "", "Aggregated", f"{rps * len(rows):.6f}", "0.000000", *pct,
+                        int(rps * len(rows) * (s + 1)), 0, 100, 110.0, 5.0, 2000.0, 512])
+    with open(f"{prefix}_stats.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(STATS_HEADER)
+        n = int(rps * seconds)
+        for rtype, name, median in rows:
+            w.writerow([rtype, name, n, 0, median, median * 1.1, median / 3, median * 5, 512, rps, 0.0,
+                        *[f"{median * f:.0f}" for f in (1, 1.1, 1.2, 1.3, 1.5, 1.8, 2, 2.2, 3, 4, 5)]])
+        w.writerow(["", "Aggregated", n * len(rows), 0, 100, 110, 5, 2000, 512, rps * len(rows), 0.0, *pct])
+    Path(f"{prefix}_failures.csv").write_text("Method,Name,Error,Occurrences,First Seen,Last Seen\n")
+    entries = []
+    n = int(rps * seconds)
+    for tid, (median, _) in TARGETS.items():
+        hist = HdrHistogram(1, 3_600_000_000, 3)
+        values, counts = np.unique(np.round(rng.lognormal(np.log(median * 1000), 0.45, n)).astype(np.int64),
+                                   return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+            hist.record_value(max(1, v), c)
+        entries.append({"type": "lookup", "name": tid, "step": None, "count": n, "failures": 0, "unit": "us",
+                        "min": hist.get_min_value(), "max": hist.get_max_value(), "hdr": hist.encode().decode()})
+    meta = {"started_at": "2026-11-18T08:53:20Z", "ended_at": "2026-11-18T10:53:20Z", "locust_version": "2.47.0",
+            "python_version": "3.11.7", "sandbox": True, "warmup_s": 10, "steps": [], "workers": 2,
+            "targets": {t: {"host": "http://127.0.0.1:54321", "level": "api" if t.startswith("api") else "direct",
+                            "round_trips": 4 if t == "supabase_rest" else 1} for t in TARGETS},
+            "settings": {"users": 140, "spawn_rate": 10, "run_time": seconds, "open_model_rate": None,
+                         "distinct_keys": False}}
+    Path(f"{prefix}_hdr.json").write_text(json.dumps({"format": "crm-latency-hdr/1", "metadata": meta, "entries": entries}))
+    return prefix
+
+
+def measure(args: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) and exit code of one ``python -m reports`` process."""
+    code = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run([sys.executable, '-m', 'reports', *sys.argv[1:]], stdout=subprocess.DEVNULL).returncode; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds, rss_kib, rc = out.stdout.split()
+    return float(seconds), int(rss_kib) / 1024, int(rc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--rps", type=float, default=40.0, help="lookups/s per target")
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        prefix = make_run(Path(tmp), opts.hours, opts.rps)
+        made = time.perf_counter() - t0
+        sizes = {p.name: p.stat().st_size for p in Path(tmp).iterdir()}
+        history_rows = Path(f"{prefix}_stats_history.csv").read_bytes().count(b"\n") - 1
+        print(f"synthetic run: {opts.hours:g} h, 7 targets, {history_rows:,} history rows "
+              f"({sizes['run_stats_history.csv'] / 2**20:.1f} MiB), HDR JSON {sizes['run_hdr.json'] / 2**10:.0f} KiB, "
+              f"{int(opts.rps * opts.hours * 3600):,} samples/target; made in {made:.1f} s")
+        csv_only = Path(tmp) / "csv"
+        csv_only.mkdir()
+        for name in ("run_stats.csv", "run_stats_history.csv", "run_failures.csv"):
+            (csv_only / name).symlink_to(Path(tmp) / name)
+        cases = [
+            ("HDR + charts", [str(prefix)]),
+            ("HDR, --no-charts", [str(prefix), "--no-charts"]),
+            ("CSV only + charts", [str(csv_only / "run")]),
+        ]
+        print(f"{'case':<20} {'seconds':>8} {'peak RSS MiB':>13} {'exit':>5}")
+        for label, extra in cases:
+            seconds, rss, rc = measure(["decide", *extra, "--out", str(Path(tmp) / "out" / label.replace(" ", "_"))])
+            print(f"{label:<20} {seconds:>8.2f} {rss:>13.0f} {rc:>5}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""python -m reports: a Locust run's output → the P95 decision table.
+
+Commands
+  decide PREFIX [--out DIR] [thresholds…]   verdict, decision.md/json, report.html
+  compare RUN_A RUN_B [--out DIR]           the same table for two runs, with significance
+
+PREFIX is Locust's --csv prefix (``runs/x/run`` for ``runs/x/run_stats.csv``),
+a ``*_stats.csv`` path, or a directory holding one run.
+
+Output directory (decide): ``--out DIR``, default ``reports/out/<prefix name>-<UTC time>/``
+under the current directory (git-ignored).
+
+Exit codes
+   0  GO: migrate to Convex
+  10  OPTIMISE SUPABASE
+  11  INCONCLUSIVE (thin evidence, a straddling interval, or Convex 20–50 % faster)
+   2  bad input or usage (one line on stderr naming the file and row)
+   1  unexpected internal error
+``compare`` exits 0 when both runs were read, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reports.load import BadInput, Run, load_run
+from reports.rules import EXIT_BAD_INPUT, EXIT_CODES, EXIT_INTERNAL_ERROR, Decision, Thresholds, decide_all
+
+EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 2 bad input · 1 internal error
+(compare: 0 or 2)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse's own errors: one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _add_thresholds(p: argparse.ArgumentParser) -> None:
+    d = Thresholds()
+    p.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms, help="Convex P95 must be under this (default %(default)s)")
+    p.add_argument("--min-speedup", type=float, default=d.min_speedup,
+                   help="GO needs P95 at least this fraction below Supabase's (default %(default)s)")
+    p.add_argument("--equivalence", type=float, default=d.equivalence,
+                   help="OPTIMISE SUPABASE when P95s differ by less than this fraction, or Convex is slower (default %(default)s)")
+    p.add_argument("--min-samples", type=int, default=d.min_samples, help="successful lookups needed per target (default %(default)s)")
+    p.add_argument("--max-failure-ratio", type=float, default=d.max_failure_ratio,
+                   help="a target failing more than this is not used (default %(default)s)")
+    p.add_argument("--warmup", type=float, default=None,
+                   help="seconds excluded at the start; default: the HDR artifact's warmup_s, else 0. "
+                        "HDR histograms already exclude the harness's warm-up; this applies to CSV-derived data")
+    p.add_argument("--require-ci", action="store_true", help="INCONCLUSIVE unless a bootstrap CI (HDR histograms) is available")
+    p.add_argument("--resamples", type=int, default=d.resamples, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="bootstrap seed (default %(default)s)")
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    th = Thresholds(
+        p95_target_ms=args.p95_target_ms, min_speedup=args.min_speedup, equivalence=args.equivalence,
+        min_samples=args.min_samples, max_failure_ratio=args.max_failure_ratio,
+        resamples=args.resamples, seed=args.seed, require_ci=args.require_ci,
+    )
+    try:
+        th.validate()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if args.warmup is not None and args.warmup < 0:
+        raise BadInput(f"--warmup must be >= 0, got {args.warmup}")
+    return th
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m reports", description="Locust run output → P95 decision table.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    d = sub.add_parser("decide", help="verdict for one run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("prefix", metavar="PREFIX", help="Locust --csv prefix, a *_stats.csv path, or a run directory")
+    d.add_argument("--out", type=Path, default=None, help="output directory (default reports/out/<prefix>-<UTC time>/)")
+    d.add_argument("--no-charts", action="store_true", help="skip the charts in report.html (faster)")
+    _add_thresholds(d)
+    c = sub.add_parser("compare", help="two runs side by side", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.add_argument("--out", type=Path, default=None, help="also write compare.md and compare.json here")
+    _add_thresholds(c)
+    return parser
+
+
+def _default_out(run: Run) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("reports") / "out" / f"{run.prefix.name}-{stamp}"
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    th = _thresholds(args)
+    run = load_run(args.prefix, args.warmup)
+    decisions = decide_all(run.targets, th)
+    from reports import render
+
+    out = args.out or _default_out(run)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{out}: cannot create output directory ({exc.strerror})") from None
+    charts = []
+    if not args.no_charts:
+        from reports.charts import all_charts
+
+        charts = all_charts(run, th.p95_target_ms)
+    (out / "decision.md").write_text(render.to_markdown(run, decisions), encoding="utf-8")
+    (out / "decision.json").write_text(json.dumps(render.to_json(run, decisions), indent=2, default=str) + "\n",
+                                       encoding="utf-8")
+    (out / "report.html").write_text(render.to_html(run, decisions, charts), encoding="utf-8")
+    try:
+        sys.stdout.write(render.to_text(run, decisions))
+        sys.stdout.write(f"wrote {out}/decision.md, decision.json, report.html\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # e.g. piped into `head`: the files are written and the verdict stands
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    return EXIT_CODES[decisions["direct"].verdict]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from reports import compare, render
+
+    th = _thresholds(args)
+    run_a = load_run(args.run_a, args.warmup)
+    run_b = load_run(args.run_b, args.warmup)
+    da: dict[str, Decision] = decide_all(run_a.targets, th)
+    db: dict[str, Decision] = decide_all(run_b.targets, th)
+    changes = compare.compare_targets(run_a.targets, run_b.targets, th)
+    table = render._text_table(compare.HEADER, compare.rows(changes))
+    lines = [
+        f"A: {run_a.prefix} ({run_a.source}) verdict {da['direct'].verdict.value}",
+        f"B: {run_b.prefix} ({run_b.source}) verdict {db['direct'].verdict.value}",
+        *(["SANDBOX RUN: " + render.SANDBOX_BANNER + "."] if run_a.sandbox or run_b.sandbox else []),
+        table,
+        "significance: bootstrap 95% CI of P95 B/A excludes 1; 'not significant (n.s.)' otherwise; "
+        "'unknown (CSV only)' without HDR histograms in both runs.",
+    ]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        md = "\n".join(["# Run comparison\n", f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{da['direct'].verdict.value}**",
+                        f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{db['direct'].verdict.value}**\n",
+                        render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])
+        (args.out / "compare.md").write_text(md, encoding="utf-8")
+        (args.out / "compare.json").write_text(json.dumps(compare.to_json(run_a, run_b, da, db, changes), indent=2) + "\n",
+                                               encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_decide(args) if args.command == "decide" else cmd_compare(args)
+    except BadInput as exc:
+        sys.stderr.write(f"reports: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug, not the user's input: still one line
+        sys.stderr.write(f"reports: internal error: {exc.__class__.__name__}: {exc}\n")
+        return EXIT_INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,480 @@
+"""Read a run: Locust's ``PREFIX_stats.csv``, ``PREFIX_stats_history.csv``,
+``PREFIX_failures.csv`` and, when present, the harness's ``PREFIX_hdr.json``.
+
+Every problem with the input raises :class:`BadInput` whose message is one
+line naming the file (and line or entry).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from reports.rules import TARGETS, TargetStats, target_from_distribution, targets_of
+from reports.stats import Distribution, distribution_from_histogram
+
+HDR_FORMAT = "crm-latency-hdr/1"
+TRANSACTION = "lookup"
+TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
+
+STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "Failures/s", "50%", "95%", "99%")
+HISTORY_COLUMNS = (
+    "Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", "50%", "95%", "99%",
+    "Total Request Count", "Total Failure Count",
+)
+FAILURE_COLUMNS = ("Method", "Name", "Error", "Occurrences")
+# Headers of Locust before 1.0 (e.g. "Method", "# requests"): a different layout, not read.
+OLD_LOCUST_MARKERS = ("# requests", "# failures", "# reqs", "Median response time", "Requests Failed/s")
+
+
+class BadInput(Exception):
+    """Unusable input; the message is one line naming the file and row."""
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    line: int
+    type: str
+    name: str
+    count: int
+    failures: int
+    rps: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    percentiles: dict[str, float | None]
+
+
+@dataclass
+class Series:
+    """One (Type, Name) row's history; percentiles are cumulative unless --csv-full-history."""
+
+    t: list[float] = field(default_factory=list)
+    users: list[int] = field(default_factory=list)
+    rps: list[float] = field(default_factory=list)
+    fps: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p95: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    total: list[int] = field(default_factory=list)
+    total_failures: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    method: str
+    name: str
+    error: str
+    occurrences: int
+
+
+@dataclass(frozen=True)
+class HdrEntry:
+    type: str
+    name: str
+    step: int | None
+    count: int
+    failures: int
+    distribution: Distribution
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    users: int
+    start: float
+    end: float
+
+
+@dataclass
+class Run:
+    prefix: Path
+    stats: list[StatsRow]
+    history: dict[tuple[str, str], Series]
+    failures: list[FailureRow]
+    hdr_entries: list[HdrEntry] | None
+    metadata: dict[str, Any]
+    warmup_s: float
+    targets: dict[str, TargetStats]
+    start_ts: float | None
+    notes: list[str]
+
+    @property
+    def source(self) -> str:
+        return "hdr" if self.hdr_entries is not None else "csv"
+
+    @property
+    def sandbox(self) -> bool:
+        return bool(self.metadata.get("sandbox"))
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        """Target id -> scheme://host[:port] (never userinfo, path or query)."""
+        out: dict[str, str] = {}
+        for tid, info in (self.metadata.get("targets") or {}).items():
+            host = info.get("host") if isinstance(info, dict) else None
+            if isinstance(host, str) and host:
+                parts = urlsplit(host)
+                netloc = parts.netloc.rsplit("@", 1)[-1]
+                out[tid] = f"{parts.scheme}://{netloc}" if netloc else "(unparsed host)"
+        return out
+
+    @property
+    def steps(self) -> list[Step]:
+        out = []
+        for s in self.metadata.get("steps") or []:
+            try:
+                out.append(Step(int(s["index"]), int(s["users"]), float(s["start"]), float(s["end"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    def step_entries(self) -> dict[int, dict[str, HdrEntry]]:
+        out: dict[int, dict[str, HdrEntry]] = {}
+        for e in self.hdr_entries or []:
+            if e.step is not None and e.type == TRANSACTION:
+                out.setdefault(e.step, {})[e.name] = e
+        return out
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def resolve_prefix(arg: str) -> Path:
+    """Accept ``dir/run``, ``dir/run_stats.csv`` or a directory holding exactly one ``*_stats.csv``."""
+    path = Path(arg)
+    if path.name.endswith("_stats.csv"):
+        return path.with_name(path.name[: -len("_stats.csv")])
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*_stats.csv"))
+        if len(found) == 1:
+            return found[0].with_name(found[0].name[: -len("_stats.csv")])
+        if not found:
+            raise BadInput(f"{path}: no *_stats.csv in this directory (give the --csv PREFIX of a Locust run)")
+        raise BadInput(f"{path}: {len(found)} *_stats.csv files here; give the PREFIX of one run")
+    return path
+
+
+def _file(prefix: Path, suffix: str) -> Path:
+    return prefix.with_name(prefix.name + suffix)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if not text.strip():
+        raise BadInput(f"{path}: empty file (truncated, or the run wrote nothing)")
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise BadInput(f"{path}: not a CSV file ({exc})") from None
+    header = [h.strip() for h in rows[0]]
+    if any(m in header for m in OLD_LOCUST_MARKERS) or ("Method" in header and "Type" not in header and "Error" not in header):
+        raise BadInput(
+            f"{path} line 1: older Locust column set ({', '.join(h for h in header if h in OLD_LOCUST_MARKERS or h == 'Method')});"
+            " re-run with Locust 2.x (needs columns: " + ", ".join(required) + ")"
+        )
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BadInput(f"{path} line 1: missing column(s) {', '.join(repr(m) for m in missing)}; not a Locust 2.x CSV")
+    body: list[tuple[int, list[str]]] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise BadInput(f"{path} line {number}: {len(row)} fields, expected {len(header)} (truncated file?)")
+        body.append((number, row))
+    if not text.endswith("\n") and body:
+        # Locust ends every row with a newline; a missing one means the file was cut.
+        raise BadInput(f"{path} line {body[-1][0]}: last row has no line end (truncated file?)")
+    return header, body
+
+
+def _num(path: Path, line: int, column: str, raw: str, allow_na: bool = True) -> float | None:
+    value = raw.strip()
+    if value in ("N/A", "") and allow_na:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadInput(f"{path} line {line} column {column!r}: {raw!r} is not a number") from None
+    if math.isnan(number) or number < 0:
+        raise BadInput(f"{path} line {line} column {column!r}: {raw!r} is not a valid count or time")
+    return number
+
+
+def _count(path: Path, line: int, column: str, raw: str) -> int:
+    value = _num(path, line, column, raw, allow_na=False)
+    assert value is not None
+    return int(value)
+
+
+def _check_name(path: Path, line: int, rtype: str, name: str) -> None:
+    if rtype == "" and name == "Aggregated":
+        return
+    head = name.split(" ", 1)[0]
+    if head not in TARGETS:
+        raise BadInput(
+            f"{path} line {line}: unknown name {name!r} (Type {rtype!r}); names must start with a target id"
+            f" ({', '.join(TARGETS)})"
+        )
+    if rtype in TRANSACTION_TYPES and name not in TARGETS:
+        raise BadInput(f"{path} line {line}: unknown target id {name!r} for Type {rtype!r}")
+
+
+def read_stats(path: Path) -> list[StatsRow]:
+    header, body = _read_csv(path, STATS_COLUMNS)
+    col = {h: i for i, h in enumerate(header)}
+    pct_cols = [h for h in header if h.endswith("%")]
+    out = []
+    for line, row in body:
+        rtype, name = row[col["Type"]].strip(), row[col["Name"]].strip()
+        _check_name(path, line, rtype, name)
+        count = _count(path, line, "Request Count", row[col["Request Count"]])
+        failures = _count(path, line, "Failure Count", row[col["Failure Count"]])
+        if failures > count:
+            raise BadInput(f"{path} line {line}: Failure Count {failures} exceeds Request Count {count}")
+        pcts = {h: _num(path, line, h, row[col[h]]) for h in pct_cols}
+        out.append(
+            StatsRow(line, rtype, name, count, failures, _num(path, line, "Requests/s", row[col["Requests/s"]]) or 0.0,
+                     pcts["50%"], pcts["95%"], pcts["99%"], pcts)
+        )
+    return out
+
+
+def read_history(path: Path) -> dict[tuple[str, str], Series]:
+    header, body = _read_csv(path, HISTORY_COLUMNS)
+    c = {h: i for i, h in enumerate(header)}
+    ts, uc, ty, nm, rp, fp = c["Timestamp"], c["User Count"], c["Type"], c["Name"], c["Requests/s"], c["Failures/s"]
+    i50, i95, i99, itot, ifail = c["50%"], c["95%"], c["99%"], c["Total Request Count"], c["Total Failure Count"]
+    series: dict[tuple[str, str], Series] = {}
+    checked: set[tuple[str, str]] = set()
+    nan = math.nan
+    for line, row in body:
+        key = (row[ty], row[nm])
+        if key not in checked:
+            _check_name(path, line, *key)
+            checked.add(key)
+        s = series.get(key)
+        if s is None:
+            s = series[key] = Series()
+        try:
+            # Fast path; on any error re-parse the row field by field for a precise message.
+            s.t.append(float(row[ts]))
+            s.users.append(int(row[uc]))
+            s.rps.append(float(row[rp]))
+            s.fps.append(float(row[fp]))
+            s.p50.append(nan if row[i50] == "N/A" else float(row[i50]))
+            s.p95.append(nan if row[i95] == "N/A" else float(row[i95]))
+            s.p99.append(nan if row[i99] == "N/A" else float(row[i99]))
+            s.total.append(int(row[itot]))
+            s.total_failures.append(int(row[ifail]))
+        except ValueError:
+            for name in ("Timestamp", "User Count", "Requests/s", "Failures/s", "50%", "95%", "99%",
+                         "Total Request Count", "Total Failure Count"):
+                value = _num(path, line, name, row[c[name]], allow_na=name.endswith("%"))
+                if value is not None and name in ("User Count", "Total Request Count", "Total Failure Count") \
+                        and value != int(value):
+                    raise BadInput(f"{path} line {line} column {name!r}: {row[c[name]]!r} is not an integer") from None
+            raise BadInput(f"{path} line {line}: unreadable row") from None
+    return series
+
+
+def read_failures(path: Path) -> list[FailureRow]:
+    header, body = _read_csv(path, FAILURE_COLUMNS)
+    col = {h: i for i, h in enumerate(header)}
+    out = []
+    for line, row in body:
+        name = row[col["Name"]].strip()
+        _check_name(path, line, row[col["Method"]].strip(), name)
+        out.append(FailureRow(row[col["Method"]], name, row[col["Error"]],
+                              _count(path, line, "Occurrences", row[col["Occurrences"]])))
+    return out
+
+
+# --------------------------------------------------------------------------- HDR JSON
+
+
+def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}; truncated file?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != HDR_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise BadInput(f"{path}: format is {found!r}, expected {HDR_FORMAT!r}")
+    metadata = doc.get("metadata")
+    entries = doc.get("entries")
+    if not isinstance(metadata, dict) or not isinstance(entries, list):
+        raise BadInput(f"{path}: needs an object 'metadata' and a list 'entries'")
+    from hdrh.histogram import HdrHistogram  # only needed when an artifact is present
+
+    out = []
+    for i, e in enumerate(entries):
+        where = f"{path} entries[{i}]"
+        if not isinstance(e, dict):
+            raise BadInput(f"{where}: not an object")
+        name, etype = e.get("name"), e.get("type")
+        if not isinstance(name, str) or not isinstance(etype, str):
+            raise BadInput(f"{where}: 'type' and 'name' must be strings")
+        if name not in TARGETS:
+            raise BadInput(f"{where}: unknown target id {name!r} ({', '.join(TARGETS)})")
+        step = e.get("step")
+        if step is not None and not isinstance(step, int):
+            raise BadInput(f"{where} ({name}): 'step' must be null or an integer")
+        unit = e.get("unit", "us")
+        per_ms = {"us": 1000.0, "ms": 1.0, "ns": 1_000_000.0}.get(unit)
+        if per_ms is None:
+            raise BadInput(f"{where} ({name}): unknown unit {unit!r} (us, ms or ns)")
+        failures = e.get("failures", 0)
+        if not isinstance(failures, int) or failures < 0:
+            raise BadInput(f"{where} ({name}): 'failures' must be a non-negative integer")
+        blob = e.get("hdr")
+        if not isinstance(blob, str) or not blob:
+            raise BadInput(f"{where} ({name}): 'hdr' must be a non-empty base64 string")
+        try:
+            hist = HdrHistogram.decode(blob.encode("ascii"))
+        except Exception:  # the codec raises assorted types on corrupt input
+            raise BadInput(f"{where} ({name}): 'hdr' is not a decodable HdrHistogram encoding") from None
+        dist = distribution_from_histogram(hist, per_ms)
+        out.append(HdrEntry(etype, name, step, dist.total, failures, dist))
+    return metadata, out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _iso_ts(value: Any) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
+    prefix = resolve_prefix(str(prefix_arg))
+    stats_path = _file(prefix, "_stats.csv")
+    history_path = _file(prefix, "_stats_history.csv")
+    failures_path = _file(prefix, "_failures.csv")
+    hdr_path = _file(prefix, "_hdr.json")
+    stats = read_stats(stats_path)
+    history = read_history(history_path)
+    failures = read_failures(failures_path)
+    notes: list[str] = []
+
+    metadata: dict[str, Any] = {}
+    hdr_entries: list[HdrEntry] | None = None
+    if hdr_path.exists():
+        metadata, hdr_entries = read_hdr(hdr_path)
+    else:
+        notes.append(
+            f"No {hdr_path.name}: percentiles are Locust's CSV values, bucketed to ~2 significant digits "
+            "(±5 ms between 100 ms and 1 s), include the warm-up, and allow no bootstrap CI."
+        )
+
+    aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)
+    total_requests = aggregated.count if aggregated else sum(r.count for r in stats)
+    if total_requests == 0:
+        raise BadInput(f"{stats_path}: the run recorded zero requests")
+    lookups = {r.name: r for r in stats if r.type == TRANSACTION}
+    if not lookups:
+        raise BadInput(f"{stats_path}: no transaction rows (Type {TRANSACTION!r}, Name <target id>); "
+                       "was the run made with this project's locustfiles?")
+
+    meta_warmup = metadata.get("warmup_s")
+    if warmup_s is None:
+        warmup_s = float(meta_warmup) if isinstance(meta_warmup, int | float) else 0.0
+    elif hdr_entries is not None and isinstance(meta_warmup, int | float) and float(meta_warmup) != warmup_s:
+        notes.append(
+            f"The HDR histograms exclude the harness's own warm-up ({float(meta_warmup):g} s); "
+            f"--warmup {warmup_s:g} applies to the CSV-derived series only."
+        )
+
+    agg_series = history.get(("", "Aggregated"))
+    start_ts = _iso_ts(metadata.get("started_at"))
+    if start_ts is None and agg_series and agg_series.t:
+        start_ts = agg_series.t[0]
+
+    targets: dict[str, TargetStats] = {}
+    if hdr_entries is not None:
+        whole = {e.name: e for e in hdr_entries if e.step is None and e.type == TRANSACTION}
+        end_ts = _iso_ts(metadata.get("ended_at"))
+        measured_s = (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
+        for name, e in whole.items():
+            total = e.count + e.failures
+            rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
+            targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
+        for name in lookups:
+            if name not in whole:
+                notes.append(f"{name} has a CSV row but no HDR entry: using its CSV percentiles.")
+    for name, row in lookups.items():
+        if name in targets:
+            continue
+        successes, fails = row.count - row.failures, row.failures
+        series = history.get((TRANSACTION, name))
+        if warmup_s > 0 and series and series.t and start_ts is not None:
+            before = [i for i, t in enumerate(series.t) if t < start_ts + warmup_s]
+            if before:
+                i = before[-1]
+                successes -= series.total[i] - series.total_failures[i]
+                fails -= series.total_failures[i]
+        targets[name] = TargetStats(
+            target=name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
+            count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv",
+        )
+    if warmup_s > 0 and hdr_entries is None:
+        per_target = any(k[0] == TRANSACTION for k in history)
+        notes.append(
+            f"Warm-up ({warmup_s:g} s): excluded from sample counts"
+            + (" (per-target history rows)" if per_target else " only where per-target history exists (run with --csv-full-history)")
+            + "; Locust's cumulative CSV percentiles still include it."
+        )
+
+    for level in ("direct",):
+        (baseline,) = targets_of(level, "baseline")
+        convex = targets_of(level, "convex")
+        if baseline not in lookups and baseline not in targets:
+            raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
+        if not any(c in lookups or c in targets for c in convex):
+            raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
+        _all_failed(stats_path, failures_path, lookups, failures, [baseline])
+        _all_failed(stats_path, failures_path, lookups, failures, convex)
+
+    for t in targets.values():
+        if t.round_trips is not None:
+            declared = (metadata.get("targets") or {}).get(t.target)
+            if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
+                notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
+    return Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes)
+
+
+def _all_failed(stats_path: Path, failures_path: Path, lookups: dict[str, StatsRow],
+                failures: list[FailureRow], names: list[str]) -> None:
+    """Raise when every named target that was measured has zero requests or only failures."""
+    rows = [lookups[n] for n in names if n in lookups]
+    if not rows or any(r.count > r.failures for r in rows):
+        return
+    r = rows[0]
+    if r.count == 0:
+        raise BadInput(f"{stats_path} line {r.line}: {r.name} made zero requests")
+    first = next((f for f in failures if f.name == r.name or f.name.startswith(r.name + " ")), None)
+    error = f"; first error in {failures_path.name}: {first.error!r}" if first else ""
+    raise BadInput(f"{stats_path} line {r.line}: every {r.name} lookup failed ({r.failures} of {r.count}){error}")

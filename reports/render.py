@@ -1,0 +1,259 @@
+"""decision.md, decision.json, report.html and the stdout table."""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from reports.charts import Chart
+from reports.load import Run
+from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval
+
+SANDBOX_BANNER = "sandbox numbers exercise the method; they are not a verdict on hosted Supabase or Convex"
+LEVEL_TITLES = {"direct": "Direct backends", "api": "API routes (Next.js)"}
+COLUMNS = ["target", "what", "P50 ms", "P95 ms [95% CI]", "P99 ms", "req/s", "failure %", "samples",
+           "round trips", "evidence"]
+
+
+def _ms(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def target_row(t: TargetStats, d: Decision) -> list[str]:
+    info = TARGETS.get(t.target)
+    if t.p95_ms is not None:
+        iv = p95_interval(t, d.thresholds)
+        p95 = f"{_ms(iv.estimate)} [{_ms(iv.low)}, {_ms(iv.high)}]"
+    else:
+        p95 = "n/a"
+    trips = "n/a" if t.round_trips is None else str(t.round_trips)
+    if info and info.level == "api":
+        trips += f" ({t.queries} behind)"
+    problems = d.evidence.get(t.target, ())
+    mark = "ok" if not problems else "; ".join(p.split(": ", 1)[-1] for p in problems)
+    if d.convex == t.target:
+        mark += " (decides)"
+    return [
+        t.target, info.label if info else "", _ms(t.p50_ms), p95, _ms(t.p99_ms),
+        "n/a" if t.rps is None else f"{t.rps:.1f}", f"{t.failure_ratio:.2%}", str(t.count), trips, mark,
+    ]
+
+
+def ordered(targets: tuple[TargetStats, ...]) -> list[TargetStats]:
+    order = list(TARGETS)
+    return sorted(targets, key=lambda t: order.index(t.target) if t.target in order else 99)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def criteria_rows(d: Decision) -> list[list[str]]:
+    return [[c.subject, c.name, c.value, c.threshold, c.status.upper()] for c in d.criteria]
+
+
+def thresholds_line(th: Thresholds) -> str:
+    return (
+        f"P95 target < {th.p95_target_ms:g} ms · min speed-up {th.min_speedup:.0%} (ratio ≤ {th.go_ratio:g}) · "
+        f"equivalence {th.equivalence:.0%} (ratio > {th.equivalent_ratio:g}) · min samples {th.min_samples} · "
+        f"max failure ratio {th.max_failure_ratio:.2%} · queries < {th.max_queries} · "
+        f"{th.confidence:.0%} CI, {th.resamples} bootstrap resamples, seed {th.seed}"
+    )
+
+
+def step_rows(run: Run) -> list[list[str]]:
+    per_step = run.step_entries()
+    users = {s.index: s.users for s in run.steps}
+    rows = []
+    for i in sorted(per_step):
+        for name in TARGETS:
+            e = per_step[i].get(name)
+            if e is None:
+                continue
+            p95 = _ms(e.distribution.quantile(0.95)) if e.count else "n/a"
+            rows.append([str(i), str(users.get(i, "?")), name, p95, str(e.count), str(e.failures)])
+    return rows
+
+
+def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
+    return {
+        "format": "crm-latency-decision/1",
+        "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "run": {
+            "prefix": str(run.prefix),
+            "source": run.source,
+            "sandbox": run.sandbox,
+            "hosts": run.hosts,
+            "started_at": run.metadata.get("started_at"),
+            "ended_at": run.metadata.get("ended_at"),
+            "locust_version": run.metadata.get("locust_version"),
+            "warmup_s": run.warmup_s,
+            "steps": [s.__dict__ for s in run.steps],
+        },
+        "verdict": decisions["direct"].verdict.value,
+        "exit_code": decisions["direct"].exit_code,
+        "decisions": {level: d.to_dict() for level, d in decisions.items()},
+        "notes": run.notes,
+    }
+
+
+def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
+    out: list[str] = []
+    for level in LEVELS:
+        d = decisions.get(level)
+        if d is None:
+            continue
+        out.append(f"## {LEVEL_TITLES[level]}: {d.verdict.value}\n")
+        out.append(d.reason + "\n")
+        out.append(_md_table(COLUMNS, [target_row(t, d) for t in ordered(d.targets)]) + "\n")
+        if d.criteria:
+            out.append("### Criteria\n")
+            out.append(_md_table(["subject", "criterion", "value", "threshold", "result"], criteria_rows(d)) + "\n")
+        if d.second_finding is not None:
+            out.append("### Second finding: optimised Supabase\n")
+            out.append(d.second_finding.text + "\n")
+        out.extend(f"- {n}" for n in d.notes)
+        if d.notes:
+            out.append("")
+    return out
+
+
+def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
+    direct = decisions["direct"]
+    parts = ["# Supabase → Convex latency decision\n"]
+    if run.sandbox:
+        parts.append(f"> **Sandbox run:** {SANDBOX_BANNER}.\n")
+    parts.append(f"**Verdict: {direct.verdict.value}** (exit code {direct.exit_code})\n")
+    parts.append(f"Thresholds: {thresholds_line(direct.thresholds)}\n")
+    parts.append(
+        f"Run `{run.prefix}` · source: "
+        + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr" else "Locust CSV percentiles (no HDR artifact)")
+        + f" · warm-up {run.warmup_s:g} s excluded\n"
+    )
+    if run.hosts:
+        parts.append("Targets: " + ", ".join(f"{k} → {v}" for k, v in sorted(run.hosts.items())) + "\n")
+    parts += _level_sections_md(decisions)
+    steps = step_rows(run)
+    if steps:
+        parts.append("## P95 per concurrency step\n")
+        parts.append(_md_table(["step", "users", "target", "P95 ms", "samples", "failures"], steps) + "\n")
+    if run.notes:
+        parts.append("## Notes\n")
+        parts.extend(f"- {n}" for n in run.notes)
+        parts.append("")
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def to_text(run: Run, decisions: dict[str, Decision]) -> str:
+    out: list[str] = []
+    if run.sandbox:
+        out.append(f"SANDBOX RUN: {SANDBOX_BANNER}.")
+    direct = decisions["direct"]
+    out.append(f"VERDICT: {direct.verdict.value} (exit {direct.exit_code})")
+    out.append(f"thresholds: {thresholds_line(direct.thresholds)}")
+    out.append(f"source: {'HDR histograms' if run.source == 'hdr' else 'Locust CSV percentiles (bucketed; no CI)'}")
+    for level in LEVELS:
+        d = decisions.get(level)
+        if d is None:
+            continue
+        out.append("")
+        out.append(f"== {LEVEL_TITLES[level]}: {d.verdict.value}")
+        out.append(d.reason)
+        cols = [c for c in COLUMNS if c != "what"]
+        rows = [[c for i, c in enumerate(target_row(t, d)) if i != 1] for t in ordered(d.targets)]
+        out.append(_text_table(cols, rows))
+        if d.criteria:
+            out.append("")
+            out.append(_text_table(["subject", "criterion", "value", "threshold", "result"], criteria_rows(d)))
+        if d.second_finding is not None:
+            out.append("")
+            out.append("second finding: " + d.second_finding.text)
+    for n in run.notes:
+        out.append("note: " + n)
+    return "\n".join(out) + "\n"
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th{background:#f3f3f3}
+.banner{background:#fff3cd;border:1px solid #e0c36b;padding:.8em;margin:1em 0}
+.verdict{font-size:1.6em;font-weight:bold;padding:.4em .8em;display:inline-block;border-radius:4px}
+.GO{background:#d4edda}.OPTIMISE{background:#fde2c8}.INCONCLUSIVE{background:#e2e3e5}
+.pass{color:#155724;font-weight:bold}.fail{color:#a71d2a;font-weight:bold}.undetermined{color:#856404}
+img{max-width:100%}.note{color:#555;font-size:.9em}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]], status_col: int | None = None) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = []
+    for r in rows:
+        cells = []
+        for i, c in enumerate(r):
+            cls = f' class="{e(c.lower())}"' if i == status_col else ""
+            cells.append(f"<td{cls}>{e(c)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> str:
+    e = html.escape
+    direct = decisions["direct"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(direct.verdict.value)}</title>",
+             f"<style>{CSS}</style></head><body>", "<h1>Supabase → Convex latency decision</h1>"]
+    if run.sandbox:
+        parts.append(f"<div class='banner'><b>Sandbox run:</b> {e(SANDBOX_BANNER)}.</div>")
+    parts.append(f"<p><span class='verdict {e(direct.verdict.value.split()[0])}'>{e(direct.verdict.value)}</span> "
+                 f"exit code {direct.exit_code}</p>")
+    parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(direct.thresholds))}</p>")
+    source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
+    parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
+    if run.hosts:
+        parts.append("<p class='note'>Targets: " + e(", ".join(f"{k} → {v}" for k, v in sorted(run.hosts.items()))) + "</p>")
+    for level in LEVELS:
+        d = decisions.get(level)
+        if d is None:
+            continue
+        parts.append(f"<h2>{e(LEVEL_TITLES[level])}: {e(d.verdict.value)}</h2><p>{e(d.reason)}</p>")
+        parts.append(_html_table(COLUMNS, [target_row(t, d) for t in ordered(d.targets)]))
+        if d.criteria:
+            parts.append("<h3>Criteria</h3>")
+            parts.append(_html_table(["subject", "criterion", "value", "threshold", "result"],
+                                     [[*r[:4], r[4].lower()] for r in criteria_rows(d)], status_col=4))
+        if d.second_finding is not None:
+            parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
+        parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
+    steps = step_rows(run)
+    if steps:
+        parts.append("<h2>P95 per concurrency step</h2>")
+        parts.append(_html_table(["step", "users", "target", "P95 ms", "samples", "failures"], steps))
+    parts.append("<h2>Charts</h2>")
+    for c in charts:
+        parts.append(f"<h3>{e(c.title)}</h3>")
+        if c.data_uri:
+            parts.append(f"<img alt='{e(c.title)}' src='{c.data_uri}'>")
+        if c.note:
+            parts.append(f"<p class='note'>{e(c.note)}</p>")
+    if run.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in run.notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
