@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,15 +56,16 @@ class StatsRow:
 class Series:
     """One (Type, Name) row's history; percentiles are cumulative unless --csv-full-history."""
 
-    t: list[float] = field(default_factory=list)
-    users: list[int] = field(default_factory=list)
-    rps: list[float] = field(default_factory=list)
-    fps: list[float] = field(default_factory=list)
-    p50: list[float] = field(default_factory=list)
-    p95: list[float] = field(default_factory=list)
-    p99: list[float] = field(default_factory=list)
-    total: list[int] = field(default_factory=list)
-    total_failures: list[int] = field(default_factory=list)
+    # compact arrays: a 2-hour full history is ~10^6 numbers
+    t: array[float] = field(default_factory=lambda: array("d"))
+    users: array[int] = field(default_factory=lambda: array("q"))
+    rps: array[float] = field(default_factory=lambda: array("d"))
+    fps: array[float] = field(default_factory=lambda: array("d"))
+    p50: array[float] = field(default_factory=lambda: array("d"))
+    p95: array[float] = field(default_factory=lambda: array("d"))
+    p99: array[float] = field(default_factory=lambda: array("d"))
+    total: array[int] = field(default_factory=lambda: array("q"))
+    total_failures: array[int] = field(default_factory=lambda: array("q"))
 
 
 @dataclass(frozen=True)
@@ -167,39 +170,54 @@ def _file(prefix: Path, suffix: str) -> Path:
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """Header and a lazy iterator of (line number, row); rows are checked as they stream past."""
     if not path.is_file():
         raise BadInput(f"{path}: file not found")
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        if size:
+            raw.seek(-1, 2)
+        ends_with_newline = raw.read(1) == b"\n"
+    fh = path.open(encoding="utf-8", newline="")
+    reader = csv.reader(fh)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    if not text.strip():
+        header = [h.strip() for h in next(reader, [])]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        fh.close()
+        raise BadInput(f"{path}: not a readable CSV file ({exc})") from None
+    if not any(header):
+        fh.close()
         raise BadInput(f"{path}: empty file (truncated, or the run wrote nothing)")
-    try:
-        rows = list(csv.reader(text.splitlines()))
-    except csv.Error as exc:
-        raise BadInput(f"{path}: not a CSV file ({exc})") from None
-    header = [h.strip() for h in rows[0]]
     if any(m in header for m in OLD_LOCUST_MARKERS) or ("Method" in header and "Type" not in header and "Error" not in header):
-        raise BadInput(
-            f"{path} line 1: older Locust column set ({', '.join(h for h in header if h in OLD_LOCUST_MARKERS or h == 'Method')});"
-            " re-run with Locust 2.x (needs columns: " + ", ".join(required) + ")"
-        )
+        fh.close()
+        old = ", ".join(h for h in header if h in OLD_LOCUST_MARKERS or h == "Method")
+        raise BadInput(f"{path} line 1: older Locust column set ({old}); re-run with Locust 2.x "
+                       f"(needs columns: {', '.join(required)})")
     missing = [c for c in required if c not in header]
     if missing:
+        fh.close()
         raise BadInput(f"{path} line 1: missing column(s) {', '.join(repr(m) for m in missing)}; not a Locust 2.x CSV")
-    body: list[tuple[int, list[str]]] = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise BadInput(f"{path} line {number}: {len(row)} fields, expected {len(header)} (truncated file?)")
-        body.append((number, row))
-    if not text.endswith("\n") and body:
-        # Locust ends every row with a newline; a missing one means the file was cut.
-        raise BadInput(f"{path} line {body[-1][0]}: last row has no line end (truncated file?)")
-    return header, body
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        width = len(header)
+        last = 1
+        with fh:
+            try:
+                for row in reader:
+                    last = reader.line_num
+                    if not row:
+                        continue
+                    if len(row) != width:
+                        raise BadInput(f"{path} line {last}: {len(row)} fields, expected {width} (truncated file?)")
+                    yield last, row
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise BadInput(f"{path} line {reader.line_num + 1}: unreadable ({exc})") from None
+        if not ends_with_newline and last > 1:
+            # Locust ends every row with a newline; a missing one means the file was cut.
+            raise BadInput(f"{path} line {last}: last row has no line end (truncated file?)")
+
+    return header, rows()
 
 
 def _num(path: Path, line: int, column: str, raw: str, allow_na: bool = True) -> float | None:
