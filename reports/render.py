@@ -84,6 +84,18 @@ def step_rows(run: Run) -> list[list[str]]:
     return rows
 
 
+def hosts_line(run: Run) -> str:
+    """Target hosts grouped by host (scheme://host:port only)."""
+    by_host: dict[str, list[str]] = {}
+    for target, host in run.hosts.items():
+        by_host.setdefault(host, []).append(target)
+    order = list(TARGETS)
+    return "; ".join(
+        f"{host} ({', '.join(sorted(ts, key=lambda t: order.index(t) if t in order else 99))})"
+        for host, ts in sorted(by_host.items())
+    )
+
+
 def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
     return {
         "format": "crm-latency-decision/1",
@@ -140,7 +152,7 @@ def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
         + f" · warm-up {run.warmup_s:g} s excluded\n"
     )
     if run.hosts:
-        parts.append("Targets: " + ", ".join(f"{k} → {v}" for k, v in sorted(run.hosts.items())) + "\n")
+        parts.append(f"Target hosts: {hosts_line(run)}\n")
     parts += _level_sections_md(decisions)
     steps = step_rows(run)
     if steps:
@@ -168,6 +180,8 @@ def to_text(run: Run, decisions: dict[str, Decision]) -> str:
     out.append(f"VERDICT: {direct.verdict.value} (exit {direct.exit_code})")
     out.append(f"thresholds: {thresholds_line(direct.thresholds)}")
     out.append(f"source: {'HDR histograms' if run.source == 'hdr' else 'Locust CSV percentiles (bucketed; no CI)'}")
+    if run.hosts:
+        out.append(f"target hosts: {hosts_line(run)}")
     for level in LEVELS:
         d = decisions.get(level)
         if d is None:
@@ -228,7 +242,7 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
     source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
     parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
     if run.hosts:
-        parts.append("<p class='note'>Targets: " + e(", ".join(f"{k} → {v}" for k, v in sorted(run.hosts.items()))) + "</p>")
+        parts.append(f"<p class='note'>Target hosts: {e(hosts_line(run))}</p>")
     for level in LEVELS:
         d = decisions.get(level)
         if d is None:

@@ -113,6 +113,21 @@ def test_csv_fallback_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert data["decisions"]["direct"]["ratio"]["method"] == "bucket bounds"
 
 
+def test_csv_warmup_excluded_from_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prefix = copy_run("steps", tmp_path)  # --csv-full-history: per-target history rows
+    (prefix.parent / "run_hdr.json").unlink()
+
+    def samples(*extra: str) -> dict[str, int]:
+        decide(capsys, prefix, tmp_path / "out", "--no-charts", *extra)
+        data = json.loads((tmp_path / "out" / "decision.json").read_text())
+        return {t["target"]: t["count"] for t in data["decisions"]["direct"]["targets"]}
+
+    whole, later = samples(), samples("--warmup", "5")
+    assert all(0 < later[t] < whole[t] for t in whole)
+    notes = json.loads((tmp_path / "out" / "decision.json").read_text())["notes"]
+    assert any("Warm-up (5 s)" in n and "still include it" in n for n in notes)
+
+
 def test_reports_record_hosts_never_credentials(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     prefix = copy_run("go", tmp_path)
     hdr = prefix.parent / "run_hdr.json"
