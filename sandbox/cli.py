@@ -1,0 +1,70 @@
+"""``python -m sandbox up|down|status|env|rest``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _rest(args: argparse.Namespace) -> int:
+    from .rest.server import serve
+
+    return serve(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="The local sandbox stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start the services in the background and print the env")
+    p_up.add_argument("--services", help="comma-separated: postgres,supabase,convex,... (default: all available)")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="which services are running and healthy")
+    sub.add_parser("env", help="print the sandbox env (dotenv form)")
+    p_rest = sub.add_parser("rest", help="run the PostgREST-compatible gateway in the foreground")
+    p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"))
+    p_rest.add_argument("--db-schemas", default=os.environ.get("PGRST_DB_SCHEMAS", "public"))
+    p_rest.add_argument("--db-anon-role", default=os.environ.get("PGRST_DB_ANON_ROLE", "anon"))
+    p_rest.add_argument("--db-extra-search-path", default=os.environ.get("PGRST_DB_EXTRA_SEARCH_PATH", "public"))
+    p_rest.add_argument("--db-max-rows", default=os.environ.get("PGRST_DB_MAX_ROWS", "1000"))
+    p_rest.add_argument("--db-pool", type=int, default=int(os.environ.get("PGRST_DB_POOL", "10")))
+    p_rest.add_argument("--jwt-secret", default=os.environ.get("PGRST_JWT_SECRET"))
+    p_rest.add_argument("--jwks-file", default=os.environ.get("GATEWAY_JWKS_FILE"), help="public JWKS also accepted and served")
+    p_rest.add_argument("--host", default=os.environ.get("PGRST_SERVER_HOST", "127.0.0.1"))
+    p_rest.add_argument("--port", type=int, default=int(os.environ.get("PGRST_SERVER_PORT", "3000")))
+    p_rest.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    if args.command == "rest":
+        return _rest(args)
+
+    from .launcher import LauncherError, down, read_env, status, up
+
+    state = Path(os.environ["SANDBOX_DIR"]) if os.environ.get("SANDBOX_DIR") else None
+    try:
+        if args.command == "up":
+            services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
+            env = up(services, state)
+            sys.stdout.write("".join(f"{k}={v}\n" for k, v in env.items()))
+        elif args.command == "down":
+            stopped = down(state)
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"), file=sys.stderr)
+        elif args.command == "status":
+            result = status(state)
+            print(json.dumps(result))
+            return 0 if result and all(result.values()) else 1
+        elif args.command == "env":
+            env = read_env(state)
+            if not env:
+                print("error: the sandbox has not been started (run `python -m sandbox up`)", file=sys.stderr)
+                return 1
+            sys.stdout.write("".join(f"{k}={v}\n" for k, v in env.items()))
+    except LauncherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, never a traceback with secrets in it
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,310 @@
+"""Start, stop and inspect the sandbox stack (``python -m sandbox up|down|status|env``).
+
+State lives in ``.sandbox/`` at the repository root (``SANDBOX_DIR`` overrides):
+``env`` (dotenv of everything a client needs), ``pg/``, ``keys/`` (secrets,
+generated at first start), ``logs/<service>.log`` and ``<service>.pid``.
+Services run detached and outlive the command; ``up`` is idempotent and
+``down`` stops only processes whose pid files it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import tokens
+from .services import Context, Service, by_name, registry
+
+ENV_ORDER = (
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_JWT_SECRET",
+    "DATABASE_URL",
+    "CONVEX_URL",
+    "CONVEX_SITE_URL",
+    "CONVEX_ADMIN_KEY",
+    "CRM_API_KEY",
+    "APP_URL",
+)
+
+
+class LauncherError(RuntimeError):
+    """A problem worded as one line for the user."""
+
+
+def state_dir_of(state_dir: Path | None) -> Path:
+    return Path(state_dir).resolve() if state_dir is not None else tokens.default_state_dir()
+
+
+def notice(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _locked(state: Path) -> Iterator[None]:
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_loopback_db(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _context(state: Path) -> Context:
+    tokens.ensure_keys(state)
+    env: dict[str, str] = {}
+    ctx = Context(state, env)
+    env["SUPABASE_JWT_SECRET"] = tokens.jwt_secret(state)
+    env["SUPABASE_ANON_KEY"] = ctx.secret("anon_key", lambda: tokens.api_key("anon", state))
+    env["SUPABASE_SERVICE_ROLE_KEY"] = ctx.secret("service_role_key", lambda: tokens.api_key("service_role", state))
+    env["CONVEX_ADMIN_KEY"] = ctx.secret("convex_admin_key", lambda: "sandbox|" + os.urandom(32).hex())
+    env["CRM_API_KEY"] = ctx.secret("crm_api_key")
+    external = os.environ.get("DATABASE_URL", "")
+    if external:
+        if _is_loopback_db(external):
+            env["EXTERNAL_DATABASE_URL"] = external
+        else:
+            notice("sandbox: DATABASE_URL is not a loopback address; using the embedded PostgreSQL instead")
+    return ctx
+
+
+def _pidfile(state: Path, name: str) -> Path:
+    return state / f"{name}.pid"
+
+
+def _read_pid(state: Path, name: str) -> int | None:
+    try:
+        pid = int(_pidfile(state, name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    # a recycled pid is not ours: our processes carry the state dir in their environment
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        if f"SANDBOX_DIR={state}".encode() not in environ.split(b"\0"):
+            return None
+    except OSError:
+        pass
+    return pid
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _healthy(url: str | None, timeout: float = 2.0) -> bool:
+    if url is None:
+        return True
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _running(service: Service, ctx: Context) -> bool:
+    if service.running is not None:
+        return service.running(ctx)
+    return _read_pid(ctx.state_dir, service.name) is not None
+
+
+def _start_process(service: Service, ctx: Context) -> None:
+    assert service.argv is not None
+    state = ctx.state_dir
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(service.env(ctx))
+    env["SANDBOX_DIR"] = str(state)
+    cwd = service.cwd(ctx) if service.cwd else ctx.root
+    with open(logs / f"{service.name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            service.argv(ctx),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # detached: survives this command and its terminal
+        )
+    _pidfile(state, service.name).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + service.startup_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pidfile(state, service.name).unlink(missing_ok=True)
+            raise LauncherError(
+                f"{service.name} exited with status {proc.returncode} at start (see {logs / (service.name + '.log')})"
+            )
+        if _healthy(service.health_url, timeout=1.0):
+            return
+        time.sleep(0.1)
+    _terminate(state, service.name)
+    raise LauncherError(f"{service.name} did not become healthy in {service.startup_timeout:.0f} s (see {logs / (service.name + '.log')})")
+
+
+def _terminate(state: Path, name: str, timeout: float = 10.0) -> None:
+    pid = _read_pid(state, name)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            # reap it if it is our child (tests start and stop in one process)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    _pidfile(state, name).unlink(missing_ok=True)
+
+
+def _select(names: list[str] | None, ctx: Context) -> list[Service]:
+    known = by_name()
+    if names:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise LauncherError(f"unknown service(s): {', '.join(unknown)} (known: {', '.join(known)})")
+        wanted = set(names)
+        for name in list(wanted):  # dependencies first
+            wanted.update(known[name].requires)
+    else:
+        wanted = set(known)
+    selected = []
+    for service in registry():
+        if service.name not in wanted:
+            continue
+        reason = service.available(ctx)
+        if reason is not None:
+            notice(reason)
+            continue
+        selected.append(service)
+    return selected
+
+
+def _write_env(state: Path, env: dict[str, str]) -> None:
+    lines = [f"{k}={env[k]}" for k in ENV_ORDER if env.get(k)]
+    path = state / "env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def read_env(state_dir: Path | None = None) -> dict[str, str]:
+    path = state_dir_of(state_dir) / "env"
+    out: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key] = value
+    return out
+
+
+def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict[str, str]:
+    """Start (or reuse) the services; returns the env also written to ``<state>/env``."""
+    state = state_dir_of(state_dir)
+    with _locked(state):
+        ctx = _context(state)
+        selected = _select(services, ctx)
+        for service in selected:
+            if service.running is not None and service.start is not None:
+                service.start(ctx)
+            ctx.env.update(service.exports(ctx))
+            if service.argv is None:
+                continue
+            if _read_pid(state, service.name) is not None and _healthy(service.health_url):
+                if service.prepare is not None:
+                    service.prepare(ctx)
+                continue
+            _terminate(state, service.name)  # a stale or unhealthy one of ours
+            for port in service.ports:
+                if not _port_free(port):
+                    raise LauncherError(
+                        f"port {port} ({service.name}) is taken by another process; stop it, or run "
+                        f"`python -m sandbox down` if it is another sandbox"
+                    )
+            if service.prepare is not None:
+                service.prepare(ctx)
+            _start_process(service, ctx)
+        base = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
+        env = {k: ctx.env[k] for k in base}
+        for service in registry():
+            if service in selected or (service.argv is not None and _running(service, ctx)):
+                env.update(service.exports(ctx))
+        _write_env(state, env)
+        return env
+
+
+def down(state_dir: Path | None = None) -> list[str]:
+    """Stop what ``up`` started in this state dir; returns the names stopped."""
+    state = state_dir_of(state_dir)
+    if not state.exists():
+        return []
+    stopped = []
+    with _locked(state):
+        ctx = _context(state)
+        for service in reversed(registry()):
+            if service.stop is not None:
+                if service.running is not None and service.running(ctx) and not ctx.env.get("EXTERNAL_DATABASE_URL"):
+                    service.stop(ctx)
+                    stopped.append(service.name)
+                continue
+            if _read_pid(state, service.name) is not None:
+                _terminate(state, service.name)
+                stopped.append(service.name)
+            else:
+                _pidfile(state, service.name).unlink(missing_ok=True)
+    return stopped
+
+
+def status(state_dir: Path | None = None) -> dict[str, bool]:
+    """Service name -> running and healthy."""
+    state = state_dir_of(state_dir)
+    ctx = Context(state, {})
+    external = os.environ.get("DATABASE_URL", "")
+    if external and _is_loopback_db(external):
+        ctx.env["EXTERNAL_DATABASE_URL"] = external
+    out: dict[str, bool] = {}
+    for service in registry():
+        if service.available(ctx) is not None:
+            continue
+        if service.running is not None:
+            out[service.name] = state.exists() and service.running(ctx)
+        else:
+            out[service.name] = _read_pid(state, service.name) is not None and _healthy(service.health_url)
+    return out

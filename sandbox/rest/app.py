@@ -1,0 +1,828 @@
+"""The gateway: a plain ASGI app answering like Supabase's Kong + PostgREST v14.
+
+One pooled asyncpg connection and one transaction per request (READ ONLY for
+GET/HEAD and for STABLE/IMMUTABLE functions), with ``set_config('role', …)`` and
+``set_config('request.jwt.claims', …)`` first, so RLS applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import asyncpg
+import orjson
+
+from .auth import JwtVerifier
+from .errors import ApiError, PlainError, from_pg
+from .parser import NodeParams, ParsedQuery, SelectItem, Star, parse_query
+from .query import (
+    Builder,
+    delete_source,
+    find_function,
+    insert_source,
+    rpc_call,
+    table_missing,
+    update_source,
+)
+from .schema import Column, SchemaCache, Table, quote_ident
+
+log = logging.getLogger("sandbox.rest")
+
+JSON_CT = b"application/json; charset=utf-8"
+OBJECT_CT = b"application/vnd.pgrst.object+json; charset=utf-8"
+SET_CONFIG_SQL = (
+    "SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
+    "set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
+    "set_config('request.path', $5, true), set_config('request.headers', $6, true)"
+)
+BEGIN_RO = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+BEGIN_RW = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+_TAIL = (
+    "nullif(current_setting('response.headers', true), '') AS response_headers, "
+    "nullif(current_setting('response.status', true), '') AS response_status"
+)
+_HEADERS_SKIPPED = frozenset({"cookie"})
+
+
+@dataclass
+class Config:
+    db_uri: str
+    schemas: list[str] = field(default_factory=lambda: ["public"])
+    anon_role: str | None = "anon"
+    jwt_secret: str | None = None
+    jwks: list[dict[str, Any]] = field(default_factory=list)
+    max_rows: int | None = 1000
+    pool_size: int = 10
+    extra_search_path: list[str] = field(default_factory=lambda: ["public"])
+    # Kong-like apikey check (hosted Supabase's gateway); off when empty.
+    api_keys: dict[str, str] = field(default_factory=dict)
+    public_jwks: dict[str, Any] | None = None
+
+
+class Pool:
+    """A minimal LIFO connection pool: acquisition waits, never fails while the DB is up.
+
+    No reset query on release: every setting is transaction-local.
+    """
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self.dsn = dsn
+        self.size = size
+        self._idle: list[asyncpg.Connection] = []
+        self._waiters: asyncio.Queue[None] = asyncio.Queue()
+        self._created = 0
+        self._cond = asyncio.Condition()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, statement_cache_size=1024, command_timeout=None)
+
+    async def acquire(self) -> asyncpg.Connection:
+        async with self._cond:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.is_closed():
+                        return conn
+                    self._created -= 1
+                if self._created < self.size:
+                    self._created += 1
+                    break
+                await self._cond.wait()
+        try:
+            return await self._connect()
+        except BaseException:
+            async with self._cond:
+                self._created -= 1
+                self._cond.notify()
+            raise
+
+    async def release(self, conn: asyncpg.Connection, broken: bool = False) -> None:
+        async with self._cond:
+            if broken or conn.is_closed():
+                self._created -= 1
+                if not conn.is_closed():
+                    conn.terminate()
+            else:
+                self._idle.append(conn)
+            self._cond.notify()
+
+    async def close(self) -> None:
+        for conn in self._idle:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+        self._idle.clear()
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: list[tuple[str, str]]
+    body: bytes
+
+
+def _prefer(headers: dict[str, str]) -> dict[str, str]:
+    prefs: dict[str, str] = {}
+    raw = headers.get("prefer")
+    if raw:
+        for part in raw.split(","):
+            key, _, value = part.strip().partition("=")
+            if key and key not in prefs:
+                prefs[key] = value.strip()
+    return prefs
+
+
+def _error_response(err: ApiError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    headers = [(b"content-type", JSON_CT), (b"proxy-status", f"PostgREST; error={err.code}".encode()), *err.headers]
+    return err.status, headers, orjson.dumps(err.body())
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.pool = Pool(config.db_uri, config.pool_size)
+        self.cache = SchemaCache()
+        self.verifier = JwtVerifier(config.jwt_secret, config.jwks)
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.ready = False
+
+    # lifecycle -----------------------------------------------------------
+    async def startup(self) -> None:
+        await self.reload_schema()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR1, self._schedule_reload)
+        self._spawn(self._listen())
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+        await self.pool.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _schedule_reload(self) -> None:
+        self._spawn(self.reload_schema())
+
+    async def reload_schema(self) -> None:
+        conn = await self.pool.acquire()
+        try:
+            self.cache = await SchemaCache.load(conn, self.config.schemas)
+        except BaseException:
+            await self.pool.release(conn, broken=True)
+            raise
+        await self.pool.release(conn)
+        log.info("schema cache loaded: %d tables, %d functions", len(self.cache.tables), len(self.cache.functions))
+
+    async def _listen(self) -> None:
+        """LISTEN pgrst: 'reload schema' (or an empty payload) reloads the cache."""
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload in ("", "reload schema"):
+                self._schedule_reload()
+
+        while True:
+            try:
+                self._listener = await asyncpg.connect(self.config.db_uri)
+                await self._listener.add_listener("pgrst", on_notify)
+                while not self._listener.is_closed():
+                    await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the DB went away: retry, and reload once back
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(1.0)
+            self._schedule_reload()
+
+    # ASGI ------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    try:
+                        await self.startup()
+                    except Exception as exc:
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.shutdown()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if kind != "http":
+            return
+        body = b""
+        if scope["method"] in ("POST", "PATCH", "PUT", "DELETE"):
+            more = True
+            chunks = []
+            while more:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        qs = scope["query_string"]
+        query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if qs else []
+        req = Request(scope["method"], scope["path"], headers, query, body)
+        try:
+            status, out_headers, out_body = await self.handle(req)
+        except ApiError as err:
+            status, out_headers, out_body = _error_response(err)
+        except PlainError as err:
+            status, out_headers, out_body = err.status, [(b"content-type", JSON_CT)], orjson.dumps(err.body)
+        except Exception:
+            log.exception("unhandled error on %s %s", req.method, req.path)
+            status, out_headers, out_body = _error_response(ApiError(500, "PGRST000", "Internal gateway error"))
+        if req.method == "HEAD":
+            out_body = b""
+        await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        await send({"type": "http.response.body", "body": out_body})
+
+    # routing ---------------------------------------------------------------
+    async def handle(self, req: Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        path = req.path
+        if path == "/health":
+            return 200, [(b"content-type", JSON_CT)], b'{"status":"ok"}' if self.ready else b'{"status":"starting"}'
+        if path in ("/auth/v1/.well-known/jwks.json", "/auth/v1/jwks"):
+            jwks = self.config.public_jwks or {"keys": []}
+            return 200, [(b"content-type", JSON_CT)], orjson.dumps(jwks)
+        if path.startswith("/rest/v1"):
+            path = path[len("/rest/v1") :] or "/"
+        elif self.config.api_keys:
+            raise PlainError(404, {"message": "no Route matched with those values"})
+        if req.method == "OPTIONS":
+            return 200, self._cors(req), b""
+        token = self._check_key(req)
+        if token is None:
+            auth = req.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                token = auth[7:].strip()
+            elif auth.strip().lower() == "bearer":
+                token = ""
+        claims: dict[str, Any]
+        if token is not None:
+            claims = dict(self.verifier.claims(token))
+            role = claims.get("role") or self.config.anon_role
+            claims.setdefault("role", role)
+            authenticated = True
+        else:
+            role = self.config.anon_role
+            claims = {"role": role}
+            authenticated = False
+        if not role:
+            raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
+        segments = [s for s in path.split("/") if s]
+        if not segments:
+            return 200, [(b"content-type", JSON_CT)], self._root()
+        method = req.method
+        schema, profile_header = self._schema(req)
+        if len(segments) == 2 and segments[0] == "rpc":
+            return await self._rpc(req, segments[1], schema, profile_header, str(role), claims, authenticated)
+        if len(segments) != 1:
+            raise ApiError(404, "PGRST125", f"Invalid path specified in request URL: {req.path}")
+        table = self.cache.tables.get((schema, segments[0]))
+        if table is None:
+            raise table_missing(schema, segments[0])
+        if method in ("GET", "HEAD"):
+            return await self._read(req, table, schema, profile_header, str(role), claims, authenticated)
+        if method in ("POST", "PATCH", "DELETE"):
+            return await self._mutate(req, table, schema, profile_header, str(role), claims, authenticated)
+        raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+
+    def _cors(self, req: Request) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-allow-methods", b"GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"),
+            (
+                b"access-control-allow-headers",
+                req.headers.get("access-control-request-headers", "authorization, apikey, content-type").encode(),
+            ),
+            (b"access-control-max-age", b"86400"),
+        ]
+
+    def _root(self) -> bytes:
+        paths: dict[str, dict[str, Any]] = {f"/{name}": {} for (schema, name) in self.cache.tables if schema == self.config.schemas[0]}
+        return orjson.dumps({"swagger": "2.0", "info": {"title": "sandbox PostgREST-compatible gateway"}, "paths": paths})
+
+    def _check_key(self, req: Request) -> str | None:
+        """Kong key-auth: ``apikey`` header or query param must be a known key.
+
+        Returns the key as the Bearer token when no Authorization header is
+        sent (what Supabase's gateway forwards for legacy JWT keys).
+        """
+        if not self.config.api_keys:
+            return None
+        key = req.headers.get("apikey")
+        if key is None:
+            for i, (name, value) in enumerate(req.query):
+                if name == "apikey":
+                    key = value
+                    del req.query[i]
+                    break
+        else:
+            req.query[:] = [(k, v) for k, v in req.query if k != "apikey"]
+        if not key:
+            raise PlainError(
+                401, {"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."}
+            )
+        if key not in self.config.api_keys:
+            raise PlainError(
+                401, {"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."}
+            )
+        if "authorization" in req.headers:
+            return None
+        return key
+
+    def _schema(self, req: Request) -> tuple[str, bool]:
+        name = "accept-profile" if req.method in ("GET", "HEAD") else "content-profile"
+        wanted = req.headers.get(name)
+        schemas = self.config.schemas
+        if wanted is None:
+            return schemas[0], len(schemas) > 1
+        if wanted not in schemas:
+            raise ApiError(
+                406,
+                "PGRST106",
+                f"Invalid schema: {wanted}",
+                None,
+                f"Only the following schemas are exposed: {', '.join(schemas)}",
+            )
+        return wanted, True
+
+    def _singular(self, req: Request) -> bool:
+        accept = req.headers.get("accept")
+        if not accept:
+            return False
+        for part in accept.split(","):
+            media = part.split(";", 1)[0].strip().lower()
+            if media in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object"):
+                return True
+            if media in ("*/*", "application/json", "application/*"):
+                return False
+        raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
+
+    # execution -----------------------------------------------------------
+    async def _run(
+        self,
+        req: Request,
+        read_only: bool,
+        schema: str,
+        role: str,
+        claims: dict[str, Any],
+        authenticated: bool,
+        statements: list[tuple[str, list[Any]]],
+        check: Any = None,
+    ) -> list[asyncpg.Record | None]:
+        """Run ``statements`` in one transaction; ``check(rows)`` may raise to roll back."""
+        search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
+        headers_json = orjson.dumps({k: v for k, v in req.headers.items() if k not in _HEADERS_SKIPPED}).decode()
+        claims_json = orjson.dumps(claims).decode()
+        for attempt in (0, 1):
+            try:
+                conn = await self.pool.acquire()
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.", str(exc)) from None
+            began = False
+            try:
+                await conn.execute(BEGIN_RO if read_only else BEGIN_RW)
+                began = True
+                await conn.fetchrow(SET_CONFIG_SQL, search_path, role, claims_json, req.method, req.path, headers_json)
+                rows = [await conn.fetchrow(sql, *params) for sql, params in statements]
+                if check is not None:
+                    check(rows)
+                await conn.execute("COMMIT")
+            except asyncpg.PostgresError as exc:
+                await self._rollback(conn)
+                if isinstance(exc, asyncpg.PostgresConnectionError) and attempt == 0:
+                    continue
+                raise from_pg(exc, authenticated) from None
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, ConnectionError):
+                await self.pool.release(conn, broken=True)
+                if attempt == 0:
+                    continue  # a connection the server dropped: once more on a fresh one
+                raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.") from None
+            except BaseException:
+                if began:
+                    await self._rollback(conn)
+                else:
+                    await self.pool.release(conn, broken=True)
+                raise
+            await self.pool.release(conn)
+            return rows
+        raise AssertionError("unreachable")
+
+    async def _rollback(self, conn: asyncpg.Connection) -> None:
+        try:
+            await conn.execute("ROLLBACK")
+        except Exception:
+            await self.pool.release(conn, broken=True)
+            return
+        await self.pool.release(conn)
+
+    # reads -------------------------------------------------------------------
+    def _parse(self, req: Request, rpc_args: frozenset[str] | None = None) -> ParsedQuery:
+        return parse_query(req.query, rpc_args)
+
+    def _range(self, req: Request, parsed: ParsedQuery) -> tuple[int, int | None]:
+        root = parsed.nodes.get(()) or NodeParams()
+        offset = root.offset or 0
+        limit = root.limit
+        rng = req.headers.get("range")
+        if rng and req.method in ("GET", "HEAD"):
+            unit, _, spec = rng.partition("=")
+            lo, _, hi = spec.partition("-")
+            if unit.strip() != "items" or not lo.strip().isdigit() or (hi.strip() and not hi.strip().isdigit()):
+                raise ApiError(416, "PGRST103", "Requested range not satisfiable")
+            r_lo = int(lo)
+            r_hi = int(hi) if hi.strip() else None
+            if r_hi is not None and r_hi < r_lo:
+                raise ApiError(416, "PGRST103", "Requested range not satisfiable", "The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+            # intersect the header range with limit/offset
+            start = max(offset, r_lo) if root.offset is None else offset + 0
+            start = r_lo if root.offset is None else max(offset, r_lo)
+            end_candidates = []
+            if r_hi is not None:
+                end_candidates.append(r_hi)
+            if limit is not None:
+                end_candidates.append(offset + limit - 1)
+            offset = start
+            limit = (min(end_candidates) - start + 1) if end_candidates else None
+            if limit is not None and limit < 0:
+                limit = 0
+        if self.config.max_rows is not None:
+            limit = self.config.max_rows if limit is None else min(limit, self.config.max_rows)
+        return offset, limit
+
+    async def _read(
+        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        parsed = self._parse(req)
+        singular = self._singular(req)
+        prefs = _prefer(req.headers)
+        count = prefs.get("count")
+        if count not in ("exact", "planned", "estimated"):
+            count = None
+        offset, limit = self._range(req, parsed)
+        b = Builder(self.cache, schema)
+        items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
+        source, count_sql = b.read_source(
+            table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count is not None
+        )
+        _, statements = self._wrap_read(b, source, count_sql, count, singular, req.method == "HEAD")
+        rows = await self._run(req, True, schema, role, claims, authed, statements)
+        return self._read_response(req, rows, count, singular, offset, profile, schema, table.name, prefs)
+
+    def _wrap_read(
+        self, b: Builder, source: str, count_sql: str | None, count: str | None, singular: bool, head: bool
+    ) -> tuple[str, list[tuple[str, list[Any]]]]:
+        statements: list[tuple[str, list[Any]]] = []
+        if count in ("planned", "estimated") and count_sql is not None:
+            statements.append((f"EXPLAIN (FORMAT JSON) {count_sql}", list(b.params)))
+        ctes = f"WITH pgrst_source AS ({source})"
+        total = "NULL::bigint"
+        if count in ("exact", "estimated") and count_sql is not None:
+            ctes += f", pgrst_source_count AS ({count_sql})"
+            total = "(SELECT pg_catalog.count(*) FROM pgrst_source_count)"
+        if head:
+            body = "''"
+        elif singular:
+            body = "coalesce((json_agg(_postgrest_t)->0)::text, 'null')"
+        else:
+            body = "coalesce(json_agg(_postgrest_t), '[]')::text"
+        sql = (
+            f"{ctes} SELECT {total} AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
+            f"{body} AS body, {_TAIL} FROM (SELECT * FROM pgrst_source) _postgrest_t"
+        )
+        statements.append((sql, b.params))
+        return sql, statements
+
+    def _total(self, rows: list[asyncpg.Record | None], count: str | None) -> int | None:
+        main = rows[-1]
+        assert main is not None
+        exact = main["total_result_set"]
+        if count == "exact":
+            return int(exact)
+        if count in ("planned", "estimated"):
+            plan = orjson.loads(rows[0]["QUERY PLAN"]) if rows[0] is not None else None
+            planned = int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
+            if count == "estimated" and exact is not None and (self.config.max_rows is None or exact <= self.config.max_rows):
+                return int(exact)
+            return planned
+        return None
+
+    def _read_response(
+        self,
+        req: Request,
+        rows: list[asyncpg.Record | None],
+        count: str | None,
+        singular: bool,
+        offset: int,
+        profile: bool,
+        schema: str,
+        name: str,
+        prefs: dict[str, str],
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        main = rows[-1]
+        assert main is not None
+        page = int(main["page_total"])
+        total = self._total(rows, count)
+        if singular and page != 1:
+            raise ApiError(
+                406, "PGRST116", "Cannot coerce the result to a single JSON object", f"The result contains {page} rows"
+            )
+        if total is not None and offset > total and not (offset == 0):
+            raise ApiError(
+                416,
+                "PGRST103",
+                "Requested range not satisfiable",
+                f"An offset of {offset} was requested, but there are only {total} rows.",
+                headers=[(b"content-range", f"*/{total}".encode())],
+            )
+        status = 200
+        if total is not None and page < total:
+            status = 206
+        headers = [
+            (b"content-type", OBJECT_CT if singular else JSON_CT),
+            (b"content-range", _content_range(offset, page, total).encode()),
+        ]
+        if req.method in ("GET", "HEAD"):
+            headers.append((b"content-location", _content_location(name, req.query).encode()))
+        if profile:
+            headers.append((b"content-profile", schema.encode()))
+        if count is not None:
+            headers.append((b"preference-applied", f"count={count}".encode()))
+        status, headers = _apply_guc_response(main, status, headers)
+        return status, headers, main["body"].encode()
+
+    # mutations -------------------------------------------------------------
+    def _payload(self, req: Request) -> Any:
+        try:
+            return orjson.loads(req.body) if req.body.strip() else None
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "PGRST102", "Empty or invalid json") from None
+
+    async def _mutate(
+        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        parsed = self._parse(req)
+        singular = self._singular(req)
+        prefs = _prefer(req.headers)
+        ret = prefs.get("return", "minimal")
+        if ret not in ("minimal", "representation", "headers-only"):
+            ret = "minimal"
+        count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
+        missing_default = prefs.get("missing") == "default"
+        b = Builder(self.cache, schema)
+        root = parsed.nodes.get(()) or NodeParams()
+        where = [b.tree_sql(table, table.qualified, f, None) for f in root.filters]
+        applied: list[str] = []
+        resolution = None
+        method = req.method
+        if method == "POST":
+            payload = self._payload(req)
+            if payload is None:
+                payload = {}
+            if isinstance(payload, dict):
+                rows_in = [payload]
+            elif isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
+                rows_in = payload
+            else:
+                raise ApiError(400, "PGRST102", "Empty or invalid json")
+            if parsed.columns is not None:
+                columns = parsed.columns
+            else:
+                columns = list(rows_in[0]) if rows_in else []
+                keyset = set(columns)
+                if any(set(r) != keyset for r in rows_in[1:]):
+                    raise ApiError(400, "PGRST102", "All object keys must match")
+            for c in columns:
+                if c not in table.columns:
+                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
+            if parsed.on_conflict:
+                for c in parsed.on_conflict:
+                    if c not in table.columns:
+                        raise ApiError(400, "42703", f"column {table.name}.{c} does not exist")
+            res = prefs.get("resolution")
+            if res in ("merge-duplicates", "ignore-duplicates"):
+                resolution = res
+                applied.append(f"resolution={res}")
+            if missing_default:
+                applied.append("missing=default")
+            body_text = req.body.decode() if req.body.strip() else "{}"
+            dml = insert_source(b, table, body_text, columns, missing_default, parsed.on_conflict, resolution)
+        elif method == "PATCH":
+            payload = self._payload(req)
+            if payload is None:
+                payload = {}
+            if not isinstance(payload, dict):
+                raise ApiError(400, "PGRST102", "Empty or invalid json")
+            columns = parsed.columns if parsed.columns is not None else list(payload)
+            for c in columns:
+                if c not in table.columns:
+                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
+            if missing_default:
+                applied.append("missing=default")
+            dml = update_source(b, table, req.body.decode() or "{}", columns, where)
+        else:
+            dml = delete_source(table, where)
+        applied.append(f"return={ret}")
+        if count:
+            applied.append(f"count={count}")
+        rep = ret == "representation"
+        nodes = dict(parsed.nodes)
+        nodes[()] = NodeParams()
+        items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
+        if rep:
+            outer, _ = b.read_source(table, '"pgrst_source"', "pgrst_source", items, nodes, None, None, False, star_columns=True)
+        else:
+            outer = "SELECT 1 FROM pgrst_source"
+        body = "''"
+        if rep:
+            body = (
+                "coalesce((json_agg(_postgrest_t)->0)::text, 'null')"
+                if singular
+                else "coalesce(json_agg(_postgrest_t), '[]')::text"
+            )
+        total = "(SELECT pg_catalog.count(*) FROM pgrst_source)" if count else "NULL::bigint"
+        sql = (
+            f"WITH pgrst_source AS ({dml}) SELECT {total} AS total_result_set, "
+            f"pg_catalog.count(_postgrest_t) AS page_total, {body} AS body, "
+            f"(SELECT pg_catalog.count(*) FROM pgrst_source WHERE pgrst_inserted) AS inserted, {_TAIL} "
+            f"FROM ({outer}) _postgrest_t"
+        )
+
+        def check(rows: list[asyncpg.Record | None]) -> None:
+            main = rows[-1]
+            assert main is not None
+            if singular and main["page_total"] != 1:
+                raise ApiError(
+                    406,
+                    "PGRST116",
+                    "Cannot coerce the result to a single JSON object",
+                    f"The result contains {main['page_total']} rows",
+                )
+
+        rows = await self._run(req, False, schema, role, claims, authed, [(sql, b.params)], check)
+        main = rows[-1]
+        assert main is not None
+        page = int(main["page_total"])
+        total_n = page if count else None
+        headers = [(b"content-type", OBJECT_CT if singular else JSON_CT)]
+        if method == "POST":
+            status = 201
+            if resolution is not None and int(main["inserted"]) == 0 and page > 0:
+                status = 200
+            content_range = f"*/{total_n}" if total_n is not None else "*/*"
+        elif method == "PATCH":
+            status = 200 if rep else 204
+            content_range = _content_range(0, page, total_n)
+        else:
+            status = 200 if rep else 204
+            content_range = f"*/{total_n}" if total_n is not None else "*/*"
+        headers.append((b"content-range", content_range.encode()))
+        if profile:
+            headers.append((b"content-profile", schema.encode()))
+        headers.append((b"preference-applied", ", ".join(applied).encode()))
+        out = main["body"].encode() if rep else b""
+        if not rep:
+            headers = [h for h in headers if h[0] != b"content-type"]
+        status, headers = _apply_guc_response(main, status, headers)
+        return status, headers, out
+
+    # rpc -------------------------------------------------------------------
+    async def _rpc(
+        self, req: Request, name: str, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        candidates = self.cache.functions.get((schema, name), [])
+        arg_names = frozenset(a.name for fn in candidates for a in fn.args)
+        method = req.method
+        if method in ("GET", "HEAD"):
+            parsed = self._parse(req, arg_names)
+            args: dict[str, Any] = dict(parsed.rpc_args)
+        elif method == "POST":
+            parsed = self._parse(req, None)
+            payload = self._payload(req)
+            if payload is None:
+                payload = {}
+            if not isinstance(payload, dict):
+                raise ApiError(400, "PGRST102", "Empty or invalid json")
+            args = payload
+        else:
+            raise ApiError(405, "PGRST101", "Cannot use the " + method + " method on RPC")
+        fn = find_function(self.cache, schema, name, set(args))
+        singular = self._singular(req)
+        prefs = _prefer(req.headers)
+        count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
+        read_only = method in ("GET", "HEAD") or fn.volatility in ("s", "i")
+        b = Builder(self.cache, schema)
+        keys = list(args)
+        call, args_from = rpc_call(b, fn, orjson.dumps(args).decode() if keys else "{}", keys)
+        offset, limit = (0, None)
+        result_table = self._result_table(fn)
+        if result_table is not None:
+            offset, limit = self._range(req, parsed)
+            if not fn.retset:
+                limit = None
+            from_sql = f"{args_from}, LATERAL {call} AS {quote_ident(fn.name)}" if args_from else f"{call} AS {quote_ident(fn.name)}"
+            items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
+            source, count_sql = b.read_source(
+                result_table, quote_ident(fn.name), from_sql, items, parsed.nodes, limit if fn.retset else None,
+                offset if fn.retset else 0, count is not None,
+            )
+            _, statements = self._wrap_read(b, source, count_sql, count, singular or not fn.retset, method == "HEAD")
+        else:
+            source = f"SELECT {call} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")
+            if method == "HEAD" or fn.is_void:
+                body = "''"
+            elif fn.retset and not singular:
+                body = "coalesce(json_agg(_postgrest_t.pgrst_scalar), '[]')::text"
+            else:
+                body = "coalesce((json_agg(_postgrest_t.pgrst_scalar)->0)::text, 'null')"
+            total = "pg_catalog.count(_postgrest_t)" if count else "NULL::bigint"
+            sql = (
+                f"WITH pgrst_source AS ({source}) SELECT {total} AS total_result_set, "
+                f"pg_catalog.count(_postgrest_t) AS page_total, {body} AS body, {_TAIL} "
+                f"FROM (SELECT * FROM pgrst_source) _postgrest_t"
+            )
+            statements = [(sql, b.params)]
+        rows = await self._run(req, read_only, schema, role, claims, authed, statements)
+        main = rows[-1]
+        assert main is not None
+        if fn.is_void:
+            headers: list[tuple[bytes, bytes]] = []
+            if profile:
+                headers.append((b"content-profile", schema.encode()))
+            status, headers = _apply_guc_response(main, 204, headers)
+            return status, headers, b""
+        if not fn.retset and result_table is None:
+            page = int(main["page_total"])
+            headers = [(b"content-type", OBJECT_CT if singular else JSON_CT), (b"content-range", _content_range(0, page, None).encode())]
+            if profile:
+                headers.append((b"content-profile", schema.encode()))
+            status, headers = _apply_guc_response(main, 200, headers)
+            return status, headers, main["body"].encode()
+        status, headers, out = self._read_response(
+            req, rows, count, singular and fn.retset, offset, profile, schema, f"rpc/{name}", prefs
+        )
+        headers = [h for h in headers if h[0] != b"content-location"]
+        return status, headers, out
+
+    def _result_table(self, fn: Any) -> Table | None:
+        if fn.ret_table is not None:
+            return self.cache.tables.get(fn.ret_table) or Table(fn.ret_table[0], fn.ret_table[1], {})
+        if fn.out_columns:
+            cols = {n: Column(n, t, True, None) for n, t in fn.out_columns}
+            return Table(fn.schema, fn.name, cols)
+        return None
+
+
+def _content_range(offset: int, page: int, total: int | None) -> str:
+    total_s = "*" if total is None else str(total)
+    if page == 0:
+        return f"*/{total_s}"
+    return f"{offset}-{offset + page - 1}/{total_s}"
+
+
+def _content_location(name: str, query: list[tuple[str, str]]) -> str:
+    return f"/{name}" + ("?" + urlencode(sorted(query)) if query else "")
+
+
+def _apply_guc_response(
+    row: asyncpg.Record, status: int, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """``response.status`` / ``response.headers`` set by SQL (PostgREST's GUC responses)."""
+    raw_status = row["response_status"]
+    raw_headers = row["response_headers"]
+    if raw_status:
+        try:
+            status = int(raw_status)
+        except ValueError:
+            raise ApiError(500, "PGRST112", "The status code must be a positive integer") from None
+    if raw_headers:
+        try:
+            extra = orjson.loads(raw_headers)
+            for obj in extra:
+                for k, v in obj.items():
+                    headers = [h for h in headers if h[0] != k.lower().encode()]
+                    headers.append((k.lower().encode(), str(v).encode()))
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            raise ApiError(500, "PGRST111", "Response headers must be an array of objects") from None
+    return status, headers

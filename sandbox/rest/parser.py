@@ -1,0 +1,576 @@
+"""The PostgREST URL grammar: select, filters, logic trees, order, limit/offset.
+
+Parsing only: names are checked against the schema cache when the SQL is built.
+Follows ``src/library/PostgREST/ApiRequest/QueryParams.hs``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import ApiError, parse_error
+
+OPERATORS = {
+    "eq": "=",
+    "neq": "<>",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "like": "LIKE",
+    "ilike": "ILIKE",
+    "match": "~",
+    "imatch": "~*",
+    "cs": "@>",
+    "cd": "<@",
+    "ov": "&&",
+    "sl": "<<",
+    "sr": ">>",
+    "nxr": "&<",
+    "nxl": "&>",
+    "adj": "-|-",
+    "isdistinct": "IS DISTINCT FROM",
+}
+QUANTIFIABLE = {"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch"}
+FTS = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery", "wfts": "websearch_to_tsquery"}
+IS_VALUES = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
+RESERVED = {"select", "columns", "on_conflict"}
+EMBEDDABLE_RESERVED = {"order", "limit", "offset", "or", "and"}
+_IDENT_CHARS = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]")
+_CAST = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
+_JSON_KEY = re.compile(r"[^-,.:()>!\"']")
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    name: str
+    json_path: tuple[tuple[str, str], ...] = ()  # (operator "->" | "->>", key)
+
+    @property
+    def output_name(self) -> str:
+        return self.json_path[-1][1] if self.json_path else self.name
+
+
+@dataclass
+class SelectField:
+    ref: FieldRef
+    alias: str | None = None
+    cast: str | None = None
+
+
+@dataclass
+class Star:
+    pass
+
+
+@dataclass
+class SelectEmbed:
+    name: str
+    alias: str | None
+    hint: str | None
+    inner: bool
+    spread: bool
+    items: list[SelectField | SelectEmbed | Star]
+
+
+SelectItem = SelectField | SelectEmbed | Star
+
+
+@dataclass
+class Filter:
+    ref: FieldRef
+    negated: bool
+    op: str
+    value: str | list[str]
+    quant: str | None = None
+    lang: str | None = None
+
+
+@dataclass
+class LogicTree:
+    op: str  # "AND" | "OR"
+    negated: bool
+    children: list[Filter | LogicTree]
+
+
+@dataclass
+class OrderTerm:
+    ref: FieldRef
+    direction: str | None
+    nulls: str | None
+    relation: str | None = None
+
+
+@dataclass
+class NodeParams:
+    """Everything the query string says about one embed level (path ``()`` = root)."""
+
+    filters: list[Filter | LogicTree] = field(default_factory=list)
+    order: list[OrderTerm] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+class _Cursor:
+    def __init__(self, text: str, what: str) -> None:
+        self.s = text
+        self.i = 0
+        self.what = what
+
+    def fail(self, expecting: str) -> ApiError:
+        got = repr(self.s[self.i]) if self.i < len(self.s) else "end of input"
+        return parse_error(self.what, self.s, f"unexpected {got} expecting {expecting}")
+
+    def peek(self, n: int = 1) -> str:
+        return self.s[self.i : self.i + n]
+
+    def eat(self, token: str) -> bool:
+        if self.s.startswith(token, self.i):
+            self.i += len(token)
+            return True
+        return False
+
+    def skip_ws(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in " \t\n":
+            self.i += 1
+
+    def at_end(self) -> bool:
+        return self.i >= len(self.s)
+
+    def quoted(self) -> str:
+        # "..." with backslash escapes
+        assert self.s[self.i] == '"'
+        self.i += 1
+        out = []
+        while self.i < len(self.s):
+            ch = self.s[self.i]
+            if ch == "\\" and self.i + 1 < len(self.s):
+                out.append(self.s[self.i + 1])
+                self.i += 2
+                continue
+            if ch == '"':
+                self.i += 1
+                return "".join(out)
+            out.append(ch)
+            self.i += 1
+        raise self.fail('"\\"" to close the quoted name')
+
+    def identifier(self) -> str:
+        """Field name: a quoted string, or identifier chars joined by '-' (not '->')."""
+        self.skip_ws()
+        if self.peek() == '"':
+            return self.quoted()
+        start = self.i
+        while self.i < len(self.s):
+            ch = self.s[self.i]
+            if _IDENT_CHARS.match(ch) or (ch == "-" and self.peek(2) != "->" and self.i + 1 < len(self.s) and _IDENT_CHARS.match(self.s[self.i + 1])):
+                self.i += 1
+            else:
+                break
+        name = self.s[start : self.i].strip()
+        if not name:
+            raise self.fail("field name (* or [a..z0..9_$])")
+        return name
+
+    def json_path(self) -> tuple[tuple[str, str], ...]:
+        path: list[tuple[str, str]] = []
+        while True:
+            if self.eat("->>"):
+                op = "->>"
+            elif self.eat("->"):
+                op = "->"
+            else:
+                return tuple(path)
+            if self.peek() == '"':
+                key = self.quoted()
+            else:
+                start = self.i
+                while self.i < len(self.s) and _JSON_KEY.match(self.s[self.i]):
+                    self.i += 1
+                key = self.s[start : self.i]
+                if not key:
+                    raise self.fail("json key")
+            path.append((op, key))
+
+
+def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
+    cur = _Cursor(text, what)
+    name = cur.identifier()
+    path = cur.json_path()
+    cur.skip_ws()
+    if not cur.at_end():
+        raise cur.fail("end of input")
+    return FieldRef(name, path)
+
+
+def parse_select(text: str) -> list[SelectItem]:
+    cur = _Cursor(text, "select parameter")
+    items = _select_items(cur, top=True)
+    if not cur.at_end():
+        raise cur.fail("\",\" or end of input")
+    return items
+
+
+def _select_items(cur: _Cursor, top: bool) -> list[SelectItem]:
+    items: list[SelectItem] = []
+    cur.skip_ws()
+    if not top and cur.peek() == ")":
+        return items
+    while True:
+        items.append(_select_item(cur))
+        cur.skip_ws()
+        if cur.eat(","):
+            cur.skip_ws()
+            continue
+        return items
+
+
+def _select_item(cur: _Cursor) -> SelectItem:
+    cur.skip_ws()
+    if cur.eat("*"):
+        return Star()
+    spread = cur.eat("...")
+    save = cur.i
+    first = cur.identifier()
+    alias: str | None = None
+    if cur.peek() == ":" and cur.peek(2) != "::":
+        cur.i += 1
+        if spread:
+            raise cur.fail("field name (spread embeds take no alias)")
+        alias = first
+        name = cur.identifier()
+    else:
+        cur.i = save
+        name = cur.identifier()
+    hint: str | None = None
+    inner = False
+    bang_seen = False
+    while cur.peek() == "!":
+        cur.i += 1
+        bang_seen = True
+        word = cur.identifier()
+        if word == "inner":
+            inner = True
+        elif word == "left":
+            inner = False
+        else:
+            hint = word
+    if cur.peek() == "(":
+        cur.i += 1
+        sub = _select_items(cur, top=False)
+        cur.skip_ws()
+        if not cur.eat(")"):
+            raise cur.fail('")"')
+        return SelectEmbed(name, alias, hint, inner, spread, sub)
+    if bang_seen or spread:
+        raise cur.fail('"("')
+    path = cur.json_path()
+    cast: str | None = None
+    if cur.eat("::"):
+        start = cur.i
+        while cur.i < len(cur.s) and (cur.s[cur.i].isalnum() or cur.s[cur.i] in "_ []"):
+            cur.i += 1
+        cast = cur.s[start : cur.i].strip()
+        if not cast or not _CAST.match(cast):
+            raise cur.fail("cast type name")
+    if cur.peek() == "." and re.match(r"\.(sum|avg|count|max|min)\(\)", cur.s[cur.i :]):
+        raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
+    return SelectField(FieldRef(name, path), alias, cast)
+
+
+# filters -----------------------------------------------------------------
+_OP_RE = re.compile(r"^(not\.)?([a-z]+)(?:\((any|all)\)|\(([A-Za-z_]+)\))?\.", re.S)
+
+
+def parse_filter_value(ref: FieldRef, raw: str, key: str) -> Filter:
+    """``[not.]op[(any|all)|(lang)].value`` as the value of a ``col=`` parameter."""
+    m = _OP_RE.match(raw)
+    if not m:
+        # `is` with nothing after it, bare `in`, ... all parse errors
+        raise parse_error("filter", raw, 'unexpected end of input expecting "not" or operator (eq, gt, ...)')
+    negated = bool(m.group(1))
+    op = m.group(2)
+    quant = m.group(3)
+    lang = m.group(4)
+    rest = raw[m.end() :]
+    if op == "in":
+        if quant or lang:
+            raise parse_error("filter", raw, "unexpected \"(\" expecting \".\"")
+        return Filter(ref, negated, "in", parse_in_list(rest, raw), None)
+    if op == "is":
+        if rest.lower() not in IS_VALUES or quant or lang:
+            raise parse_error(
+                "filter", raw, "unexpected input expecting null or trilean value (unknown, true, false)"
+            )
+        return Filter(ref, negated, "is", rest.lower())
+    if op in FTS:
+        if quant:
+            raise parse_error("filter", raw, "unexpected quantifier")
+        return Filter(ref, negated, op, rest, None, lang)
+    if op not in OPERATORS or lang:
+        raise parse_error("filter", raw, 'unexpected operator expecting "not" or operator (eq, gt, ...)')
+    if quant and op not in QUANTIFIABLE:
+        raise parse_error("filter", raw, "unexpected quantifier")
+    if quant:
+        return Filter(ref, negated, op, parse_array_literal(rest, raw), quant)
+    return Filter(ref, negated, op, rest)
+
+
+def parse_in_list(text: str, raw: str) -> list[str]:
+    if not (text.startswith("(") and text.endswith(")")):
+        raise parse_error("filter", raw, 'unexpected input expecting "("')
+    cur = _Cursor(text[1:-1], "filter")
+    values: list[str] = []
+    if cur.at_end():
+        return values
+    while True:
+        if cur.peek() == '"':
+            values.append(cur.quoted())
+            if not (cur.at_end() or cur.peek() == ","):
+                raise parse_error("filter", raw, 'unexpected input expecting "," or ")"')
+        else:
+            start = cur.i
+            while not cur.at_end() and cur.peek() not in ",":
+                cur.i += 1
+            values.append(cur.s[start : cur.i])
+        if cur.at_end():
+            return values
+        cur.i += 1  # ","
+
+
+def parse_array_literal(text: str, raw: str) -> list[str]:
+    if not (text.startswith("{") and text.endswith("}")):
+        raise parse_error("filter", raw, 'unexpected input expecting "{"')
+    return parse_in_list("(" + text[1:-1] + ")", raw)
+
+
+def parse_logic_tree(op: str, negated: bool, raw: str, key: str) -> LogicTree:
+    """``(f1,f2,and(f3,f4),not.or(f5,f6))`` as the value of ``or=``/``and=``."""
+    cur = _Cursor(raw, "logic tree")
+    if not cur.eat("("):
+        raise parse_error("logic tree", f"{key}={raw}", 'unexpected input expecting "("')
+    tree = LogicTree(op.upper(), negated, _tree_children(cur, f"{key}={raw}"))
+    if not cur.at_end():
+        raise parse_error("logic tree", f"{key}={raw}", "unexpected input expecting end of input")
+    return tree
+
+
+def _tree_children(cur: _Cursor, whole: str) -> list[Filter | LogicTree]:
+    children: list[Filter | LogicTree] = []
+    while True:
+        cur.skip_ws()
+        children.append(_tree_item(cur, whole))
+        cur.skip_ws()
+        if cur.eat(","):
+            continue
+        if cur.eat(")"):
+            return children
+        raise parse_error("logic tree", whole, 'unexpected input expecting "," or ")"')
+
+
+def _tree_item(cur: _Cursor, whole: str) -> Filter | LogicTree:
+    negated = False
+    save = cur.i
+    if cur.eat("not."):
+        negated = True
+    for op in ("and", "or"):
+        if cur.eat(op + "("):
+            return LogicTree(op.upper(), negated, _tree_children(cur, whole))
+    cur.i = save
+    try:
+        name = cur.identifier()
+        path = cur.json_path()
+    except ApiError:
+        raise parse_error("logic tree", whole, "unexpected input expecting field name") from None
+    if not cur.eat("."):
+        raise parse_error("logic tree", whole, 'unexpected input expecting "."')
+    start = cur.i
+    # operator part up to the value
+    m = _OP_RE.match(cur.s[cur.i :])
+    if not m:
+        raise parse_error("logic tree", whole, 'unexpected input expecting "not" or operator (eq, gt, ...)')
+    cur.i += m.end()
+    value = _tree_value(cur, whole)
+    return parse_filter_value(FieldRef(name, path), cur.s[start : start + m.end()] + value, whole)
+
+
+def _tree_value(cur: _Cursor, whole: str) -> str:
+    if cur.peek() == '"':
+        inner = cur.quoted()
+        return inner
+    if cur.peek() in ("(", "{"):
+        close = ")" if cur.peek() == "(" else "}"
+        start = cur.i
+        depth = 0
+        in_quote = False
+        while not cur.at_end():
+            ch = cur.s[cur.i]
+            if in_quote:
+                if ch == "\\":
+                    cur.i += 1
+                elif ch == '"':
+                    in_quote = False
+            elif ch == '"':
+                in_quote = True
+            elif ch in "({":
+                depth += 1
+            elif ch in ")}":
+                depth -= 1
+                if depth == 0:
+                    cur.i += 1
+                    text = cur.s[start : cur.i]
+                    if not text.endswith(close):
+                        raise parse_error("logic tree", whole, "unbalanced brackets")
+                    return text
+            cur.i += 1
+        raise parse_error("logic tree", whole, "unbalanced brackets")
+    start = cur.i
+    while not cur.at_end() and cur.peek() not in ",)":
+        cur.i += 1
+    return cur.s[start : cur.i]
+
+
+def parse_order(raw: str, key: str) -> list[OrderTerm]:
+    terms: list[OrderTerm] = []
+    for part in _split_top(raw):
+        cur = _Cursor(part, "order")
+        try:
+            name = cur.identifier()
+            relation: str | None = None
+            if cur.eat("("):
+                relation = name
+                name = cur.identifier()
+                if not cur.eat(")"):
+                    raise cur.fail('")"')
+            path = cur.json_path()
+            direction = nulls = None
+            while cur.eat("."):
+                word_start = cur.i
+                while not cur.at_end() and cur.peek().isalpha():
+                    cur.i += 1
+                word = cur.s[word_start : cur.i]
+                if word in ("asc", "desc") and direction is None and nulls is None:
+                    direction = word
+                elif word in ("nullsfirst", "nullslast") and nulls is None:
+                    nulls = word
+                else:
+                    raise cur.fail('"asc", "desc", "nullsfirst" or "nullslast"')
+            if not cur.at_end():
+                raise cur.fail('"," or end of input')
+        except ApiError:
+            raise parse_error("order", raw, 'unexpected input expecting "asc", "desc", "nullsfirst" or "nullslast"') from None
+        terms.append(OrderTerm(FieldRef(name, path), direction, nulls, relation))
+    return terms
+
+
+def _split_top(raw: str) -> list[str]:
+    parts, depth, start, in_quote = [], 0, 0, False
+    for i, ch in enumerate(raw):
+        if ch == '"':
+            in_quote = not in_quote
+        elif in_quote:
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(raw[start:i])
+            start = i + 1
+    parts.append(raw[start:])
+    return [p.strip() for p in parts]
+
+
+def parse_nonneg_int(raw: str, what: str) -> int:
+    raw = raw.strip()
+    if raw.startswith("-") and raw[1:].isdigit():
+        raise ApiError(416, "PGRST103", "Requested range not satisfiable", f"{what} must be greater than or equal to zero")
+    if not raw.isdigit():
+        raise parse_error(what, raw, "unexpected input expecting digit")
+    return int(raw)
+
+
+def split_key(key: str) -> list[str]:
+    """``a.b."c.d"`` -> ``["a", "b", "c.d"]``; JSON arrows stay on their field."""
+    out: list[str] = []
+    cur = []
+    in_quote = False
+    i = 0
+    while i < len(key):
+        ch = key[i]
+        if ch == '"':
+            in_quote = not in_quote
+            cur.append(ch)
+        elif ch == "." and not in_quote:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    out.append("".join(cur))
+    return out
+
+
+@dataclass
+class ParsedQuery:
+    select: list[SelectItem] | None
+    nodes: dict[tuple[str, ...], NodeParams]
+    columns: list[str] | None
+    on_conflict: list[str] | None
+    rpc_args: dict[str, str]
+
+
+def parse_query(pairs: list[tuple[str, str]], rpc_arg_names: frozenset[str] | None = None) -> ParsedQuery:
+    select: list[SelectItem] | None = None
+    nodes: dict[tuple[str, ...], NodeParams] = {}
+    columns: list[str] | None = None
+    on_conflict: list[str] | None = None
+    rpc_args: dict[str, str] = {}
+
+    def node(path: tuple[str, ...]) -> NodeParams:
+        found = nodes.get(path)
+        if found is None:
+            found = nodes[path] = NodeParams()
+        return found
+
+    for key, value in pairs:
+        if key == "select":
+            select = parse_select(value)
+            continue
+        if key == "columns":
+            columns = [_strip_quotes(c) for c in _split_top(value) if c]
+            continue
+        if key == "on_conflict":
+            on_conflict = [_strip_quotes(c) for c in _split_top(value) if c]
+            continue
+        if rpc_arg_names is not None and key in rpc_arg_names:
+            rpc_args[key] = value
+            continue
+        segments = split_key(key)
+        last = segments[-1]
+        negated_tree = len(segments) >= 2 and segments[-2] == "not" and last in ("or", "and")
+        if last in EMBEDDABLE_RESERVED and (len(segments) == 1 or negated_tree or last in EMBEDDABLE_RESERVED):
+            path_segments = segments[:-2] if negated_tree else segments[:-1]
+            path = tuple(_strip_quotes(s) for s in path_segments)
+            target = node(path)
+            if last == "order":
+                target.order = parse_order(value, key)
+            elif last == "limit":
+                target.limit = parse_nonneg_int(value, "limit")
+            elif last == "offset":
+                target.offset = parse_nonneg_int(value, "offset")
+            else:
+                target.filters.append(parse_logic_tree(last, negated_tree, value, key))
+            continue
+        path = tuple(_strip_quotes(s) for s in segments[:-1])
+        ref = parse_field_ref(segments[-1])
+        node(path).filters.append(parse_filter_value(ref, value, key))
+    return ParsedQuery(select, nodes, columns, on_conflict, rpc_args)
+
+
+def _strip_quotes(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return text[1:-1]
+    return text
