@@ -147,7 +147,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"{args.out}: cannot create output directory ({exc.strerror})") from None
         md = "\n".join(["# Run comparison\n", f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{da['direct'].verdict.value}**",
                         f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{db['direct'].verdict.value}**\n",
                         render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])

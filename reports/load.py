@@ -405,7 +405,8 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
     else:
         notes.append(
             f"No {hdr_path.name}: percentiles are Locust's CSV values, bucketed to ~2 significant digits "
-            "(±5 ms between 100 ms and 1 s), include the warm-up, and allow no bootstrap CI."
+            "(±5 ms between 100 ms and 1 s), include the warm-up, allow no bootstrap CI, and may miss the "
+            "run's last second (Locust does not rewrite _stats.csv at shutdown)."
         )
 
     aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)

@@ -462,7 +462,10 @@ def decide(
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     by_id = _as_mapping(targets)
-    level_targets = tuple(t for t in by_id.values() if (t.level or TARGETS.get(t.target, _NONE).level) == level)
+    # the registry decides a known target's level; an unknown id counts where its own level says
+    level_targets = tuple(
+        t for t in by_id.values() if (TARGETS[t.target].level if t.target in TARGETS else t.level) == level
+    )
     (baseline_id,) = targets_of(level, "baseline")
     convex_ids = targets_of(level, "convex")
     optimised_ids = targets_of(level, "optimised")
@@ -477,7 +480,7 @@ def decide(
 
     def usable(tid: str) -> TargetStats | None:
         t = by_id.get(tid)
-        return t if t is not None and not evidence[tid] else None
+        return t if t is not None and not evidence.get(tid) else None
 
     base = usable(baseline_id)
     convex_ok = [t for tid in convex_ids if (t := usable(tid)) is not None]
@@ -584,5 +587,3 @@ def decide_all(
         out["api"] = decide(by_id, thresholds, "api")
     return out
 
-
-_NONE = TargetInfo("", "", "", 0, 0, "")
