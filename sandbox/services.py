@@ -224,6 +224,7 @@ REGISTRY: list[Service] = [POSTGRES, SUPABASE, CONVEX]
 
 # "module:attribute" entries, loaded lazily (see the module docstring).
 PLUGINS: list[str] = [
+    "sandbox.nextjs:SERVICE",
 ]
 
 
