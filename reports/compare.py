@@ -51,8 +51,16 @@ def _ms(t: TargetStats | None, attr: str) -> str:
     return "n/a" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.1f}")
 
 
-HEADER = ["target", "P50 A", "P50 B", "P95 A", "P95 B", "P99 A", "P99 B", "samples A", "samples B",
-          "P95 change [95% CI]", "significance"]
+HEADER = ["target", "P50 A", "P50 B", "P95 A", "P95 B", "P99 A", "P99 B", "req/s A", "req/s B", "fail% A", "fail% B",
+          "samples A", "samples B", "P95 change [95% CI]", "significance"]
+
+
+def _rps(t: TargetStats | None) -> str:
+    return "n/a" if t is None or t.rps is None else f"{t.rps:.1f}"
+
+
+def _fail(t: TargetStats | None) -> str:
+    return "n/a" if t is None else f"{t.failure_ratio:.2%}"
 
 
 def rows(changes: list[Change]) -> list[list[str]]:
@@ -64,7 +72,8 @@ def rows(changes: list[Change]) -> list[list[str]]:
         sig = c.significance if c.significance != "not significant" else "not significant (n.s.)"
         out.append([
             c.target, _ms(c.a, "p50_ms"), _ms(c.b, "p50_ms"), _ms(c.a, "p95_ms"), _ms(c.b, "p95_ms"),
-            _ms(c.a, "p99_ms"), _ms(c.b, "p99_ms"), str(c.a.count) if c.a else "n/a",
+            _ms(c.a, "p99_ms"), _ms(c.b, "p99_ms"), _rps(c.a), _rps(c.b), _fail(c.a), _fail(c.b),
+            str(c.a.count) if c.a else "n/a",
             str(c.b.count) if c.b else "n/a", change, sig,
         ])
     return out

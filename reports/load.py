@@ -434,7 +434,15 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
 
     targets: dict[str, TargetStats] = {}
     if hdr_entries is not None:
-        whole = {e.name: e for e in hdr_entries if e.step is None and e.type == TRANSACTION}
+        whole: dict[str, HdrEntry] = {}
+        for e in hdr_entries:
+            if e.step is None and e.type == TRANSACTION:
+                seen = whole.get(e.name)
+                # several entries for one target (e.g. one per worker) are merged, as HDR add() would
+                whole[e.name] = e if seen is None else HdrEntry(
+                    e.type, e.name, None, seen.count + e.count, seen.failures + e.failures,
+                    seen.distribution.merged(e.distribution),
+                )
         end_ts = _iso_ts(metadata.get("ended_at"))
         measured_s = (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
         for name, e in whole.items():

@@ -233,3 +233,20 @@ def test_missing_prefix_and_bad_options(capsys: pytest.CaptureFixture[str], tmp_
 def test_usage_error_exit_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "reports", "decide"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_duplicate_hdr_entries_are_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prefix = copy_run("go", tmp_path)
+    hdr = prefix.parent / "run_hdr.json"
+    doc = json.loads(hdr.read_text())
+    doc["entries"] += [dict(e) for e in doc["entries"] if e["name"] == "convex_query" and e["step"] is None]
+    hdr.write_text(json.dumps(doc))
+    decide(capsys, FIXTURES / "go" / "run", tmp_path / "a", "--no-charts")
+    decide(capsys, prefix, tmp_path / "b", "--no-charts")
+
+    def counts(out: str) -> dict[str, int]:
+        data = json.loads((tmp_path / out / "decision.json").read_text())
+        return {t["target"]: t["count"] for t in data["decisions"]["direct"]["targets"]}
+
+    a, b = counts("a"), counts("b")
+    assert b["convex_query"] == 2 * a["convex_query"] and b["supabase_rest"] == a["supabase_rest"]

@@ -59,3 +59,22 @@ def test_csv_only_significance_unknown(capsys: pytest.CaptureFixture[str], tmp_p
 def test_compare_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, _, err = compare(capsys, FIXTURES / "go" / "run", tmp_path / "missing")
     assert rc == 2 and err.startswith("reports: error: ") and err.count("\n") == 1
+
+
+def test_significance_on_independent_samples() -> None:
+    import math
+    import random
+
+    from reports.compare import compare_targets
+    from reports.rules import Thresholds, target_from_distribution
+    from reports.stats import Distribution
+
+    def sample(target: str, median: float, seed: int) -> dict[str, object]:
+        rng = random.Random(seed)
+        dist = Distribution.from_samples(round(rng.lognormvariate(math.log(median), 0.4), 2) for _ in range(3000))
+        return {target: target_from_distribution(target, dist)}
+
+    same = compare_targets(sample("convex_query", 100, 1), sample("convex_query", 100, 2), Thresholds())  # type: ignore[arg-type]
+    assert same[0].significance == "not significant"
+    moved = compare_targets(sample("convex_query", 100, 1), sample("convex_query", 90, 2), Thresholds())  # type: ignore[arg-type]
+    assert moved[0].significance == "significant" and moved[0].ratio is not None and moved[0].ratio.high < 1
