@@ -7,19 +7,41 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NPM ?= npm
 
+# Load settings (override on the command line: `make demo DEMO_DURATION=120`).
+LOCUSTFILE ?= locustfiles/lookup.py
+DEMO_CONTACTS ?= 2000
+DEMO_DURATION ?= 60
+DEMO_USERS ?= 14
+DEMO_SPAWN_RATE ?= 7
+DEMO_OUT ?=
+RUN_DURATION ?= 120
+RUN_USERS ?= 20
+RUN_SPAWN_RATE ?= 5
+WORKERS ?= 2
+# ui/swarm: `sandbox` (the local stack) or `env` (the deployments named in .env);
+# default: .env when it exists.
+AGAINST ?= $(if $(wildcard .env),env,sandbox)
+CHROMIUM ?= /usr/bin/chromium
+
 .DEFAULT_GOAL := help
-.PHONY: help check-tools venv node deps test test-py test-js lint typecheck clean
+.PHONY: help check-tools venv node nextjs-deps deps chromium test test-py test-js lint clean \
+	demo ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv
 
 help:
 	@echo "make demo    - start the sandbox, seed, migrate, load-test every target, print the decision"
+	@echo "               (DEMO_CONTACTS=$(DEMO_CONTACTS) DEMO_DURATION=$(DEMO_DURATION)s DEMO_USERS=$(DEMO_USERS))"
 	@echo "make test    - install everything and run the test suites"
+	@echo "make ui      - Locust web UI on http://127.0.0.1:8089 (AGAINST=sandbox|env, now: $(AGAINST))"
+	@echo "make swarm   - headless run, master + WORKERS=$(WORKERS) workers (AGAINST=sandbox|env, now: $(AGAINST))"
+	@echo "make run     - headless run against the deployments in .env, then the decision table"
 	@echo "make lint    - ruff + mypy"
 
 check-tools:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or newer" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "error: Python 3.11 or newer is required, $(PYTHON) is $$($(PYTHON) -c 'import platform; print(platform.python_version())')" >&2; exit 1; }
-	@command -v node >/dev/null || { echo "error: node not found; install Node.js 20 or newer" >&2; exit 1; }
-	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "error: Node.js 20 or newer is required, node is $$(node --version)" >&2; exit 1; }
+	@command -v node >/dev/null || { echo "error: node not found; install Node.js 20.9 or newer" >&2; exit 1; }
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 9) ? 0 : 1)' || { echo "error: Node.js 20.9 or newer is required, node is $$(node --version)" >&2; exit 1; }
+	@command -v $(NPM) >/dev/null || { echo "error: $(NPM) not found; it ships with Node.js" >&2; exit 1; }
 
 # The virtualenv is rebuilt when requirements.txt changes.
 $(VENV)/.stamp: requirements.txt
@@ -38,9 +60,30 @@ node_modules/.stamp: package.json package-lock.json
 
 node: node_modules/.stamp
 
-deps: venv node
+# The stamp holds the lockfile's hash: sandbox/nextjs.py reads the same stamp
+# and skips its own `npm ci` when it matches.
+nextjs/node_modules/.stamp: nextjs/package.json nextjs/package-lock.json
+	@$(MAKE) --no-print-directory check-tools
+	cd nextjs && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@sha256sum nextjs/package-lock.json | cut -d' ' -f1 > $@
 
-test: deps
+nextjs-deps: nextjs/node_modules/.stamp
+
+deps: venv node nextjs-deps
+
+# The browser test drives Debian's Chromium (browser downloads are not possible here).
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium (for the browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| { echo "error: apt-get install chromium failed" >&2; exit 1; }; \
+	else \
+		echo "error: $(CHROMIUM) is missing; install it (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM=/path/to/chromium" >&2; \
+		exit 1; \
+	fi
+
+test: deps chromium
 	$(MAKE) --no-print-directory test-js
 	$(MAKE) --no-print-directory test-py
 
@@ -53,6 +96,97 @@ test-js: node
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness sandbox seed reports locustfiles bench
+
+# --------------------------------------------------------------------------- sandbox + seed
+
+sandbox-up: venv node nextjs-deps
+	$(PY) -m sandbox up > /dev/null
+
+sandbox-down:
+	@if [ -x $(PY) ]; then $(PY) -m sandbox down; fi
+
+# Fills the running sandbox: data in Supabase, the same rows in Convex, parity
+# checked, and workload.json (the phones the load draws from).
+sandbox-seed: venv
+	set -a && . .sandbox/env && set +a && \
+	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset && \
+	$(PY) -m seed migrate && \
+	$(PY) -m seed verify && \
+	$(PY) -m seed workload --out workload.json
+
+check-dotenv:
+	@test -f .env || { echo "error: .env not found; copy .env.example to .env and fill it in (see README, 'Pointing it at real deployments')" >&2; exit 1; }
+
+# --------------------------------------------------------------------------- demo
+
+# One bash script: the sandbox is stopped on every exit path (trap), and the
+# report's exit codes 0 / 10 / 11 are verdicts, not failures.
+demo: venv node nextjs-deps
+	@set -euo pipefail; \
+	started=$$(date +%s); \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); \
+	out="$(DEMO_OUT)"; out="$${out:-reports/out/demo-$$stamp}"; \
+	run="runs/demo-$$stamp"; mkdir -p "$$run"; \
+	trap 'echo "== stopping the sandbox"; $(PY) -m sandbox down || true' EXIT; \
+	echo "== starting the sandbox (PostgreSQL, Supabase-compatible gateway, Convex runtime, Next.js)"; \
+	$(PY) -m sandbox up > /dev/null; \
+	set -a; . .sandbox/env; set +a; \
+	echo "== seeding $(DEMO_CONTACTS) contacts, migrating to Convex, verifying parity"; \
+	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset; \
+	$(PY) -m seed migrate; \
+	$(PY) -m seed verify; \
+	$(PY) -m seed workload --out "$$run/workload.json"; \
+	echo "== load test: every target side by side, $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
+	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
+		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s \
+		--csv "$$run/run" --workload "$$run/workload.json" --warmup 5 \
+		--no-verdict-exit-code || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
+	echo "== decision"; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" || rc=$$?; \
+	case $$rc in 0|10|11) ;; *) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
+	echo "Sandbox numbers exercise the method on this machine; they are not a verdict on hosted Supabase or Convex."; \
+	echo "== demo finished in $$(( $$(date +%s) - started )) s; report: $$out/report.html"
+
+# --------------------------------------------------------------------------- load against .env or the sandbox
+
+# ENV_SETUP: the shell lines that point the settings at the sandbox or at .env.
+ifeq ($(AGAINST),sandbox)
+ENV_SETUP = $(PY) -m sandbox up > /dev/null && set -a && . .sandbox/env && set +a && \
+	{ test -f workload.json || $(MAKE) --no-print-directory sandbox-seed; }
+else
+ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE=.env && \
+	{ test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' .env || $(PY) -m seed workload --out workload.json; }
+endif
+
+ui: venv node nextjs-deps
+	@$(ENV_SETUP) && \
+	echo "Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)" && \
+	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload workload.json
+
+swarm: venv node nextjs-deps
+	@set -euo pipefail; $(ENV_SETUP); \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="runs/swarm-$$stamp"; mkdir -p "$$run"; \
+	pids=(); trap 'kill $${pids[@]} 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 $(WORKERS)); do \
+		$(PY) -m locust -f $(LOCUSTFILE) --worker --master-host 127.0.0.1 > "$$run/worker-$$i.log" 2>&1 & pids+=($$!); \
+	done; \
+	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --master --master-bind-host 127.0.0.1 --headless --expect-workers $(WORKERS) \
+		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload workload.json \
+		--no-verdict-exit-code || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); worker logs in $$run/" >&2; exit $$rc; fi; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/swarm-$$stamp" || rc=$$?; \
+	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
+
+run: venv check-dotenv
+	@set -euo pipefail; export ENV_FILE=.env; \
+	test -f workload.json || grep -q '^TEST_PHONE=.' .env || $(PY) -m seed workload --out workload.json; \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="runs/run-$$stamp"; mkdir -p "$$run"; \
+	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
+		--csv "$$run/run" --workload workload.json --no-verdict-exit-code || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/run-$$stamp" || rc=$$?; \
+	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
 
 clean:
 	rm -rf $(VENV) node_modules nextjs/node_modules nextjs/.next
