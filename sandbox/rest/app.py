@@ -282,7 +282,8 @@ class Gateway:
             claims = dict(self.verifier.claims(token))
             role = claims.get("role") or self.config.anon_role
             claims.setdefault("role", role)
-            authenticated = True
+            # PostgREST: 42501 is 401 for the anon role, 403 for any other
+            authenticated = role != self.config.anon_role
         else:
             role = self.config.anon_role
             claims = {"role": role}
