@@ -70,18 +70,24 @@ def thresholds_line(th: Thresholds) -> str:
     )
 
 
-def step_rows(run: Run) -> list[list[str]]:
+def step_table(run: Run) -> tuple[list[str], list[list[str]]]:
+    """One row per concurrency step: users, then each target's P95 ms (samples)."""
     per_step = run.step_entries()
     users = {s.index: s.users for s in run.steps}
+    names = [t for t in TARGETS if any(t in entries for entries in per_step.values())]
     rows = []
     for i in sorted(per_step):
-        for name in TARGETS:
+        cells = [str(i), str(users.get(i, "?"))]
+        for name in names:
             e = per_step[i].get(name)
             if e is None:
-                continue
-            p95 = _ms(e.distribution.quantile(0.95)) if e.count else "n/a"
-            rows.append([str(i), str(users.get(i, "?")), name, p95, str(e.count), str(e.failures)])
-    return rows
+                cells.append("")
+            else:
+                p95 = _ms(e.distribution.quantile(0.95)) if e.count else "n/a"
+                fails = f", {e.failures} failed" if e.failures else ""
+                cells.append(f"{p95} ({e.count}{fails})")
+        rows.append(cells)
+    return ["step", "users", *(f"{n} P95 ms (n)" for n in names)], rows
 
 
 def hosts_line(run: Run) -> str:
@@ -154,10 +160,10 @@ def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
     if run.hosts:
         parts.append(f"Target hosts: {hosts_line(run)}\n")
     parts += _level_sections_md(decisions)
-    steps = step_rows(run)
+    header, steps = step_table(run)
     if steps:
         parts.append("## P95 per concurrency step\n")
-        parts.append(_md_table(["step", "users", "target", "P95 ms", "samples", "failures"], steps) + "\n")
+        parts.append(_md_table(header, steps) + "\n")
     if run.notes:
         parts.append("## Notes\n")
         parts.extend(f"- {n}" for n in run.notes)
@@ -256,10 +262,10 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
         if d.second_finding is not None:
             parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
         parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
-    steps = step_rows(run)
+    header, steps = step_table(run)
     if steps:
         parts.append("<h2>P95 per concurrency step</h2>")
-        parts.append(_html_table(["step", "users", "target", "P95 ms", "samples", "failures"], steps))
+        parts.append(_html_table(header, steps))
     parts.append("<h2>Charts</h2>")
     for c in charts:
         parts.append(f"<h3>{e(c.title)}</h3>")
