@@ -566,6 +566,8 @@ def decide(
         why.append(f"Convex's P95 interval straddles the {th.p95_target_ms:g} ms target; more samples needed")
     elif speed_c.passed and queries_c.passed is False:
         why.append(f"Convex needs {queries_c.value} queries per lookup (not < {th.max_queries})")
+    elif speed_c.passed and queries_c.passed is None:
+        why.append("Convex's queries per lookup are unknown")
     if speed_c.passed is None:
         why.append(f"the ratio interval straddles {th.go_ratio:g} (the {th.min_speedup:.0%} speed-up boundary); more samples needed")
     if equiv_c.passed is None:
@@ -574,6 +576,8 @@ def decide(
         why.append(
             f"Convex is faster by between {th.equivalence:.0%} and {th.min_speedup:.0%}: neither GO nor OPTIMISE SUPABASE"
         )
+    if not why:
+        why.append("the criteria do not settle it")
     return result(Verdict.INCONCLUSIVE, f"{tag}: " + "; ".join(why) + ".")
 
 

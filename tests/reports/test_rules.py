@@ -305,3 +305,12 @@ def test_point_mass_verdicts_follow_the_spike_rule(base: float, ratio: float) ->
         assert d.verdict is Verdict.OPTIMISE_SUPABASE
     else:
         assert d.verdict is Verdict.INCONCLUSIVE
+
+
+def test_unknown_queries_block_go() -> None:
+    unknown = point("convex_query", 100)
+    # the registry fills these in for known ids; a harness could still send an unregistered shape
+    object.__setattr__(unknown, "queries", None)
+    object.__setattr__(unknown, "round_trips", None)
+    d = decide([point("supabase_rest", 800), unknown])
+    assert d.verdict is Verdict.INCONCLUSIVE and "queries per lookup are unknown" in d.reason
