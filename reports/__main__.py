@@ -113,7 +113,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
         charts = all_charts(run, th.p95_target_ms)
     (out / "decision.md").write_text(render.to_markdown(run, decisions), encoding="utf-8")
-    (out / "decision.json").write_text(json.dumps(render.to_json(run, decisions), indent=2, default=str) + "\n",
+    (out / "decision.json").write_text(json.dumps(render.to_json(run, decisions), indent=2, default=str, allow_nan=False) + "\n",
                                        encoding="utf-8")
     (out / "report.html").write_text(render.to_html(run, decisions, charts), encoding="utf-8")
     try:
@@ -155,7 +155,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{db['direct'].verdict.value}**\n",
                         render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])
         (args.out / "compare.md").write_text(md, encoding="utf-8")
-        (args.out / "compare.json").write_text(json.dumps(compare.to_json(run_a, run_b, da, db, changes), indent=2) + "\n",
+        (args.out / "compare.json").write_text(json.dumps(render.finite(compare.to_json(run_a, run_b, da, db, changes)), indent=2, allow_nan=False) + "\n",
                                                encoding="utf-8")
     return 0
 

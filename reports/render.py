@@ -102,8 +102,19 @@ def hosts_line(run: Run) -> str:
     )
 
 
+def finite(obj: Any) -> Any:
+    """JSON has no Infinity/NaN: an unbounded ratio (a 0 ms P95) is written as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
-    return {
+    return finite({
         "format": "crm-latency-decision/1",
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "run": {
@@ -121,7 +132,7 @@ def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
         "exit_code": decisions["direct"].exit_code,
         "decisions": {level: d.to_dict() for level, d in decisions.items()},
         "notes": run.notes,
-    }
+    })
 
 
 def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:

@@ -250,3 +250,26 @@ def test_duplicate_hdr_entries_are_merged(capsys: pytest.CaptureFixture[str], tm
 
     a, b = counts("a"), counts("b")
     assert b["convex_query"] == 2 * a["convex_query"] and b["supabase_rest"] == a["supabase_rest"]
+
+
+def test_zero_ms_percentiles_give_valid_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Locust buckets sub-0.5 ms responses to 0: the ratio is unbounded, the JSON stays valid."""
+    import csv
+    import io
+
+    prefix = copy_run("go", tmp_path)
+    (prefix.parent / "run_hdr.json").unlink()
+    stats = prefix.parent / "run_stats.csv"
+    rows = list(csv.reader(io.StringIO(stats.read_text())))
+    header = rows[0]
+    for row in rows[1:]:
+        if row[:2] == ["lookup", "supabase_rest"]:
+            for col in ("50%", "95%", "99%"):
+                row[header.index(col)] = "0"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    stats.write_text(buf.getvalue())
+    rc, _, err = decide(capsys, prefix, tmp_path / "out", "--no-charts")
+    assert err == "" and rc == 10  # Convex "slower" than a 0 ms baseline
+    data = json.loads((tmp_path / "out" / "decision.json").read_text())
+    assert data["decisions"]["direct"]["ratio"]["high"] is None
