@@ -221,6 +221,22 @@ def target_from_histogram(
     return target_from_distribution(target, dist, failures=failures, rps=rps, source="hdr", **overrides)
 
 
+def target_from_locust_entry(target: str, entry: Any, **overrides: Any) -> TargetStats:
+    """For the live tab before any histogram exists: a ``locust.stats.StatsEntry``.
+
+    Its percentiles are Locust's bucketed values and include failed requests'
+    times, so they are treated like the CSV's: bucket bounds, no sampling CI.
+    """
+    requests, failures = int(entry.num_requests), int(entry.num_failures)
+    has = requests > failures
+
+    def pct(q: float) -> float | None:
+        return float(entry.get_response_time_percentile(q)) if has else None
+
+    return TargetStats(target, pct(0.50), pct(0.95), pct(0.99), count=requests - failures, failures=failures,
+                       rps=float(entry.total_rps), source="locust", **overrides)
+
+
 @dataclass(frozen=True)
 class Criterion:
     """One row of the spike's criteria table.  ``passed`` is None when the evidence cannot tell."""

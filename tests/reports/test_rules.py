@@ -314,3 +314,25 @@ def test_unknown_queries_block_go() -> None:
     object.__setattr__(unknown, "round_trips", None)
     d = decide([point("supabase_rest", 800), unknown])
     assert d.verdict is Verdict.INCONCLUSIVE and "queries per lookup are unknown" in d.reason
+
+
+def test_target_from_a_real_locust_stats_entry() -> None:
+    """Run in a subprocess: importing locust monkey-patches the interpreter with gevent."""
+    code = """
+import locust.stats as ls
+from reports.rules import target_from_locust_entry, decide
+stats = ls.RequestStats()
+for ms in range(1, 1201):
+    stats.log_request("lookup", "convex_query", ms / 10, 0)
+for ms in range(1, 1201):
+    stats.log_request("lookup", "supabase_rest", ms, 0)
+stats.log_error("lookup", "supabase_rest", "boom")
+c = target_from_locust_entry("convex_query", stats.get("convex_query", "lookup"))
+s = target_from_locust_entry("supabase_rest", stats.get("supabase_rest", "lookup"))
+print(c.count, c.failures, c.p95_ms, s.count, s.failures, s.p95_ms, c.source, decide([c, s]).ratio.method.replace(" ", "_"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    c_count, c_fail, c_p95, s_count, s_fail, s_p95, source, method = out.stdout.split()
+    assert (int(c_count), int(c_fail), int(s_count), int(s_fail)) == (1200, 0, 1199, 1)
+    assert float(c_p95) == 110 and float(s_p95) == 1100  # Locust's buckets: 1 ms < 100 ms, 10 ms < 1 s, 100 ms < 10 s
+    assert source == "locust" and method == "bucket_bounds"
