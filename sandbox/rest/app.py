@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ _TAIL = (
     "nullif(current_setting('response.status', true), '') AS response_status"
 )
 _HEADERS_SKIPPED = frozenset({"cookie"})
+_RANGE = re.compile(r"^(?:items=)?(\d+)-(\d*)$")
 
 
 @dataclass
@@ -251,6 +253,7 @@ class Gateway:
         except Exception:
             log.exception("unhandled error on %s %s", req.method, req.path)
             status, out_headers, out_body = _error_response(ApiError(500, "PGRST000", "Internal gateway error"))
+        out_headers.append((b"content-length", str(len(out_body)).encode()))
         if req.method == "HEAD":
             out_body = b""
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
@@ -447,27 +450,22 @@ class Gateway:
         offset = root.offset or 0
         limit = root.limit
         rng = req.headers.get("range")
-        if rng and req.method in ("GET", "HEAD"):
-            unit, _, spec = rng.partition("=")
-            lo, _, hi = spec.partition("-")
-            if unit.strip() != "items" or not lo.strip().isdigit() or (hi.strip() and not hi.strip().isdigit()):
-                raise ApiError(416, "PGRST103", "Requested range not satisfiable")
-            r_lo = int(lo)
-            r_hi = int(hi) if hi.strip() else None
+        match = _RANGE.match(rng.strip()) if rng and req.method in ("GET", "HEAD") else None
+        if match:  # an unparsable Range header is ignored, as PostgREST does
+            r_lo = int(match.group(1))
+            r_hi = int(match.group(2)) if match.group(2) else None
             if r_hi is not None and r_hi < r_lo:
-                raise ApiError(416, "PGRST103", "Requested range not satisfiable", "The lower boundary must be lower than or equal to the upper boundary in the Range header.")
-            # intersect the header range with limit/offset
-            start = max(offset, r_lo) if root.offset is None else offset + 0
-            start = r_lo if root.offset is None else max(offset, r_lo)
-            end_candidates = []
-            if r_hi is not None:
-                end_candidates.append(r_hi)
-            if limit is not None:
-                end_candidates.append(offset + limit - 1)
+                raise ApiError(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    "The lower boundary must be lower than or equal to the upper boundary in the Range header.",
+                )
+            # the header range intersected with limit/offset
+            start = max(offset, r_lo)
+            ends = [e for e in (r_hi, offset + limit - 1 if limit is not None else None) if e is not None]
             offset = start
-            limit = (min(end_candidates) - start + 1) if end_candidates else None
-            if limit is not None and limit < 0:
-                limit = 0
+            limit = max(min(ends) - start + 1, 0) if ends else None
         if self.config.max_rows is not None:
             limit = self.config.max_rows if limit is None else min(limit, self.config.max_rows)
         return offset, limit
@@ -586,9 +584,8 @@ class Gateway:
         parsed = self._parse(req)
         singular = self._singular(req)
         prefs = _prefer(req.headers)
-        ret = prefs.get("return", "minimal")
-        if ret not in ("minimal", "representation", "headers-only"):
-            ret = "minimal"
+        ret_pref = prefs.get("return")
+        ret = ret_pref if ret_pref in ("minimal", "representation", "headers-only") else "minimal"
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         missing_default = prefs.get("missing") == "default"
         b = Builder(self.cache, schema)
@@ -644,7 +641,8 @@ class Gateway:
             dml = update_source(b, table, req.body.decode() or "{}", columns, where)
         else:
             dml = delete_source(table, where)
-        applied.append(f"return={ret}")
+        if ret_pref == ret:
+            applied.append(f"return={ret}")
         if count:
             applied.append(f"count={count}")
         rep = ret == "representation"
@@ -689,7 +687,7 @@ class Gateway:
         headers = [(b"content-type", OBJECT_CT if singular else JSON_CT)]
         if method == "POST":
             status = 201
-            if resolution is not None and int(main["inserted"]) == 0 and page > 0:
+            if resolution is not None and int(main["inserted"]) == 0:
                 status = 200
             content_range = f"*/{total_n}" if total_n is not None else "*/*"
         elif method == "PATCH":
@@ -701,7 +699,8 @@ class Gateway:
         headers.append((b"content-range", content_range.encode()))
         if profile:
             headers.append((b"content-profile", schema.encode()))
-        headers.append((b"preference-applied", ", ".join(applied).encode()))
+        if applied:
+            headers.append((b"preference-applied", ", ".join(applied).encode()))
         out = main["body"].encode() if rep else b""
         if not rep:
             headers = [h for h in headers if h[0] != b"content-type"]

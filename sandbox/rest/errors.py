@@ -42,47 +42,50 @@ def parse_error(what: str, value: str, details: str) -> ApiError:
     return ApiError(400, "PGRST100", f'"failed to parse {what} ({value})" (line 1, column 1)', details)
 
 
+_EXACT = {
+    "23503": 409,
+    "23505": 409,
+    "25006": 405,
+    "42883": 404,
+    "42P01": 404,
+    "42P17": 500,
+    "P0001": 400,
+    "57014": 500,
+    "57P01": 503,
+}
+_BY_CLASS = {
+    "08": 503,
+    "09": 500,
+    "0L": 403,
+    "0P": 403,
+    "25": 500,
+    "28": 403,
+    "2D": 500,
+    "38": 500,
+    "39": 500,
+    "3B": 500,
+    "40": 500,
+    "53": 503,
+    "54": 500,
+    "55": 500,
+    "57": 500,
+    "58": 500,
+    "F0": 500,
+    "HV": 500,
+    "P0": 500,
+    "XX": 500,
+}
+
+
 def sqlstate_status(sqlstate: str, authenticated: bool) -> int:
+    """PostgREST's Error.hs mapping; everything not listed is 400."""
     if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
         return int(sqlstate[2:])
     if sqlstate == "42501":
         return 403 if authenticated else 401
-    exact = {
-        "23503": 409,
-        "23505": 409,
-        "25006": 405,
-        "42883": 404,
-        "42P01": 404,
-        "57014": 500,
-        "P0001": 400,
-        "40001": 409,
-        "40P01": 409,
-        "23P01": 409,
-        "0L000": 403,
-        "0LP01": 403,
-        "28000": 403,
-        "28P01": 403,
-        "P0002": 404,
-        "P0003": 409,
-        "42P17": 500,
-        "57P01": 503,
-        "57P02": 503,
-        "57P03": 503,
-    }
-    if sqlstate in exact:
-        return exact[sqlstate]
-    prefix = sqlstate[:2]
-    if prefix in ("08", "53"):
-        return 503
-    if prefix in ("09", "0L", "0P", "2F", "38", "39", "3B"):
-        return 500
-    if prefix in ("25", "F0", "HV", "P0", "XX", "54", "55", "58"):
-        return 500
-    if prefix == "23":
-        return 409
-    if prefix in ("42", "22", "21"):
-        return 400
-    return 400
+    if sqlstate in _EXACT:
+        return _EXACT[sqlstate]
+    return _BY_CLASS.get(sqlstate[:2], 400)
 
 
 def from_pg(exc: Any, authenticated: bool) -> ApiError:

@@ -24,7 +24,8 @@ class Crm:
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            return list(cur.fetchall()) if cur.description is not None else []
 
 
 def _build(conn: psycopg.Connection, crm: Crm) -> None:

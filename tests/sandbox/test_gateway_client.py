@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from postgrest.exceptions import APIError
-from supabase import Client, ClientOptions, create_client
 
 from sandbox.tokens import mint_jwt
+from supabase import Client, ClientOptions, create_client
 
 from .conftest import PHONE, Crm
 

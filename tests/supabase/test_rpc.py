@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from supabase import create_client
 
 from sandbox.tokens import mint_jwt
+from supabase import create_client
 from tests.sandbox.conftest import PHONE, Crm
 
 pytestmark = pytest.mark.sandbox
