@@ -339,6 +339,12 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
     entries = doc.get("entries")
     if not isinstance(metadata, dict) or not isinstance(entries, list):
         raise BadInput(f"{path}: needs an object 'metadata' and a list 'entries'")
+    for key, kind in (("targets", dict), ("steps", list), ("settings", dict)):
+        if metadata.get(key) is not None and not isinstance(metadata[key], kind):
+            raise BadInput(f"{path}: metadata.{key} must be {'an object' if kind is dict else 'a list'}")
+    warmup = metadata.get("warmup_s")
+    if warmup is not None and (not isinstance(warmup, int | float) or isinstance(warmup, bool) or warmup < 0):
+        raise BadInput(f"{path}: metadata.warmup_s must be a non-negative number, got {warmup!r}")
     from hdrh.histogram import HdrHistogram  # only needed when an artifact is present
 
     out = []
@@ -369,6 +375,9 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
         except Exception:  # the codec raises assorted types on corrupt input
             raise BadInput(f"{where} ({name}): 'hdr' is not a decodable HdrHistogram encoding") from None
         dist = distribution_from_histogram(hist, per_ms)
+        declared = e.get("count")
+        if isinstance(declared, int) and declared != dist.total:
+            raise BadInput(f"{where} ({name}): 'count' is {declared} but the histogram holds {dist.total} values")
         out.append(HdrEntry(etype, name, step, dist.total, failures, dist))
     return metadata, out
 

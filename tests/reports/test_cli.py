@@ -190,6 +190,10 @@ BAD = {
                            "run_hdr.json line"),
     "corrupt hdr blob": (lambda p: _mutate(p.parent / "run_hdr.json", '"hdr": "', '"hdr": "AAAA'),
                          "not a decodable HdrHistogram"),
+    "bad hdr metadata": (lambda p: _mutate(p.parent / "run_hdr.json", '"targets": {', '"targets": ["x"], "t": {'),
+                         "metadata.targets must be an object"),
+    "hdr count mismatch": (lambda p: _mutate(p.parent / "run_hdr.json", '"count": ', '"count": 9'),
+                           "but the histogram holds"),
     "wrong hdr format": (lambda p: _mutate(p.parent / "run_hdr.json", "crm-latency-hdr/1", "something/9"),
                          "expected 'crm-latency-hdr/1'"),
 }
