@@ -1,0 +1,66 @@
+"""The HDR artifact ``PREFIX_hdr.json`` (format ``crm-latency-hdr/1``, docs/formats.md)."""
+
+from __future__ import annotations
+
+import locust
+
+import json
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import targets as T
+
+if TYPE_CHECKING:
+    from harness.runtime import Harness
+
+FORMAT = "crm-latency-hdr/1"
+
+
+def _iso(dt: Any) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
+
+
+def document(h: Harness) -> dict[str, Any]:
+    parsed = h.environment.parsed_options
+    o = h.options
+    tx, calls = h.recorder.artifact_entries(set(T.TARGET_IDS))
+    return {
+        "format": FORMAT,
+        "metadata": {
+            "started_at": _iso(h.started_at),
+            "ended_at": _iso(h.ended_at),
+            "locust_version": locust.__version__,
+            "python_version": platform.python_version(),
+            "targets": T.describe(h.endpoints, o.targets),  # hosts only, never keys
+            "sandbox": h.sandbox,
+            "settings": {
+                "users": getattr(parsed, "num_users", None),
+                "spawn_rate": getattr(parsed, "spawn_rate", None),
+                "run_time": getattr(parsed, "run_time", None),
+                "open_model_rate": o.open_rate or None,
+                "distinct_keys": o.distinct_keys,
+                "weights": {"known": o.known_weight, "unknown": o.unknown_weight,
+                            "write": o.effective_write_weight(h.sandbox)},
+                "think_time": o.think_time,
+                "max_late_s": o.max_late if o.open_rate else None,
+                "workload": h.workload.source if h.workload else None,
+                "known_keys": len(h.workload.known) if h.workload else None,
+            },
+            "warmup_s": o.warmup,
+            "steps": list(h.steps),
+            "workers": h.worker_count,
+            "open_model": h.pacer_summary() if o.open_rate else None,
+            "hdr": {"unit": "us", "lowest": 1, "highest": 3_600_000_000, "significant_digits": 3},
+        },
+        "entries": tx,
+        # per-call rows ("<target> <what>"), same shape; kept apart so `entries` holds target ids only
+        "call_entries": calls,
+    }
+
+
+def write(path: Path, h: Harness) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document(h), indent=1), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,116 @@
+"""The harness's custom Locust arguments (also shown, editable, in the web UI's start form)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from harness.settings import SettingsError, load_settings
+from harness.targets import API_TARGETS, TARGET_IDS, TARGETS
+
+AUTO = -1
+
+
+def default_targets() -> list[str]:
+    """Direct targets, plus the API routes when APP_URL is set."""
+    try:
+        app = load_settings().app_url
+    except SettingsError:
+        app = None
+    return [t for t in TARGET_IDS if TARGETS[t].level == "direct" or app]
+
+
+def add_arguments(parser: Any) -> None:
+    g = parser  # Locust's web-UI kwargs (is_multiple, …) only work on the parser itself
+    g.add_argument(
+        "--targets", nargs="+", choices=list(TARGET_IDS), is_multiple=True, default=default_targets(),
+        help="Target ids to load side by side (api_* need APP_URL)",
+    )
+    g.add_argument("--known-weight", type=int, default=90, help="Task weight: lookups of known phones")
+    g.add_argument("--unknown-weight", type=int, default=10, help="Task weight: lookups of unknown phones (not-found path)")
+    g.add_argument(
+        "--write-weight", type=int, default=AUTO,
+        help="Task weight: append an outbound message. -1 = auto (5 on the sandbox, 0 elsewhere); "
+        "a real deployment also needs --allow-writes",
+    )
+    g.add_argument("--allow-writes", action="store_true", default=False, help="Allow the write task against a non-sandbox target")
+    g.add_argument("--distinct-keys", action="store_true", default=False, help="Never repeat a known phone (defeats query caches)")
+    g.add_argument("--workload", default="workload.json", help="workload.json from `python -m seed workload` (read by the master)")
+    g.add_argument("--open-rate", type=float, default=0.0, help="Open model: lookups/s per target (0 = closed model)")
+    g.add_argument("--max-late", type=float, default=1.0, help="Open model: drop a start more than this many seconds late")
+    g.add_argument("--step-spec", default="10,25,50,100", help="Step shape: users per step, 'users' or 'users:seconds'")
+    g.add_argument("--step-hold", type=float, default=30.0, help="Step shape: seconds each step is held (default per step)")
+    g.add_argument("--warmup", type=float, default=10.0, help="Seconds at the start left out of the HDR histograms")
+    g.add_argument("--think-time", type=float, default=0.0, help="Closed model: seconds a user waits between lookups")
+    g.add_argument("--hdr-out", default="", help="HDR artifact path (default: <--csv prefix>_hdr.json)")
+    g.add_argument("--raw-samples", default="", help="Also write every sample to this CSV (written by the master)")
+    g.add_argument("--p95-target-ms", type=float, default=500.0, help="Decision: Convex P95 target (ms)")
+    g.add_argument("--min-samples", type=int, default=1000, help="Decision: successful lookups needed per target")
+    g.add_argument(
+        "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=True,
+        help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",
+    )
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    targets: tuple[str, ...]
+    known_weight: int = 90
+    unknown_weight: int = 10
+    write_weight: int = AUTO
+    allow_writes: bool = False
+    distinct_keys: bool = False
+    workload: str = "workload.json"
+    open_rate: float = 0.0
+    max_late: float = 1.0
+    step_spec: str = "10,25,50,100"
+    step_hold: float = 30.0
+    warmup: float = 10.0
+    think_time: float = 0.0
+    hdr_out: str = ""
+    raw_samples: str = ""
+    p95_target_ms: float = 500.0
+    min_samples: int = 1000
+    verdict_exit_code: bool = True
+
+    @classmethod
+    def from_parsed(cls, parsed: Any) -> HarnessOptions:
+        if parsed is None:
+            return cls(targets=tuple(default_targets()))
+        raw = getattr(parsed, "targets", None) or default_targets()
+        if isinstance(raw, str):
+            raw = raw.split(",")
+        targets: list[str] = []
+        for t in raw:
+            for part in str(t).replace(",", " ").split():
+                if part not in TARGETS:
+                    raise ValueError(f"--targets: unknown target {part!r} (one of {', '.join(TARGET_IDS)})")
+                if part not in targets:
+                    targets.append(part)
+        kw = {name: getattr(parsed, name) for name in cls.__dataclass_fields__ if name != "targets" and hasattr(parsed, name)}
+        opts = cls(targets=tuple(targets), **kw)
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        for name in ("known_weight", "unknown_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.write_weight < AUTO:
+            raise ValueError("--write-weight must be >= 0 (or -1 for auto)")
+        if self.open_rate < 0 or self.warmup < 0 or self.think_time < 0 or self.max_late <= 0:
+            raise ValueError("--open-rate, --warmup and --think-time must be >= 0, --max-late > 0")
+        if not self.targets:
+            raise ValueError("--targets: select at least one target")
+
+    def effective_write_weight(self, sandbox: bool) -> int:
+        if self.write_weight == AUTO:
+            return 5 if sandbox else 0
+        if self.write_weight > 0 and not sandbox and not self.allow_writes:
+            return 0
+        return self.write_weight
+
+    @property
+    def api_targets(self) -> tuple[str, ...]:
+        return tuple(t for t in self.targets if t in API_TARGETS)
