@@ -73,6 +73,9 @@ def _rel(run: Run, s: Series) -> list[float]:
 def _shade_warmup(ax: plt.Axes, run: Run) -> None:
     if run.warmup_s > 0:
         ax.axvspan(0, run.warmup_s, color="grey", alpha=0.15, label="warm-up")
+    if run.start_ts is not None:
+        for step in run.steps[1:]:
+            ax.axvline(step.start - run.start_ts, color="grey", linestyle=":", linewidth=1)
 
 
 def percentiles_over_time_chart(run: Run) -> Chart:
