@@ -463,7 +463,13 @@ def second_finding(
     else:
         outcome = "between"
     target_note = {True: "meets", False: "misses", None: "may or may not meet"}[criteria[0].passed]
-    text += f". Optimised Supabase {target_note} the {th.p95_target_ms:g} ms target."
+    text += f". Optimised Supabase {target_note} the {th.p95_target_ms:g} ms target. " + {
+        "convex still faster": f"Convex stays at least {th.min_speedup:.0%} faster than optimised Supabase.",
+        "comparable": f"Optimised Supabase is within {th.equivalence:.0%} of Convex, or faster: "
+                      "the spike's alternative path holds.",
+        "between": f"Convex is faster by between {th.equivalence:.0%} and {th.min_speedup:.0%}.",
+        "undetermined": "The ratio interval straddles a boundary; more samples needed.",
+    }[outcome]
     return Finding(best.target, convex.target, text, iv, best.p95_ms, tuple(criteria), outcome)
 
 

@@ -214,6 +214,7 @@ def test_second_finding_uses_best_optimised_variant() -> None:
     assert f is not None and f.optimised == "supabase_rpc" and f.convex == "convex_query"
     assert f.outcome == "comparable"  # 100/110 = 0.909 > 0.8
     assert "reaches P95 110 ms" in f.text and "meets the 500 ms target" in f.text
+    assert "alternative path holds" in f.text
 
 
 def test_second_finding_convex_still_faster_and_not_measured() -> None:
