@@ -32,7 +32,7 @@ HISTORY_HEADER = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Fail
                   "Total Failure Count", "Total Median Response Time", "Total Average Response Time",
                   "Total Min Response Time", "Total Max Response Time", "Total Average Content Size"]
 # target id -> (median ms, HTTP rows)
-TARGETS = {
+TARGETS: dict[str, tuple[float, list[tuple[str, str]]]] = {
     "supabase_rest": (400, [("GET", "contacts"), ("GET", "conversations"), ("GET", "messages"), ("GET", "notes")]),
     "supabase_nested": (180, [("GET", "contacts")]),
     "supabase_rpc": (150, [("POST", "rpc/get_contact_context")]),
@@ -48,7 +48,7 @@ def make_run(directory: Path, hours: float, rps: float) -> Path:
     seconds = int(hours * 3600)
     start = 1_795_000_000
     prefix = directory / "run"
-    rows: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, float]] = []  # (Type, Name, median ms)
     for tid, (median, calls) in TARGETS.items():
         rows.append(("lookup", tid, median))
         rows.append(("lookup-miss", tid, median * 0.8))

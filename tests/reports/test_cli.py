@@ -170,6 +170,11 @@ def _old_columns(path: Path) -> None:
             "Method,Name,# requests,# failures,Median response time")
 
 
+def _drop_baseline(prefix: Path) -> None:
+    _mutate(prefix.parent / "run_stats.csv", "lookup,supabase_rest,", "write,supabase_rest,")
+    (prefix.parent / "run_hdr.json").unlink()
+
+
 BAD = {
     "missing failures file": (lambda p: (p.parent / "run_failures.csv").unlink(), "run_failures.csv: file not found"),
     "missing stats file": (lambda p: (p.parent / "run_stats.csv").unlink(), "run_stats.csv: file not found"),
@@ -183,9 +188,7 @@ BAD = {
     "older Locust columns": (lambda p: _old_columns(p.parent / "run_stats.csv"), "older Locust column set"),
     "not a number": (lambda p: _mutate(p.parent / "run_stats.csv", "lookup,convex_http,", "lookup,convex_http,many"),
                      "'Request Count'"),
-    "baseline missing": (lambda p: (_mutate(p.parent / "run_stats.csv", "lookup,supabase_rest,", "write,supabase_rest,"),
-                                    (p.parent / "run_hdr.json").unlink()),
-                         "target 'supabase_rest' missing"),
+    "baseline missing": (lambda p: _drop_baseline(p), "target 'supabase_rest' missing"),
     "truncated hdr json": (lambda p: (p.parent / "run_hdr.json").write_text((p.parent / "run_hdr.json").read_text()[:500]),
                            "run_hdr.json line"),
     "corrupt hdr blob": (lambda p: _mutate(p.parent / "run_hdr.json", '"hdr": "', '"hdr": "AAAA'),
