@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 NPM ?= npm
 
 # Load settings (override on the command line: `make demo DEMO_DURATION=120`).
-LOCUSTFILE ?= locustfiles/lookup.py
+LOCUSTFILE ?= locustfiles/ai_context.py
 DEMO_CONTACTS ?= 2000
 DEMO_DURATION ?= 60
 DEMO_USERS ?= 14
@@ -18,9 +18,11 @@ RUN_DURATION ?= 120
 RUN_USERS ?= 20
 RUN_SPAWN_RATE ?= 5
 WORKERS ?= 2
-# ui/swarm: `sandbox` (the local stack) or `env` (the deployments named in .env);
-# default: .env when it exists.
-AGAINST ?= $(if $(wildcard .env),env,sandbox)
+# The settings file for run/ui/swarm against real deployments.
+ENV_FILE ?= .env
+# ui/swarm: `sandbox` (the local stack) or `env` (the deployments named in ENV_FILE);
+# default: ENV_FILE when it exists.
+AGAINST ?= $(if $(wildcard $(ENV_FILE)),env,sandbox)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
@@ -115,7 +117,7 @@ sandbox-seed: venv
 	$(PY) -m seed workload --out workload.json
 
 check-dotenv:
-	@test -f .env || { echo "error: .env not found; copy .env.example to .env and fill it in (see README, 'Pointing it at real deployments')" >&2; exit 1; }
+	@test -f "$(ENV_FILE)" || { echo "error: $(ENV_FILE) not found; copy .env.example to .env and fill it in (see README, 'Pointing it at real deployments')" >&2; exit 1; }
 
 # --------------------------------------------------------------------------- demo
 
@@ -155,8 +157,8 @@ ifeq ($(AGAINST),sandbox)
 ENV_SETUP = $(PY) -m sandbox up > /dev/null && set -a && . .sandbox/env && set +a && \
 	{ test -f workload.json || $(MAKE) --no-print-directory sandbox-seed; }
 else
-ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE=.env && \
-	{ test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' .env || $(PY) -m seed workload --out workload.json; }
+ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE="$(ENV_FILE)" && \
+	{ test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || $(PY) -m seed workload --out workload.json; }
 endif
 
 ui: venv node nextjs-deps
@@ -179,8 +181,8 @@ swarm: venv node nextjs-deps
 	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
 
 run: venv check-dotenv
-	@set -euo pipefail; export ENV_FILE=.env; \
-	test -f workload.json || grep -q '^TEST_PHONE=.' .env || $(PY) -m seed workload --out workload.json; \
+	@set -euo pipefail; export ENV_FILE="$(ENV_FILE)"; \
+	test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || $(PY) -m seed workload --out workload.json; \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="runs/run-$$stamp"; mkdir -p "$$run"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
 		--csv "$$run/run" --workload workload.json --no-verdict-exit-code || rc=$$?; \
