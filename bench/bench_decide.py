@@ -1,6 +1,6 @@
 """Benchmark ``python -m reports decide`` on a synthetic 2-hour run with 7 targets.
 
-    .venv/bin/python bench/bench_decide.py [--hours 2] [--rps 40]
+    .venv/bin/python bench/bench_decide.py [--hours 2] [--rps 40] [--repeat 3]
 
 Writes, in a temporary directory, what a 2-hour run at 1-second resolution
 leaves behind: ``run_stats.csv``, ``run_stats_history.csv`` (as with
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--rps", type=float, default=40.0, help="lookups/s per target")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median time is shown")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -129,10 +131,14 @@ def main() -> None:
             ("HDR, --no-charts", [str(prefix), "--no-charts"]),
             ("CSV only + charts", [str(csv_only / "run")]),
         ]
-        print(f"{'case':<20} {'seconds':>8} {'peak RSS MiB':>13} {'exit':>5}")
+        print(f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'peak RSS MiB':>13} {'exit':>5}")
         for label, extra in cases:
-            seconds, rss, rc = measure(["decide", *extra, "--out", str(Path(tmp) / "out" / label.replace(" ", "_"))])
-            print(f"{label:<20} {seconds:>8.2f} {rss:>13.0f} {rc:>5}")
+            results = [measure(["decide", *extra, "--out", str(Path(tmp) / "out" / label.replace(" ", "_"))])
+                       for _ in range(opts.repeat)]
+            times = sorted(r[0] for r in results)
+            rss = max(r[1] for r in results)
+            print(f"{label:<20} {statistics.median(times):>9.2f} {times[0]:>7.2f} {times[-1]:>7.2f} {rss:>13.0f} "
+                  f"{results[-1][2]:>5}")
 
 
 if __name__ == "__main__":
