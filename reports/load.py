@@ -355,8 +355,10 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
         name, etype = e.get("name"), e.get("type")
         if not isinstance(name, str) or not isinstance(etype, str):
             raise BadInput(f"{where}: 'type' and 'name' must be strings")
-        if name not in TARGETS:
-            raise BadInput(f"{where}: unknown target id {name!r} ({', '.join(TARGETS)})")
+        # same naming as the CSV rows: transactions are "<target id>", HTTP calls "<target id> <what>"
+        if name.split(" ", 1)[0] not in TARGETS or (etype in TRANSACTION_TYPES and name not in TARGETS):
+            raise BadInput(f"{where}: unknown name {name!r} for type {etype!r}; names start with a target id "
+                           f"({', '.join(TARGETS)})")
         step = e.get("step")
         if step is not None and not isinstance(step, int):
             raise BadInput(f"{where} ({name}): 'step' must be null or an integer")

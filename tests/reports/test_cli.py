@@ -280,3 +280,18 @@ def test_zero_ms_percentiles_give_valid_json(capsys: pytest.CaptureFixture[str],
     assert err == "" and rc == 10  # Convex "slower" than a 0 ms baseline
     data = json.loads((tmp_path / "out" / "decision.json").read_text())
     assert data["decisions"]["direct"]["ratio"]["high"] is None
+
+
+def test_hdr_entries_for_http_calls_and_misses_are_accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prefix = copy_run("go", tmp_path)
+    hdr = prefix.parent / "run_hdr.json"
+    doc = json.loads(hdr.read_text())
+    base = next(e for e in doc["entries"] if e["name"] == "convex_query")
+    doc["entries"] += [{**base, "type": "POST", "name": "convex_query contacts:getContextByPhone"},
+                       {**base, "type": "lookup-miss"}]
+    hdr.write_text(json.dumps(doc))
+    assert decide(capsys, prefix, tmp_path / "out", "--no-charts")[0] == 0
+    doc["entries"].append({**base, "type": "lookup-miss", "name": "convex_query extra"})
+    hdr.write_text(json.dumps(doc))
+    rc, _, err = decide(capsys, prefix, tmp_path / "out", "--no-charts")
+    assert rc == 2 and "entries[" in err and "unknown name 'convex_query extra'" in err
