@@ -102,7 +102,6 @@ class Recorder:
         if warmup_s is not None:
             self.warmup_s = warmup_s
         self.started = self.clock()
-        self.step = None
         self.entries = {}
         self.warmup_dropped = 0
         if self.raw is not None:

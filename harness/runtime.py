@@ -56,6 +56,7 @@ class Harness:
         self.pacers: dict[str, Pacer] = {}
         self.pacer_totals: dict[str, PacerCounts] = {}
         self.steps: list[dict[str, Any]] = []
+        self.steps_stale = False  # set when a run ends: the next set_step starts a new list
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.rng = random.Random()
@@ -121,7 +122,7 @@ class Harness:
             self.recorder.raw = []
         self.pacers = {}
         self.pacer_totals = {}
-        self.steps = []
+        # steps are not cleared here: a shape sets its first step just before the test starts
         self.started_at = datetime.now(UTC)
         self.ended_at = None
         w = self.options.effective_write_weight(self.sandbox)
@@ -185,6 +186,8 @@ class Harness:
     # ------------------------------------------------------------------ steps
     def set_step(self, index: int, users: int) -> None:
         now = time.time()
+        if self.steps_stale:
+            self.steps, self.steps_stale = [], False
         if self.steps and self.steps[-1]["end"] is None:
             self.steps[-1]["end"] = now
         self.steps.append({"index": index, "users": users, "start": now, "end": None})
@@ -196,6 +199,7 @@ class Harness:
     def close_steps(self) -> None:
         if self.steps and self.steps[-1]["end"] is None:
             self.steps[-1]["end"] = time.time()
+        self.steps_stale = True
 
     # ------------------------------------------------------------------ shipping
     def drain_pacers(self) -> dict[str, dict[str, Any]]:
@@ -330,7 +334,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     h = HARNESS
-    if h is not None and not h.is_worker and h.started_at is not None:
+    if h is None:
+        return
+    h.recorder.step = None
+    if not h.is_worker and h.started_at is not None:
         h.ended_at = datetime.now(UTC)
         h.close_steps()
 

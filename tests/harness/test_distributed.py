@@ -1,0 +1,66 @@
+"""A master and two worker processes: the workload reaches the workers, the HDR merges exactly."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.harness.fake_backend import FakeBackend
+from tests.harness.helpers import AI_CONTEXT, LOCUST, final_counts, locust_env, read_hdr
+
+TARGETS = ["supabase_rest", "supabase_rpc", "convex_http", "convex_query"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_master_and_two_workers(tmp_path: Path) -> None:
+    master_dir, worker_dir = tmp_path / "master", tmp_path / "worker"
+    master_dir.mkdir()
+    worker_dir.mkdir()  # no workload.json here: workers get it from the master
+    port = free_port()
+    with FakeBackend() as fb:
+        (master_dir / "workload.json").write_text(json.dumps(fb.data.workload()))
+        env = locust_env(fb.env())
+        workers = [
+            subprocess.Popen(
+                [LOCUST, "-f", AI_CONTEXT, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                env=env, cwd=worker_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            for _ in range(2)
+        ]
+        try:
+            master = subprocess.run(
+                [LOCUST, "-f", AI_CONTEXT, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                 "--headless", "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "8", "-r", "8",
+                 "-t", "5s", "--csv", str(master_dir / "run"), "--json-file", str(master_dir / "final"),
+                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--think-time", "0.01"],
+                env=env, cwd=master_dir, capture_output=True, text=True, timeout=60,
+            )
+        finally:
+            for w in workers:
+                try:
+                    w.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+    assert master.returncode == 11, master.stderr[-3000:]
+    counts = final_counts(master_dir / "final.json")
+    hdr = read_hdr(master_dir / "run")
+    assert hdr["metadata"]["workers"] == 2
+    whole = {(e["type"], e["name"]): e for e in hdr["entries"] + hdr["call_entries"] if e["step"] is None}
+    checked = 0
+    for (rtype, name), (n, failures) in counts.items():
+        e = whole[(rtype, name)]
+        assert (e["count"] + e["failures"], e["failures"]) == (n, failures), (rtype, name)
+        checked += 1
+    assert checked >= 2 * len(TARGETS)
+    for t in TARGETS:
+        assert counts[("lookup", t)][0] > 0 and counts[("lookup", t)][1] == 0
