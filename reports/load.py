@@ -91,7 +91,7 @@ class Step:
     index: int
     users: int
     start: float
-    end: float
+    end: float | None  # None while a step is still running
 
 
 @dataclass
@@ -132,7 +132,8 @@ class Run:
         out = []
         for s in self.metadata.get("steps") or []:
             try:
-                out.append(Step(int(s["index"]), int(s["users"]), float(s["start"]), float(s["end"])))
+                end = s.get("end")
+                out.append(Step(int(s["index"]), int(s["users"]), float(s["start"]), None if end is None else float(end)))
             except (KeyError, TypeError, ValueError):
                 continue
         return out
