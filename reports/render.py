@@ -17,6 +17,13 @@ COLUMNS = ["target", "what", "P50 ms", "P95 ms [95% CI]", "P99 ms", "req/s", "fa
            "round trips", "evidence"]
 
 
+CRITERIA_NOTE = (
+    "PASS / FAIL hold over the whole interval (bootstrap 95 % CI with histograms, Locust's bucket bounds "
+    "with CSV only); UNDETERMINED means the interval straddles the threshold. GO needs the first three "
+    "rows of the deciding Convex variant to pass; OPTIMISE SUPABASE needs its 'within … or slower' row to pass."
+)
+
+
 def _ms(v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
@@ -147,6 +154,7 @@ def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
         if d.criteria:
             out.append("### Criteria\n")
             out.append(_md_table(["subject", "criterion", "value", "threshold", "result"], criteria_rows(d)) + "\n")
+            out.append(CRITERIA_NOTE + "\n")
         if d.second_finding is not None:
             out.append("### Second finding: optimised Supabase\n")
             out.append(d.second_finding.text + "\n")
@@ -270,6 +278,7 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
             parts.append("<h3>Criteria</h3>")
             parts.append(_html_table(["subject", "criterion", "value", "threshold", "result"],
                                      [[*r[:4], r[4].lower()] for r in criteria_rows(d)], status_col=4))
+            parts.append(f"<p class='note'>{e(CRITERIA_NOTE)}</p>")
         if d.second_finding is not None:
             parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
         parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
