@@ -1,38 +1,37 @@
 // GET /api/contacts/by-phone-convex?workspaceId=<uuid>&phone=<digits>
 //
-// The same contact-context lookup in ONE Convex call: the public query
-// `contacts:getContextByPhone` through ConvexHttpClient, which returns the
-// canonical lookup shape (or null). Guarded by the `x-api-key` header (CRM_API_KEY).
+// The same contact-context lookup in ONE Convex call: the deployment's HTTP
+// action `GET /contacts/by-phone` (convex/http.ts), which runs the lookup as
+// one query and returns the canonical shape. Guarded by the `x-api-key`
+// header (CRM_API_KEY); the same key authorises the call to Convex.
 //
-// The query is member-checked, so the client authenticates as a workspace
-// member with CONVEX_AUTH_TOKEN (a Supabase-issued JWT, which Convex verifies
-// against Supabase's JWKS). The internal variant would need the deployment's
-// admin key in the app server; a user token keeps the app at member privileges.
+// Why the HTTP action and not ConvexHttpClient: the assistant calls this route
+// with an API key, not as a signed-in user. ConvexHttpClient can run the public
+// query `contacts:getContextByPhone` only with a workspace member's access
+// token (one user, one workspace, expiring hourly), and the API-key variant is
+// an internal query that only the HTTP action or an admin key can reach; an
+// app server should not hold the deployment's admin key. This is also the path
+// the load test's `convex_http` target measures directly, so
+// api_convex - convex_http is the cost of the Next.js hop.
 //
-// Env: CONVEX_URL (or NEXT_PUBLIC_CONVEX_URL), CONVEX_AUTH_TOKEN, CRM_API_KEY.
+// Env: CONVEX_SITE_URL (https://<name>.convex.site; derived from CONVEX_URL /
+// NEXT_PUBLIC_CONVEX_URL when unset), CRM_API_KEY (also set on the Convex deployment).
 // Responses: 200 lookup, 400 bad input, 401 bad key, 404 {"error":"contact not found"},
 // 500 misconfigured, 502 Convex error. Errors are {"error": "<message>"}.
 //
 // Self-contained on purpose: copy this file into an app's src/app/api/contacts/by-phone-convex/.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ConvexHttpClient } from "convex/browser";
-import { makeFunctionReference } from "convex/server";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PHONE = /^[1-9][0-9]{5,14}$/;
-
-// Named by string so this file needs no `convex/_generated` import; in an app
-// that has one, `api.contacts.getContextByPhone` is the same reference.
-const getContextByPhone = makeFunctionReference<"query", { workspaceId: string; phone: string }, unknown>(
-  "contacts:getContextByPhone",
-);
+const TIMEOUT_MS = 30_000;
 
 function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
+  return new Response(typeof body === "string" ? body : JSON.stringify(body), {
     status,
     headers: { "content-type": "application/json", "cache-control": "no-store" },
   });
@@ -47,19 +46,21 @@ function keyMatches(given: string | null, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-let client: ConvexHttpClient | null = null;
-
-// One client per server process; the token is fixed for the process's life.
-function convex(): ConvexHttpClient | null {
-  if (client) return client;
-  const url = process.env.CONVEX_URL ?? process.env.NEXT_PUBLIC_CONVEX_URL;
-  const token = process.env.CONVEX_AUTH_TOKEN;
-  if (!url || !token) return null;
-  // Next.js patches fetch with a data cache; every lookup must reach Convex.
-  const fetchNoStore: typeof fetch = (input, init) => fetch(input, { ...init, cache: "no-store" });
-  client = new ConvexHttpClient(url, { logger: false, fetch: fetchNoStore });
-  client.setAuth(token);
-  return client;
+// https://x.convex.cloud -> https://x.convex.site; self-hosted :3210 -> :3211.
+function convexSiteUrl(): string | null {
+  const explicit = process.env.CONVEX_SITE_URL;
+  if (explicit) return explicit.replace(/\/+$/, "");
+  const cloud = process.env.CONVEX_URL ?? process.env.NEXT_PUBLIC_CONVEX_URL;
+  if (!cloud) return null;
+  const url = new URL(cloud);
+  if (url.hostname.endsWith(".convex.cloud")) {
+    url.hostname = url.hostname.replace(/\.convex\.cloud$/, ".convex.site");
+  } else if (url.port === "3210") {
+    url.port = "3211";
+  } else {
+    return null;
+  }
+  return url.origin;
 }
 
 export async function GET(request: Request): Promise<Response> {
@@ -75,14 +76,26 @@ export async function GET(request: Request): Promise<Response> {
   if (!UUID.test(workspaceId)) return json(400, { error: "workspaceId must be a uuid" });
   if (!PHONE.test(phone)) return json(400, { error: "phone must be E.164 digits without '+'" });
 
-  const db = convex();
-  if (!db) return json(500, { error: "CONVEX_URL or CONVEX_AUTH_TOKEN is not set on the server" });
+  const site = convexSiteUrl();
+  if (!site) return json(500, { error: "CONVEX_SITE_URL (or CONVEX_URL) is not set on the server" });
 
+  const query = new URLSearchParams({ workspaceId, phone });
+  let upstream: Response;
+  let body: string;
   try {
-    const result = await db.query(getContextByPhone, { workspaceId, phone });
-    return result === null ? json(404, { error: "contact not found" }) : json(200, result);
+    upstream = await fetch(`${site}/contacts/by-phone?${query}`, {
+      headers: { "x-api-key": apiKey, accept: "application/json" },
+      cache: "no-store", // Next.js would otherwise consider caching the fetch
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    body = await upstream.text();
   } catch (err) {
     console.error(`by-phone-convex: ${err instanceof Error ? err.message : String(err)}`);
     return json(502, { error: "convex request failed" });
   }
+  // The HTTP action already answers in this route's shapes; pass them through.
+  if (upstream.status === 200) return json(200, body);
+  if (upstream.status === 404) return json(404, { error: "contact not found" });
+  console.error(`by-phone-convex: Convex answered ${upstream.status}: ${body.slice(0, 200)}`);
+  return json(502, { error: "convex request failed" });
 }
