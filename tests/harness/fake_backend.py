@@ -9,6 +9,7 @@ Threaded (one thread per connection) with HTTP/1.1 keep-alive.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -76,6 +77,11 @@ class FakeBackend:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _handle(self) -> None:
                 t0 = time.perf_counter()
                 length = int(self.headers.get("Content-Length") or 0)
@@ -98,7 +104,13 @@ class FakeBackend:
 
             do_GET = do_POST = do_PATCH = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # a burst of users connecting must not overflow the backlog (1 s SYN retry)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients hang up at the end of a run
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

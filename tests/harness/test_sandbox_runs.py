@@ -1,0 +1,142 @@
+"""Headless runs of the user classes against the sandbox (real gateway, PostgreSQL, Convex, Next.js)."""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.helpers import AI_CONTEXT, final_counts, read_hdr, run_locust
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+def _get(url: str, headers: dict[str, str]) -> Any:
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _send(method: str, url: str, headers: dict[str, str], body: Any = None) -> None:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={**headers, "Content-Type": "application/json", "Prefer": "return=minimal"})
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
+def _rest(env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    key = env["SUPABASE_SERVICE_ROLE_KEY"]
+    return env["SUPABASE_URL"].rstrip("/") + "/rest/v1", {"apikey": key, "Authorization": f"Bearer {key}"}
+
+
+def _reachable(url: str | None) -> bool:
+    if not url:
+        return False
+    try:
+        urllib.request.urlopen(url, timeout=3)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _workload(env: dict[str, str], limit: int = 200) -> dict[str, Any]:
+    """The seed's workload when there is one; else one built from the sandbox's rows."""
+    base, h = _rest(env)
+    contacts = _get(f"{base}/contacts?select=workspace_id,phone&order=phone&limit={limit}", h)
+    if not contacts:
+        pytest.skip("the sandbox has no contacts (run `python -m seed generate` first)")
+    members = _get(f"{base}/workspace_members?select=workspace_id,user_id&role=eq.owner", h)
+    rng = random.Random(0)
+    used = {c["phone"] for c in contacts}
+    unknown = []
+    while len(unknown) < 10:
+        p = "62899" + "".join(rng.choice("0123456789") for _ in range(8))
+        if p not in used:
+            unknown.append({"workspace_id": contacts[0]["workspace_id"], "phone": p})
+    return {
+        "format": "crm-workload/1", "generated_at": "2026-01-01T00:00:00Z",
+        "workspaces": [{"id": m["workspace_id"], "name": "", "member_user_id": m["user_id"]} for m in members],
+        "known": [{"workspace_id": c["workspace_id"], "phone": c["phone"], "weight": 1.0} for c in contacts],
+        "unknown": unknown,
+    }
+
+
+def _targets(env: dict[str, str]) -> list[str]:
+    out = ["supabase_rest", "supabase_nested", "supabase_rpc"]
+    if _reachable(env.get("CONVEX_URL")):
+        out += ["convex_http", "convex_query"]
+    if _reachable(env.get("APP_URL")) and env.get("CRM_API_KEY"):
+        out += ["api_supabase"] + (["api_convex"] if "convex_query" in out else [])
+    return out
+
+
+def test_lookups_against_the_sandbox(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(sandbox_env)
+    (tmp_path / "workload.json").write_text(json.dumps(_workload(env)))
+    targets = _targets(env)
+    prefix = tmp_path / "run"
+    p = run_locust(
+        ["-f", AI_CONTEXT, "--headless", "-u", str(2 * len(targets)), "-r", "50", "-t", "5s", "--csv", str(prefix),
+         "--json-file", str(tmp_path / "final"), "--warmup", "0", "--targets", *targets, "--write-weight", "0"],
+        env, tmp_path, timeout=90,
+    )
+    assert p.returncode in (0, 10, 11), p.stderr[-3000:]
+    counts = final_counts(tmp_path / "final.json")
+    failed = {k: v for k, v in counts.items() if v[1]}
+    assert not failed, (failed, p.stderr[-2000:])
+    hdr = read_hdr(prefix)
+    assert hdr["metadata"]["sandbox"] is True
+    entries = {(e["type"], e["name"]): e for e in hdr["entries"] if e["step"] is None}
+    for t in targets:
+        assert counts[("lookup", t)][0] > 0, t
+        trips = entries[("lookup", t)]["round_trips"]
+        if t == "supabase_rest":
+            # contact, conversations, messages in.(…), notes; no messages call when there is no conversation
+            assert "4" in trips and set(trips) <= {"3", "4"}, trips
+        else:
+            assert trips == {"1": counts[("lookup", t)][0]}, (t, trips)
+        if ("lookup-miss", t) in entries:
+            assert entries[("lookup-miss", t)]["round_trips"] == {"1": counts[("lookup-miss", t)][0]}
+    assert counts[("GET", "supabase_rest contacts")][0] > 0
+    assert counts[("GET", "supabase_rest messages")][0] > 0
+    assert counts[("POST", "supabase_rpc rpc/get_contact_context")][0] > 0
+    for key in ("SUPABASE_SERVICE_ROLE_KEY", "CRM_API_KEY"):
+        if env.get(key):
+            assert env[key] not in json.dumps(hdr)
+
+
+def test_write_path_against_the_sandbox_is_marked_and_undone(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(sandbox_env)
+    base, h = _rest(env)
+    wl = _workload(env, limit=1)
+    ws, phone = wl["known"][0]["workspace_id"], wl["known"][0]["phone"]
+    contact = _get(f"{base}/contacts?select=id&workspace_id=eq.{ws}&phone=eq.{phone}", h)[0]
+    before = _get(f"{base}/conversations?select=id,last_message_at,last_message_preview&contact_id=eq.{contact['id']}", h)
+    (tmp_path / "workload.json").write_text(json.dumps(wl))
+    try:
+        p = run_locust(
+            ["-f", AI_CONTEXT, "--headless", "-u", "1", "-r", "1", "-t", "2s", "--json-file", str(tmp_path / "final"),
+             "--warmup", "0", "--targets", "supabase_rest", "--known-weight", "0", "--unknown-weight", "0",
+             "--write-weight", "1", "--think-time", "0.05"],
+            env, tmp_path, timeout=60,
+        )
+        counts = final_counts(tmp_path / "final.json")
+        written = _get(f"{base}/messages?select=id,direction,sender_type&message_type=eq.loadtest", h)
+    finally:
+        _send("DELETE", f"{base}/messages?message_type=eq.loadtest", h)
+        for c in before:
+            _send("PATCH", f"{base}/conversations?id=eq.{c['id']}", h,
+                  {"last_message_at": c["last_message_at"], "last_message_preview": c["last_message_preview"]})
+    assert p.returncode in (0, 10, 11), p.stderr[-2000:]
+    n, failures = counts[("write", "supabase_rest")]
+    assert n > 0 and failures == 0
+    if before:
+        assert counts[("POST", "supabase_rest messages insert")] == (n, 0)
+        assert len(written) >= n and all(m["direction"] == "outbound" and m["sender_type"] == "ai" for m in written)
