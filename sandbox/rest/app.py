@@ -49,6 +49,7 @@ _TAIL = (
     "nullif(current_setting('response.status', true), '') AS response_status"
 )
 _HEADERS_SKIPPED = frozenset({"cookie"})
+_PLAN_CACHE_MAX = 4096
 _RANGE = re.compile(r"^(?:items=)?(\d+)-(\d*)$")
 
 
@@ -122,6 +123,14 @@ class Pool:
 
 
 @dataclass
+class ReadPlan:
+    singular: bool
+    prefs: dict[str, str]
+    count: str | None
+    offset: int
+
+
+@dataclass
 class Request:
     method: str
     path: str
@@ -155,6 +164,7 @@ class Gateway:
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = False
+        self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
 
     # lifecycle -----------------------------------------------------------
     async def startup(self) -> None:
@@ -185,6 +195,7 @@ class Gateway:
         conn = await self.pool.acquire()
         try:
             self.cache = await SchemaCache.load(conn, self.config.schemas)
+            self._plans = {}
         except BaseException:
             await self.pool.release(conn, broken=True)
             raise
@@ -470,9 +481,8 @@ class Gateway:
             limit = self.config.max_rows if limit is None else min(limit, self.config.max_rows)
         return offset, limit
 
-    async def _read(
-        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    def plan_read(self, req: Request, table: Table, schema: str) -> tuple[list[tuple[str, list[Any]]], ReadPlan]:
+        """The statements a read runs (also used by bench/ to run the same SQL directly)."""
         parsed = self._parse(req)
         singular = self._singular(req)
         prefs = _prefer(req.headers)
@@ -486,8 +496,27 @@ class Gateway:
             table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count is not None
         )
         _, statements = self._wrap_read(b, source, count_sql, count, singular, req.method == "HEAD")
+        return statements, ReadPlan(singular, prefs, count, offset)
+
+    async def _read(
+        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        # identical reads (a hot contact) reuse their statements: parsing and building are skipped
+        key = (
+            req.method, schema, table.name, tuple(req.query),
+            req.headers.get("accept"), req.headers.get("prefer"), req.headers.get("range"),
+        )
+        cached = self._plans.get(key)
+        if cached is None:
+            cached = self.plan_read(req, table, schema)
+            if len(self._plans) >= _PLAN_CACHE_MAX:
+                self._plans.clear()
+            self._plans[key] = cached
+        statements, plan = cached
         rows = await self._run(req, True, schema, role, claims, authed, statements)
-        return self._read_response(req, rows, count, singular, offset, profile, schema, table.name, prefs)
+        return self._read_response(
+            req, rows, plan.count, plan.singular, plan.offset, profile, schema, table.name, plan.prefs
+        )
 
     def _wrap_read(
         self, b: Builder, source: str, count_sql: str | None, count: str | None, singular: bool, head: bool

@@ -6,6 +6,7 @@ Follows ``src/library/PostgREST/ApiRequest/QueryParams.hs``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -38,6 +39,8 @@ IS_VALUES = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "F
 RESERVED = {"select", "columns", "on_conflict"}
 EMBEDDABLE_RESERVED = {"order", "limit", "offset", "or", "and"}
 _IDENT_CHARS = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]")
+# identifier chars joined by '-' (but not '->')
+_IDENT_RUN = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]+(?:-(?!>)[A-Za-z0-9_$ \u0080-\uffff]+)*")
 _CAST = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
 _JSON_KEY = re.compile(r"[^-,.:()>!\"']")
 
@@ -204,7 +207,9 @@ def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
     return FieldRef(name, path)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_select(text: str) -> list[SelectItem]:
+    """Cached: the same select string repeats across requests (callers never mutate the result)."""
     cur = _Cursor(text, "select parameter")
     items = _select_items(cur, top=True)
     if not cur.at_end():
@@ -431,6 +436,7 @@ def _tree_value(cur: _Cursor, whole: str) -> str:
     return cur.s[start : cur.i]
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_order(raw: str, key: str) -> list[OrderTerm]:
     terms: list[OrderTerm] = []
     for part in _split_top(raw):
@@ -493,6 +499,8 @@ def parse_nonneg_int(raw: str, what: str) -> int:
 
 def split_key(key: str) -> list[str]:
     """``a.b."c.d"`` -> ``["a", "b", "c.d"]``; JSON arrows stay on their field."""
+    if '"' not in key:
+        return key.split(".")
     out: list[str] = []
     cur = []
     in_quote = False

