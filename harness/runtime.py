@@ -89,6 +89,10 @@ class Harness:
             c for c in self.all_user_classes
             if not (isinstance(c, type) and issubclass(c, LookupUser)) or c.target in targets
         ]
+        for c in chosen:
+            if isinstance(c, type) and issubclass(c, LookupUser):
+                # shown by the web UI; requests use absolute URLs, so a host typed there changes nothing
+                c.host = self.endpoints.base_url(c.target) or c.host
         self.environment.user_classes = chosen
 
     def check_targets(self) -> list[str]:
