@@ -10,6 +10,8 @@ const nextConfig = {
   turbopack: { root: here },
   outputFileTracingRoot: here,
   poweredByHeader: false,
+  // Lets /api/health tell which sources this build was made from (sandbox/nextjs.py).
+  env: { APP_BUILD_HASH: process.env.APP_BUILD_HASH ?? "" },
 };
 
 export default nextConfig;

@@ -97,9 +97,10 @@ def _run(step: str, argv: list[str], cwd: Path, log: Path, env: dict[str, str]) 
         raise NextjsError(f"nextjs: {step} failed (exit {result.returncode}); see {log}")
 
 
-def _build_env() -> dict[str, str]:
+def _build_env(build_hash: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env["NEXT_TELEMETRY_DISABLED"] = "1"
+    env["APP_BUILD_HASH"] = build_hash
     return env
 
 
@@ -122,7 +123,7 @@ def build(app: Path, log: Path) -> bool:
     if _stamp_matches(app / BUILD_STAMP, wanted) and (app / ".next" / "BUILD_ID").is_file():
         return False
     next_bin = app.resolve() / "node_modules" / "next" / "dist" / "bin" / "next"
-    _run("next build", ["node", str(next_bin), "build"], app, log, _build_env())
+    _run("next build", ["node", str(next_bin), "build"], app, log, _build_env(wanted))
     (app / BUILD_STAMP).write_text(wanted + "\n")
     return True
 
@@ -151,16 +152,24 @@ def _env(ctx: Context) -> dict[str, str]:
     return env
 
 
+def _health_url(app: Path) -> str:
+    # Healthy only when the running server was built from the current sources:
+    # the launcher then restarts a server left over from an older build.
+    build = sources_hash(app) if (app / "src").is_dir() else ""
+    return f"{APP_URL}/api/health?build={build}"
+
+
 SERVICE = Service(
     name="nextjs",
     argv=_argv,
     env=_env,
     cwd=app_dir,
-    health_url=f"{APP_URL}/",
+    health_url=_health_url(Path(__file__).resolve().parent.parent / "nextjs"),
     ports=(PORT,),
     prepare=_prepare,
     available=_available,
     requires=("supabase",),
-    exports=lambda _ctx: {"APP_URL": APP_URL},
+    # The routes check CRM_API_KEY, so clients of the app need it too.
+    exports=lambda ctx: {"APP_URL": APP_URL, "CRM_API_KEY": ctx.env["CRM_API_KEY"]},
     startup_timeout=60.0,
 )
