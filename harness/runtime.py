@@ -169,9 +169,8 @@ class Harness:
 
     # ------------------------------------------------------------------ users' helpers
     def wait_ready(self, timeout: float = 30.0) -> bool:
-        if self.workload is None and not self.is_worker and self.environment.runner is not None:
-            # a user started outside a test start (e.g. tests driving a runner directly)
-            self.begin()
+        if self.config_error is not None:
+            return False
         return self.ready.wait(timeout)
 
     def choose_kind(self, target: str) -> str:
@@ -277,12 +276,17 @@ def current() -> Harness:
 
 
 def _fail(environment: Environment, message: str) -> None:
-    """A configuration problem: one line, no traceback; stop the run."""
+    """A configuration problem: one line, no traceback; headless runs end, web-UI runs stop."""
     log.error(message)
     runner = environment.runner
-    if runner is not None and not isinstance(runner, WorkerRunner):
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    parsed = environment.parsed_options
+    if parsed is not None and getattr(parsed, "headless", False):
         environment.process_exit_code = 2
         gevent.spawn_later(0, runner.quit)
+    else:
+        gevent.spawn_later(0, runner.stop)
 
 
 @events.init_command_line_parser.add_listener
@@ -305,9 +309,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
         runner.register_message("harness_step", h.on_step_message)
         return
     h.select_targets(h.options.targets)
-    missing = h.check_targets()
-    if missing:
-        print("error: " + "; ".join(missing), file=sys.stderr)
+    problems = h.check_targets()
+    parsed = environment.parsed_options
+    if parsed is not None and getattr(parsed, "headless", False):
+        try:  # fail before any user starts, in one line
+            resolve(h.settings, h.options.workload)
+        except WorkloadError as e:
+            problems.append(str(e))
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
     if environment.web_ui is not None:
         from harness import webui
@@ -325,14 +335,15 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         h._reset_run()
         return
     h.ready.clear()
+    h.config_error = None
     try:
         h.begin()
+        missing = h.check_targets()
+        if missing:
+            raise ValueError("; ".join(missing))
     except (WorkloadError, SettingsError, ValueError) as e:
+        h.config_error = str(e)
         _fail(environment, f"error: {e}")
-        return
-    missing = h.check_targets()
-    if missing:
-        _fail(environment, "error: " + "; ".join(missing))
 
 
 @events.test_stop.add_listener

@@ -55,3 +55,34 @@ def test_every_target_headless(tmp_path: Path) -> None:
     text = json.dumps(hdr)
     assert "test-crm-key" not in text and "test-service-role" not in text and "member-token" not in text
     assert hdr["metadata"]["sandbox"] is True
+
+
+def test_configuration_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    with FakeBackend() as fb:
+        env = fb.env()
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "1", "-t", "2s", "--targets", "convex_http"], env, tmp_path)
+        assert p.returncode == 2
+        errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [errors[0]] and "workload file not found" in errors[0] and "Traceback" not in p.stderr
+        env.pop("APP_URL")
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "1", "-t", "2s", "--targets", "api_convex"], env, tmp_path)
+        assert p.returncode == 2 and "error: api_convex: APP_URL is not set" in p.stderr
+        assert "test-crm-key" not in p.stderr
+
+
+def test_convex_error_status_counts_as_failure(tmp_path: Path) -> None:
+    with FakeBackend() as fb:
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        env = fb.env()
+        env["CONVEX_AUTH_TOKEN"] = "wrong"  # the fake answers HTTP 200 {"status": "error"}
+        p = run_locust(
+            ["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "2", "-t", "2s", "--targets", "convex_query",
+             "--json-file", str(tmp_path / "final"), "--warmup", "0", "--think-time", "0.05"],
+            env, tmp_path,
+        )
+    counts = final_counts(tmp_path / "final.json")
+    n, failures = counts[("POST", "convex_query contacts:getContextByPhone")]
+    assert n > 0 and failures == n
+    assert counts[("lookup", "convex_query")][1] == counts[("lookup", "convex_query")][0]
+    assert p.returncode == 11
