@@ -14,6 +14,8 @@ DEMO_DURATION ?= 60
 DEMO_USERS ?= 14
 DEMO_SPAWN_RATE ?= 7
 DEMO_OUT ?=
+DEMO_WARMUP ?= 5
+DEMO_KEEP_SANDBOX ?=
 RUN_DURATION ?= 120
 RUN_USERS ?= 20
 RUN_SPAWN_RATE ?= 5
@@ -27,7 +29,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 .PHONY: help check-tools venv node nextjs-deps deps chromium test test-py test-js lint clean \
-	demo ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv
+	demo demo-run ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv
 
 help:
 	@echo "make demo    - start the sandbox, seed, migrate, load-test every target, print the decision"
@@ -110,10 +112,9 @@ sandbox-down:
 # Fills the running sandbox: data in Supabase, the same rows in Convex, parity
 # checked, and workload.json (the phones the load draws from).
 sandbox-seed: venv
-	set -a && . .sandbox/env && set +a && \
+	set -a && . "$${SANDBOX_DIR:-.sandbox}/env" && set +a && export ENV_FILE="$${SANDBOX_DIR:-.sandbox}/env" && \
 	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset && \
-	$(PY) -m seed migrate && \
-	$(PY) -m seed verify && \
+	{ [ -z "$${CONVEX_URL:-}" ] || { $(PY) -m seed migrate --clear --restart && $(PY) -m seed verify; }; } && \
 	$(PY) -m seed workload --out workload.json
 
 check-dotenv:
@@ -121,29 +122,37 @@ check-dotenv:
 
 # --------------------------------------------------------------------------- demo
 
-# One bash script: the sandbox is stopped on every exit path (trap), and the
-# report's exit codes 0 / 10 / 11 are verdicts, not failures.
+# One bash script: the sandbox is stopped on every exit path (trap; DEMO_KEEP_SANDBOX=1
+# leaves it running), and the report's exit codes 0 / 10 / 11 are verdicts, not
+# failures. Targets whose service is not in the sandbox are left out, and said so.
 demo: venv node nextjs-deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run:
 	@set -euo pipefail; \
 	started=$$(date +%s); \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); \
 	out="$(DEMO_OUT)"; out="$${out:-reports/out/demo-$$stamp}"; \
 	run="runs/demo-$$stamp"; mkdir -p "$$run"; \
-	trap 'echo "== stopping the sandbox"; $(PY) -m sandbox down || true' EXIT; \
+	if [ "$(DEMO_KEEP_SANDBOX)" != 1 ]; then trap 'echo "== stopping the sandbox"; env -u DATABASE_URL $(PY) -m sandbox down || true' EXIT; fi; \
 	echo "== starting the sandbox (PostgreSQL, Supabase-compatible gateway, Convex runtime, Next.js)"; \
 	$(PY) -m sandbox up > /dev/null; \
-	set -a; . .sandbox/env; set +a; \
-	echo "== seeding $(DEMO_CONTACTS) contacts, migrating to Convex, verifying parity"; \
-	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset; \
-	$(PY) -m seed migrate; \
-	$(PY) -m seed verify; \
-	$(PY) -m seed workload --out "$$run/workload.json"; \
-	echo "== load test: every target side by side, $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
+	set -a; . "$${SANDBOX_DIR:-.sandbox}/env"; set +a; export ENV_FILE="$${SANDBOX_DIR:-.sandbox}/env"; \
+	targets="supabase_rest supabase_nested supabase_rpc"; \
+	if [ -n "$${CONVEX_URL:-}" ]; then targets="$$targets convex_http convex_query"; \
+	else echo "note: no Convex in this sandbox; the Convex targets are left out"; fi; \
+	if [ -n "$${APP_URL:-}" ]; then targets="$$targets api_supabase$${CONVEX_URL:+ api_convex}"; \
+	else echo "note: no Next.js app in this sandbox; the API-route targets are left out"; fi; \
+	echo "== seeding $(DEMO_CONTACTS) contacts$${CONVEX_URL:+, migrating to Convex, verifying parity}"; \
+	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
+	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart; $(PY) -m seed -q verify; fi; \
+	$(PY) -m seed -q workload --out "$$run/workload.json"; \
+	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
 		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s \
-		--csv "$$run/run" --workload "$$run/workload.json" --warmup 5 \
-		--no-verdict-exit-code || rc=$$?; \
-	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
+		--csv "$$run/run" --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
+		--targets $$targets --no-verdict-exit-code > "$$run/locust.log" 2>&1 || rc=$$?; \
+	if [ $$rc -ne 0 ]; then tail -n 20 "$$run/locust.log" >&2; echo "error: the load test failed (exit $$rc); log: $$run/locust.log" >&2; exit $$rc; fi; \
 	echo "== decision"; \
 	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" || rc=$$?; \
 	case $$rc in 0|10|11) ;; *) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
@@ -154,7 +163,8 @@ demo: venv node nextjs-deps
 
 # ENV_SETUP: the shell lines that point the settings at the sandbox or at .env.
 ifeq ($(AGAINST),sandbox)
-ENV_SETUP = $(PY) -m sandbox up > /dev/null && set -a && . .sandbox/env && set +a && \
+ENV_SETUP = $(PY) -m sandbox up > /dev/null && set -a && . "$${SANDBOX_DIR:-.sandbox}/env" && set +a && \
+	export ENV_FILE="$${SANDBOX_DIR:-.sandbox}/env" && \
 	{ test -f workload.json || $(MAKE) --no-print-directory sandbox-seed; }
 else
 ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE="$(ENV_FILE)" && \
