@@ -7,6 +7,8 @@ temporary state dir for the session and stopped at its end.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def sandbox_env() -> Iterator[dict[str, str]]:
     """The sandbox env (SUPABASE_URL, keys, DATABASE_URL, ...), plus SANDBOX_DIR."""
     from sandbox import launcher
     from sandbox.services import CONVEX_RUNTIME
@@ -28,13 +30,17 @@ def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             if env.get("SUPABASE_URL"):
                 yield {**env, "SANDBOX_DIR": str(default)}
                 return
-    state: Path = tmp_path_factory.mktemp("sandbox")
+    # Not under pytest's basetemp: concurrent pytest sessions prune old basetemps,
+    # which would delete a running database's files.
+    state = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
     try:
         env = launcher.up(wanted, state)
     except launcher.LauncherError as exc:
         launcher.down(state)
+        shutil.rmtree(state, ignore_errors=True)
         pytest.fail(f"sandbox did not start: {exc}")
     try:
         yield {**env, "SANDBOX_DIR": str(state)}
     finally:
         launcher.down(state)
+        shutil.rmtree(state, ignore_errors=True)

@@ -429,7 +429,10 @@ class Gateway:
                 if isinstance(exc, asyncpg.PostgresConnectionError) and attempt == 0:
                     continue
                 raise from_pg(exc, authenticated) from None
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, ConnectionError):
+            except (OSError, asyncpg.InterfaceError, ConnectionError) as exc:
+                if not (conn.is_closed() or isinstance(exc, OSError | ConnectionError | asyncpg.ConnectionDoesNotExistError)):
+                    await self._rollback(conn)
+                    raise  # a gateway bug, answered as 500 (never a 503 while the database is up)
                 await self.pool.release(conn, broken=True)
                 if attempt == 0:
                     continue  # a connection the server dropped: once more on a fresh one
@@ -523,7 +526,7 @@ class Gateway:
     ) -> tuple[str, list[tuple[str, list[Any]]]]:
         statements: list[tuple[str, list[Any]]] = []
         if count in ("planned", "estimated") and count_sql is not None:
-            statements.append((f"EXPLAIN (FORMAT JSON) {count_sql}", list(b.params)))
+            statements.append((f"EXPLAIN (FORMAT JSON) {count_sql}", b.params[: b.count_params]))
         ctes = f"WITH pgrst_source AS ({source})"
         total = "NULL::bigint"
         if count in ("exact", "estimated") and count_sql is not None:

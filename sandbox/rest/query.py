@@ -52,6 +52,7 @@ class Builder:
     params: list[Any] = field(default_factory=list)
     counter: int = 0
     used_paths: set[tuple[str, ...]] = field(default_factory=set)
+    count_params: int = 0
 
     def param(self, value: Any) -> str:
         self.params.append(value)
@@ -317,6 +318,7 @@ class Builder:
         if where:
             body += " WHERE " + " AND ".join(where)
         count_sql = f"SELECT 1 {body}" if with_count else None
+        self.count_params = len(self.params)  # the count query uses only the parameters bound so far
         sql = f"SELECT {', '.join(cols) if cols else ''} {body}"
         if root.order:
             sql += " ORDER BY " + self.order_sql(table, ref_sql, root.order)

@@ -202,10 +202,11 @@ def test_filters_logic_and_embeds(http: httpx.Client, crm: Crm) -> None:
     notin = http.get("/conversations", params={"select": "id", "workspace_id": f"eq.{ws}",
                                                "id": f"not.in.({crm.conversations[0]},{crm.conversations[1]})"}).json()
     assert len(notin) == 3
-    liked = http.get("/messages", params={"select": "content", "content": "like.c1 m1*", "order": "content"}).json()
+    liked = http.get("/messages", params={"select": "content", "content": "like.c1 m1*", "order": "content",
+                                          "workspace_id": f"eq.{ws}"}).json()
     assert [r["content"] for r in liked] == [f"c1 m{i}" for i in ["1", "10", "11", "12", "13", "14", "15", "16", "17",
                                                                   "18", "19"]]
-    ilike = http.get("/contacts", params={"select": "name", "name": "ilike.*SANTOSO"}).json()
+    ilike = http.get("/contacts", params={"select": "name", "name": "ilike.*SANTOSO", "workspace_id": f"eq.{ws}"}).json()
     assert ilike == [{"name": "Budi Santoso"}]
     inner = http.get("/contacts", params={
         "select": "id,conversations!inner(id)", "workspace_id": f"eq.{ws}", "conversations.status": "eq.pending",
@@ -218,9 +219,11 @@ def test_filters_logic_and_embeds(http: httpx.Client, crm: Crm) -> None:
     }).json()
     assert aliased[0]["who"] == "Budi Santoso" and aliased[0]["score"] == "87"
     assert list(aliased[0]) == ["who", "ws", "workspace", "score"]
-    jsonpath = http.get("/contacts", params={"select": "src:metadata->>source", "metadata->>source": "eq.ads"}).json()
-    assert {"src": "ads"} in jsonpath
-    quoted_in = http.get("/messages", params={"select": "content", "content": 'in.("c0 m1","c0 m2")', "order": "content"})
+    jsonpath = http.get("/contacts", params={"select": "src:metadata->>source", "metadata->>source": "eq.ads",
+                                             "workspace_id": f"eq.{ws}"}).json()
+    assert jsonpath == [{"src": "ads"}]
+    quoted_in = http.get("/messages", params={"select": "content", "content": 'in.("c0 m1","c0 m2")', "order": "content",
+                                              "workspace_id": f"eq.{ws}"})
     assert [r["content"] for r in quoted_in.json()] == ["c0 m1", "c0 m2"]
 
 
@@ -259,3 +262,42 @@ def test_schema_cache_reload_on_notify(http: httpx.Client, crm: Crm) -> None:
     finally:
         crm.sql(f"drop table public.{name}")
         crm.sql("notify pgrst, 'reload schema'")
+
+
+def test_hint_spread_and_embed_null_filter(http: httpx.Client, crm: Crm) -> None:
+    cid = crm.contacts["main"]
+    hinted = http.get("/contacts", params={"select": "id,ws:workspaces!contacts_workspace_id_fkey(name)", "id": f"eq.{cid}"})
+    assert hinted.json() == [{"id": cid, "ws": {"name": "Eagle Overseas"}}]
+    by_column = http.get("/contacts", params={"select": "workspace_id(slug)", "id": f"eq.{cid}"})
+    assert by_column.status_code == 200 and "slug" in by_column.json()[0]["workspace_id"]
+    spread = http.get("/contacts", params={"select": "id,...workspaces(workspace_name:name)", "id": f"eq.{cid}"})
+    assert spread.json() == [{"id": cid, "workspace_name": "Eagle Overseas"}]
+    bad_spread = http.get("/contacts", params={"select": "id,...conversations(id)"})
+    assert bad_spread.status_code == 400 and bad_spread.json()["code"] == "PGRST119"
+    with_convs = http.get("/contacts", params={
+        "select": "id,conversations(id)", "workspace_id": f"eq.{crm.workspaces['a']}", "conversations": "not.is.null",
+    })
+    assert [r["id"] for r in with_convs.json()] == [cid]
+    without = http.get("/contacts", params={
+        "select": "id,conversations(id)", "workspace_id": f"eq.{crm.workspaces['a']}", "conversations": "is.null",
+    })
+    assert [r["id"] for r in without.json()] == [crm.contacts["quiet"]]
+
+
+def test_count_planned_and_estimated(http: httpx.Client, crm: Crm) -> None:
+    for mode in ("planned", "estimated"):
+        r = http.get("/messages", params={"select": "id", "limit": "1"}, headers={"Prefer": f"count={mode}"})
+        assert r.status_code in (200, 206)
+        total = r.headers["content-range"].split("/")[1]
+        assert total.isdigit() and int(total) >= 1
+        assert r.headers["preference-applied"] == f"count={mode}"
+
+
+def test_embedded_order_limit_offset(http: httpx.Client, crm: Crm) -> None:
+    conv = crm.conversations[2]
+    r = http.get("/conversations", params={
+        "select": "id,messages(content)", "id": f"eq.{conv}",
+        "messages.order": "created_at.desc", "messages.limit": "2", "messages.offset": "1",
+    })
+    want = crm.sql("select content from messages where conversation_id = %s order by created_at desc offset 1 limit 2", conv)
+    assert [m["content"] for m in r.json()[0]["messages"]] == [w[0] for w in want]

@@ -1,0 +1,116 @@
+"""The launcher's contract: env file, idempotent up, status, port conflicts, CLI, non-root PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from sandbox import launcher
+from sandbox.services import ROOT
+
+pytestmark = pytest.mark.sandbox
+
+
+def test_env_file_holds_the_contract(sandbox_env: dict[str, str]) -> None:
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    env = launcher.read_env(state)
+    assert env["SUPABASE_URL"] == "http://127.0.0.1:54321"
+    assert env["DATABASE_URL"].startswith("postgresql://")
+    secret = env["SUPABASE_JWT_SECRET"]
+    for name, role in (("SUPABASE_ANON_KEY", "anon"), ("SUPABASE_SERVICE_ROLE_KEY", "service_role")):
+        claims = jwt.decode(env[name], secret, algorithms=["HS256"])
+        assert claims["role"] == role
+    assert oct((state / "env").stat().st_mode & 0o777) == "0o600"
+    assert oct((state / "keys").stat().st_mode & 0o777) == "0o700"
+    assert (state / "logs" / "supabase.log").exists()
+
+
+def test_up_is_idempotent_and_status(sandbox_env: dict[str, str]) -> None:
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    pid_before = (state / "supabase.pid").read_text()
+    again = launcher.up(["postgres", "supabase"], state)
+    assert (state / "supabase.pid").read_text() == pid_before
+    for key in ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET", "DATABASE_URL"):
+        assert again[key] == sandbox_env[key]
+    status = launcher.status(state)
+    assert status["postgres"] and status["supabase"]
+
+
+def test_cli_env_prints_the_file(sandbox_env: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sandbox", "env"],
+        cwd=ROOT,
+        env={**os.environ, "SANDBOX_DIR": sandbox_env["SANDBOX_DIR"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == (Path(sandbox_env["SANDBOX_DIR"]) / "env").read_text()
+
+
+def test_port_taken_is_one_clear_line(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    try:
+        with pytest.raises(launcher.LauncherError) as err:
+            launcher.up(["supabase"], other)
+        message = str(err.value)
+        assert "54321" in message and "taken" in message and "\n" not in message
+    finally:
+        stopped = launcher.down(other)
+    assert "supabase" not in stopped
+    # the running stack was not touched
+    assert httpx.get("http://127.0.0.1:54321/health").status_code == 200
+
+
+def test_down_on_empty_state_stops_nothing(tmp_path: Path) -> None:
+    assert launcher.down(tmp_path / "never-started") == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks the root path: PostgreSQL run as an unprivileged user")
+def test_embedded_postgres_as_root_and_as_a_normal_user() -> None:
+    from sandbox.postgres import PG_USER, Postgres
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="sandbox-pg-test-"))  # outside pytest's prunable basetemp
+    try:
+        _root_and_user(tmp_path, Postgres, PG_USER)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _root_and_user(tmp_path: Path, Postgres: type, PG_USER: str) -> None:
+
+    pg = Postgres(tmp_path / "as-root")
+    pg.start()
+    try:
+        owner = subprocess.run(["ps", "-o", "user=", "-p", str(pg.pid())], capture_output=True, text=True).stdout.strip()
+        assert owner in (PG_USER, "nobody")
+    finally:
+        pg.stop()
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv not available")
+    home = tmp_path / "as-user"
+    home.mkdir()
+    shutil.chown(home, "nobody")
+    os.chmod(tmp_path, 0o755)
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); from sandbox.postgres import Postgres; "
+        "p = Postgres(Path(sys.argv[1])); p.start(); ok = p.is_running(); p.stop(); print(ok)"
+    )
+    nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True).stdout.strip()
+    result = subprocess.run(
+        ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", sys.executable, "-c", code,
+         str(home / "state"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(home)},
+    )
+    assert result.stdout.strip() == "True", result.stderr[-500:]
