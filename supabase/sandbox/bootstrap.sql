@@ -84,3 +84,29 @@ create table if not exists supabase_migrations.schema_migrations (
   statements text[],
   name text
 );
+
+-- Hosted Supabase reloads PostgREST's schema cache on DDL through event
+-- triggers (supabase/postgres `pgrst_ddl_watch` / `pgrst_drop_watch`); the
+-- sandbox gateway listens on the same channel.
+create schema if not exists extensions;
+
+create or replace function extensions.pgrst_ddl_watch() returns event_trigger
+language plpgsql
+as $$
+begin
+  notify pgrst, 'reload schema';
+end;
+$$;
+
+do $$
+begin
+  if not exists (select from pg_event_trigger where evtname = 'pgrst_ddl_watch') then
+    create event trigger pgrst_ddl_watch on ddl_command_end execute procedure extensions.pgrst_ddl_watch();
+  end if;
+  if not exists (select from pg_event_trigger where evtname = 'pgrst_drop_watch') then
+    create event trigger pgrst_drop_watch on sql_drop execute procedure extensions.pgrst_ddl_watch();
+  end if;
+exception when insufficient_privilege then
+  raise notice 'event triggers need a superuser; reload the gateway with NOTIFY pgrst, ''reload schema''';
+end
+$$;

@@ -301,3 +301,27 @@ def test_embedded_order_limit_offset(http: httpx.Client, crm: Crm) -> None:
     })
     want = crm.sql("select content from messages where conversation_id = %s order by created_at desc offset 1 limit 2", conv)
     assert [m["content"] for m in r.json()[0]["messages"]] == [w[0] for w in want]
+
+
+def test_schema_cache_reload_on_sigusr1_and_ddl(sandbox_env: dict[str, str], http: httpx.Client, crm: Crm) -> None:
+    import os
+    import signal
+
+    name = f"reload_probe_{uuid.uuid4().hex[:8]}"
+    # event triggers do not fire in replica mode: only SIGUSR1 can make the gateway see this table
+    crm.sql(f"set session_replication_role = replica; create table public.{name} (id int primary key)")
+    try:
+        time.sleep(0.3)
+        assert http.get(f"/{name}").status_code == 404
+        pid = int((Path(sandbox_env["SANDBOX_DIR"]) / "supabase.pid").read_text())
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while http.get(f"/{name}").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert http.get(f"/{name}").json() == []
+    finally:
+        crm.sql(f"drop table public.{name}")  # the DDL event trigger notifies pgrst
+    deadline = time.monotonic() + 10
+    while http.get(f"/{name}").status_code != 404 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http.get(f"/{name}").json()["code"] == "PGRST205"
