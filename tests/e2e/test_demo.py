@@ -1,0 +1,87 @@
+"""`make demo`'s pipeline end to end with a short run: sandbox up, seed,
+migrate, verify, the load on every target, the decision files, sandbox down.
+
+Run in a private network namespace when possible (its own 127.0.0.1, so the
+fixed sandbox ports cannot clash with a stack already running on this machine);
+otherwise it reuses the session's sandbox and leaves it running."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.services import CONVEX_RUNTIME
+
+from .test_errors import MAKE, NO_REMAKE, ROOT, _clean_env
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.skipif(MAKE is None, reason="make is not installed")]
+
+SANDBOX_BANNER = "not a verdict on hosted Supabase or Convex"
+
+
+def _netns_prefix() -> list[str] | None:
+    """`unshare -n` with loopback up, when this process may create a network namespace."""
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if unshare is None or ip is None:
+        return None
+    probe = subprocess.run([unshare, "-n", ip, "link", "set", "lo", "up"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return None
+    return [unshare, "-n", "bash", "-c", f'{ip} link set lo up && exec "$@"', "demo"]
+
+
+def test_demo_pipeline(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    assert MAKE is not None
+    out, runs = tmp_path / "report", tmp_path / "runs"
+    env = _clean_env()
+    argv = [
+        MAKE, "--no-print-directory", "-C", str(ROOT), *NO_REMAKE, "demo-run",
+        f"PY={sys.executable}", "DEMO_CONTACTS=300", "DEMO_DURATION=15", "DEMO_USERS=14",
+        "DEMO_SPAWN_RATE=14", "DEMO_WARMUP=2", f"DEMO_OUT={out}", f"DEMO_RUNS={runs}",
+    ]
+    prefix = _netns_prefix()
+    if prefix is not None:
+        state = tmp_path / "sandbox"
+        env["SANDBOX_DIR"] = str(state)
+        argv = [*prefix, *argv]
+    else:
+        sandbox_env = request.getfixturevalue("sandbox_env")
+        state = Path(sandbox_env["SANDBOX_DIR"])
+        env["SANDBOX_DIR"] = str(state)
+        argv.append("DEMO_KEEP_SANDBOX=1")
+
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=480, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+
+    # the load ran and wrote its artifacts
+    (run,) = runs.iterdir()
+    for name in ("run_stats.csv", "run_stats_history.csv", "run_failures.csv", "run_hdr.json", "workload.json"):
+        assert (run / name).is_file(), name
+    hdr = json.loads((run / "run_hdr.json").read_text())
+    assert hdr["metadata"]["sandbox"] is True
+    measured = {e["name"] for e in hdr["entries"] if e["type"] == "lookup" and e["count"] > 0}
+    assert {"supabase_rest", "supabase_nested", "supabase_rpc", "api_supabase"} <= measured
+
+    if prefix is not None:
+        assert "stopping the sandbox" in output
+        assert not (state / "nextjs.pid").exists(), "the sandbox was not stopped"
+
+    if not CONVEX_RUNTIME.exists():
+        assert "no decision: it needs a Convex target" in output
+        return
+
+    assert {"convex_http", "convex_query", "api_convex"} <= measured
+    for name in ("decision.md", "decision.json", "report.html"):
+        assert (out / name).is_file(), name
+    decision = json.loads((out / "decision.json").read_text())
+    text = json.dumps(decision)
+    assert any(v in text for v in ("GO", "OPTIMISE SUPABASE", "INCONCLUSIVE"))
+    assert SANDBOX_BANNER in (out / "decision.md").read_text().replace("\n", " ")
+    assert SANDBOX_BANNER in output
+    assert "supabase_rest" in result.stdout and "convex_http" in result.stdout
