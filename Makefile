@@ -16,7 +16,6 @@ DEMO_SPAWN_RATE ?= 7
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
-DEMO_RUNS ?= runs
 RUN_DURATION ?= 120
 RUN_USERS ?= 20
 RUN_SPAWN_RATE ?= 5
@@ -27,6 +26,11 @@ ENV_FILE ?= .env
 # default: ENV_FILE when it exists.
 AGAINST ?= $(if $(wildcard $(ENV_FILE)),env,sandbox)
 CHROMIUM ?= /usr/bin/chromium
+# The phones ui/swarm/run draw from (`python -m seed workload`); runs/ is git-ignored.
+WORKLOAD ?= runs/workload.json
+# Where runs keep their Locust CSVs, HDR artifact and logs (git-ignored).
+RUNS ?= runs
+DEMO_RUNS ?= $(RUNS)
 
 .DEFAULT_GOAL := help
 .PHONY: help check-tools venv node nextjs-deps deps chromium test test-py test-js lint clean \
@@ -116,7 +120,7 @@ sandbox-seed: venv
 	set -a && . "$${SANDBOX_DIR:-.sandbox}/env" && set +a && export ENV_FILE="$${SANDBOX_DIR:-.sandbox}/env" && \
 	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset && \
 	{ [ -z "$${CONVEX_URL:-}" ] || { $(PY) -m seed migrate --clear --restart && $(PY) -m seed verify; }; } && \
-	$(PY) -m seed workload --out workload.json
+	mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD)
 
 check-dotenv:
 	@test -f "$(ENV_FILE)" || { echo "error: $(ENV_FILE) not found; copy .env.example to .env and fill it in (see README, 'Pointing it at real deployments')" >&2; exit 1; }
@@ -171,26 +175,26 @@ demo-run:
 ifeq ($(AGAINST),sandbox)
 ENV_SETUP = $(PY) -m sandbox up > /dev/null && set -a && . "$${SANDBOX_DIR:-.sandbox}/env" && set +a && \
 	export ENV_FILE="$${SANDBOX_DIR:-.sandbox}/env" && \
-	{ test -f workload.json || $(MAKE) --no-print-directory sandbox-seed; }
+	{ test -f $(WORKLOAD) || $(MAKE) --no-print-directory sandbox-seed; }
 else
 ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE="$(ENV_FILE)" && \
-	{ test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || $(PY) -m seed workload --out workload.json; }
+	{ test -f $(WORKLOAD) || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD); }; }
 endif
 
 ui: venv node nextjs-deps
 	@$(ENV_SETUP) && \
 	echo "Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)" && \
-	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload workload.json
+	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload $(WORKLOAD)
 
 swarm: venv node nextjs-deps
 	@set -euo pipefail; $(ENV_SETUP); \
-	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="runs/swarm-$$stamp"; mkdir -p "$$run"; \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/swarm-$$stamp"; mkdir -p "$$run"; \
 	pids=(); trap 'kill $${pids[@]} 2>/dev/null || true' EXIT; \
 	for i in $$(seq 1 $(WORKERS)); do \
 		$(PY) -m locust -f $(LOCUSTFILE) --worker --master-host 127.0.0.1 > "$$run/worker-$$i.log" 2>&1 & pids+=($$!); \
 	done; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --master --master-bind-host 127.0.0.1 --headless --expect-workers $(WORKERS) \
-		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload workload.json \
+		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload $(WORKLOAD) \
 		--no-verdict-exit-code || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); worker logs in $$run/" >&2; exit $$rc; fi; \
 	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/swarm-$$stamp" || rc=$$?; \
@@ -198,10 +202,10 @@ swarm: venv node nextjs-deps
 
 run: venv check-dotenv
 	@set -euo pipefail; export ENV_FILE="$(ENV_FILE)"; \
-	test -f workload.json || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || $(PY) -m seed workload --out workload.json; \
-	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="runs/run-$$stamp"; mkdir -p "$$run"; \
+	test -f $(WORKLOAD) || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD); }; \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/run-$$stamp"; mkdir -p "$$run"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
-		--csv "$$run/run" --workload workload.json --no-verdict-exit-code || rc=$$?; \
+		--csv "$$run/run" --workload $(WORKLOAD) --no-verdict-exit-code || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
 	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/run-$$stamp" || rc=$$?; \
 	case $$rc in 0|10|11) ;; *) exit $$rc;; esac

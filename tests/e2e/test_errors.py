@@ -107,7 +107,7 @@ def test_run_with_env_file_lacking_a_variable(tmp_path: Path) -> None:
     env_file.write_text(
         "CRM_API_KEY=k\nTEST_WORKSPACE_ID=00000000-0000-4000-8000-000000000000\nTEST_PHONE=6281234567890\n"
     )
-    result = make("run", f"PY={sys.executable}", f"ENV_FILE={env_file}", "RUN_DURATION=2")
+    result = make("run", f"PY={sys.executable}", f"ENV_FILE={env_file}", "RUN_DURATION=2", f"RUNS={tmp_path}")
     assert result.returncode != 0
     assert "SUPABASE_URL is not set" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
