@@ -253,15 +253,15 @@ def _contact(
                 "created_at": created,
             }
         )
-        t += rng.randrange(DAY // 2, 45 * DAY)
+        # long histories get shorter gaps, so every history fits in HISTORY_DAYS
+        t += rng.randrange(DAY // 2, max(DAY, min(45 * DAY, HISTORY_DAYS * DAY // (n_conv + 1))))
 
     n_notes = 0 if rng.random() < 0.5 else min(50, int(rng.paretovariate(1.5)))
     note_times = sorted(rng.sample(range(1, max(t, n_notes + 1) + 1), n_notes)) if n_notes else []
     span = max([t, *note_times])
 
     # Anchor: the history ends somewhere in the last HISTORY_DAYS days (never after END_MS).
-    start = END_MS - span - rng.randrange(0, HISTORY_DAYS * DAY)
-    start = max(start, data.rows["workspaces"][w]["created_at"] + DAY)
+    start = END_MS - span - rng.randrange(0, max(1, HISTORY_DAYS * DAY - span))
     created_at = start
     last_activity = start
     for c in convs:
@@ -289,7 +289,9 @@ def _contact(
             "lead_score": rng.randrange(0, 101) if rng.random() < 0.75 else None,
             "metadata": _metadata(rng),
             "created_at": created_at,
-            "updated_at": last_activity + rng.randrange(0, 2 * DAY) if rng.random() < 0.6 else created_at,
+            "updated_at": min(END_MS, last_activity + rng.randrange(0, 2 * DAY))
+            if rng.random() < 0.6
+            else created_at,
         }
     )
     data.rows["conversations"].extend(convs)

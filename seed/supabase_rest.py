@@ -105,7 +105,12 @@ class SupabaseRest:
 
     # reads ---------------------------------------------------------------------
     def page(
-        self, table: Table, after: str | None, limit: int = PAGE_SIZE, columns: str | None = None
+        self,
+        table: Table,
+        after: str | None,
+        limit: int = PAGE_SIZE,
+        columns: str | None = None,
+        attempts: int | None = None,
     ) -> list[dict]:
         params: dict[str, str] = {
             "select": columns or ",".join(table.column_names),
@@ -114,7 +119,7 @@ class SupabaseRest:
         }
         if after is not None:
             params["id"] = f"gt.{after}"
-        resp = self.request("GET", f"/{table.name}", params=params)
+        resp = self.request("GET", f"/{table.name}", params=params, attempts=attempts)
         rows = orjson.loads(resp.content)
         if not isinstance(rows, list):
             raise SeedError(f"Supabase at {self.host} returned a non-list for {table.name}")
@@ -149,7 +154,8 @@ class SupabaseRest:
         """One request per table naming every column the seed reads: a missing
         table or column fails here, before anything is written."""
         for t in TABLES:
-            self.page(t, None, 1)
+            # two attempts: an unreachable URL should fail in seconds, not after the full backoff
+            self.page(t, None, 1, attempts=2)
 
     def rpc(self, name: str, args: dict[str, Any]) -> Any:
         resp = self.request(

@@ -88,6 +88,7 @@ def build(
 
 
 def fetch_rows(rest: SupabaseRest) -> tuple[list[dict], list[dict], list[dict]]:
+    rest.check_schema()
     ws = [r for page in rest.scan(BY_NAME["workspaces"], columns="id,name,created_at") for r in page]
     mem = [
         r

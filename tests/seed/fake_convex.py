@@ -19,9 +19,15 @@ from typing import Any
 from seed.fingerprint import Digest
 from seed.tables import TABLES
 
-REFS = {t.convex: {c.field: next(x.convex for x in TABLES if x.name == c.ref) for c in t.refs} for t in TABLES}
+REFS = {
+    t.convex: {c.field: next(x.convex for x in TABLES if x.name == c.ref) for c in t.refs} for t in TABLES
+}
 UPSERTS = {t.mutation.split(":")[1]: t.convex for t in TABLES}
 ADMIN_KEY = "fake|admin-key"
+
+
+class MissingReference(Exception):
+    pass
 
 
 class FakeConvex:
@@ -32,6 +38,7 @@ class FakeConvex:
         self.calls: list[str] = []
         # queued failures for the next calls: "429", "503", "drop", "error", "400"
         self.failures: list[str] = []
+        self.missing: set[str] = set()  # function paths to pretend are not deployed
 
     # functions -----------------------------------------------------------------
     def upsert(self, table: str, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -42,7 +49,11 @@ class FakeConvex:
             for row in rows:
                 for field, target in REFS[table].items():
                     if row[field] not in self.docs[target]:
-                        raise LookupError(json.dumps({"code": "MissingReference", "table": target, "supabaseId": row[field]}))
+                        raise MissingReference(
+                            json.dumps(
+                                {"code": "MissingReference", "table": target, "supabaseId": row[field]}
+                            )
+                        )
             for row in rows:
                 existing = self.docs[table].get(row["supabaseId"])
                 if existing is None:
@@ -75,6 +86,8 @@ class FakeConvex:
 
     def call(self, path: str, args: dict[str, Any]) -> Any:
         module, _, name = path.partition(":")
+        if path in self.missing:
+            raise KeyError(f"Could not find function for '{path}'. Did you forget to run `npx convex dev`?")
         if module == "migrate" and name in UPSERTS:
             return self.upsert(UPSERTS[name], args["rows"])
         if path == "migrate:tableDigest":
@@ -124,13 +137,26 @@ def _handler(fake: FakeConvex) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"status": "error", "errorMessage": "Uncaught Error: injected failure"})
                 return
             if self.headers.get("Authorization") != f"Convex {ADMIN_KEY}":
-                self._send(401, {"code": "BadAdminKey", "message": "The provided admin key was invalid for this instance"})
+                self._send(
+                    401,
+                    {
+                        "code": "BadAdminKey",
+                        "message": "The provided admin key was invalid for this instance",
+                    },
+                )
                 return
             try:
                 value = fake.call(body["path"], body.get("args") or {})
-            except LookupError as exc:
+            except MissingReference as exc:
                 data = json.loads(str(exc.args[0]))
-                self._send(200, {"status": "error", "errorMessage": "Uncaught ConvexError: MissingReference", "errorData": data})
+                self._send(
+                    200,
+                    {
+                        "status": "error",
+                        "errorMessage": "Uncaught ConvexError: MissingReference",
+                        "errorData": data,
+                    },
+                )
                 return
             except (KeyError, ValueError) as exc:
                 self._send(200, {"status": "error", "errorMessage": str(exc.args[0])})

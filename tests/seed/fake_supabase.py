@@ -54,7 +54,13 @@ def _handler(tables: dict[str, list[dict[str, Any]]], max_rows: int) -> type[Bas
             url = urlsplit(self.path)
             name = url.path.removeprefix("/rest/v1/")
             if name not in tables:
-                self._send(404, {"code": "PGRST205", "message": f"Could not find the table 'public.{name}' in the schema cache"})
+                self._send(
+                    404,
+                    {
+                        "code": "PGRST205",
+                        "message": f"Could not find the table 'public.{name}' in the schema cache",
+                    },
+                )
                 return
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             rows = tables[name]  # sorted by id
@@ -76,7 +82,8 @@ def _handler(tables: dict[str, list[dict[str, Any]]], max_rows: int) -> type[Bas
 @contextmanager
 def serve(data: Dataset, max_rows: int = 1000) -> Iterator[str]:
     tables = {
-        name: sorted((rest_row(BY_NAME[name], r) for r in rows), key=lambda r: r["id"]) for name, rows in data.rows.items()
+        name: sorted((rest_row(BY_NAME[name], r) for r in rows), key=lambda r: r["id"])
+        for name, rows in data.rows.items()
     }
     server = _QuietServer(("127.0.0.1", 0), _handler(tables, max_rows))
     server.daemon_threads = True

@@ -35,7 +35,9 @@ def stack(dataset: Dataset) -> Iterator[tuple[fake_convex.FakeConvex, str, str]]
 
 
 def clients(sb_url: str, cx_url: str, attempts: int = 7) -> tuple[SupabaseRest, ConvexClient]:
-    return SupabaseRest(sb_url, fake_supabase.SERVICE_KEY), ConvexClient(cx_url, fake_convex.ADMIN_KEY, attempts=attempts)
+    return SupabaseRest(sb_url, fake_supabase.SERVICE_KEY), ConvexClient(
+        cx_url, fake_convex.ADMIN_KEY, attempts=attempts
+    )
 
 
 def assert_parity(fake: fake_convex.FakeConvex, data: Dataset) -> None:
@@ -43,7 +45,9 @@ def assert_parity(fake: fake_convex.FakeConvex, data: Dataset) -> None:
         docs = list(fake.docs[t.convex].values())
         assert len(docs) == len(data.rows[t.name]), t.name
         expected = digest_rows(t, data.rows[t.name]).hex
-        got = digest_rows(t, [{c.name: d.get(c.field) for c in t.columns} | {"id": d["supabaseId"]} for d in docs]).hex
+        got = digest_rows(
+            t, [{c.name: d.get(c.field) for c in t.columns} | {"id": d["supabaseId"]} for d in docs]
+        ).hex
         assert got == expected, t.name
         assert fake.inserts[t.convex] == len(data.rows[t.name]), f"{t.name}: a row was inserted twice"
 
@@ -100,7 +104,11 @@ def test_other_failures_are_not_retried_and_resume_works(stack, dataset, tmp_pat
     fake, sb_url, cx_url = stack
     rest, convex = clients(sb_url, cx_url)
     opts = mig.Options(batch_rows=100, in_flight=1, checkpoint=tmp_path / "cp.json")
-    mig.run(rest, convex, mig.Options(batch_rows=100, in_flight=1, checkpoint=tmp_path / "warm.json", dry_run=True))
+    mig.run(
+        rest,
+        convex,
+        mig.Options(batch_rows=100, in_flight=1, checkpoint=tmp_path / "warm.json", dry_run=True),
+    )
     # let workspaces .. contacts through, then fail one conversations batch
     calls_before = len(fake.calls)
     fake.failures = [*[""] * 4, failure]
@@ -114,7 +122,7 @@ def test_other_failures_are_not_retried_and_resume_works(stack, dataset, tmp_pat
 
 
 def test_function_error_carries_convex_error_data(stack):
-    fake, sb_url, cx_url = stack
+    _fake, sb_url, cx_url = stack
     _, convex = clients(sb_url, cx_url)
     with pytest.raises(ConvexFunctionError) as info:
         convex.mutation("migrate:upsertContacts", {"rows": [{"supabaseId": "x", "workspaceId": "nope"}]})
@@ -130,7 +138,9 @@ def test_wrong_admin_key_is_one_clear_error(stack, tmp_path):
     assert not (tmp_path / "cp.json").exists()
 
 
-def _run_cli(sb_url: str, cx_url: str, cwd: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    sb_url: str, cx_url: str, cwd: Path, *extra: str, kill: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ENV_FILE", "SEED_TEST_KILL")}
     env.update(
         SUPABASE_URL=sb_url,
