@@ -160,7 +160,7 @@ demo-run:
 	if [ $$rc -ne 0 ]; then tail -n 20 "$$run/locust.log" >&2; echo "error: the load test failed (exit $$rc); log: $$run/locust.log" >&2; exit $$rc; fi; \
 	if [ -z "$${CONVEX_URL:-}" ]; then \
 		echo "== no decision: it needs a Convex target; the lookups measured (ms):"; \
-		$(PY) -c 'import csv,sys; [print(f"  {r[\"Name\"]:16} n={r[\"Request Count\"]:>6} failures={r[\"Failure Count\"]:>4} p50={r[\"50%\"]:>6} p95={r[\"95%\"]:>6}") for r in csv.DictReader(open(sys.argv[1])) if r["Type"] == "lookup"]' "$$run/run_stats.csv"; \
+		$(PY) -c 'import csv,sys; rows=[r for r in csv.DictReader(open(sys.argv[1])) if r["Type"] == "lookup"]; [print("  %-16s n=%6s failures=%4s p50=%6s p95=%6s" % (r["Name"], r["Request Count"], r["Failure Count"], r["50%"], r["95%"])) for r in rows]' "$$run/run_stats.csv"; \
 		exit 0; \
 	fi; \
 	echo "== decision"; \
