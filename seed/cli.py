@@ -35,8 +35,8 @@ from . import migrate as mig
 from .errors import SeedError
 from .tables import Table
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # safety ------------------------------------------------------------------------

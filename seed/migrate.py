@@ -38,16 +38,22 @@ DEFAULT_IN_FLIGHT = 4
 
 
 # test hook ---------------------------------------------------------------------
-# SEED_TEST_KILL="<phase>:<n>" SIGKILLs this process at the n-th occurrence of a
-# phase: page (a page was read), send (a batch is about to be sent), inflight
-# (2 ms into the n-th request), ack (Convex acknowledged, checkpoint not yet
-# written), ckpt (checkpoint temp file written, not yet renamed), saved.
+# SEED_TEST_KILL="<phase>:<n>[:INT|TERM]" signals this process (SIGKILL unless
+# INT/TERM is given) at the n-th occurrence of a phase: page (a page was read),
+# send (a batch is about to be sent), inflight (2 ms into the n-th request), ack
+# (Convex acknowledged, checkpoint not yet written), ckpt (checkpoint temp file
+# written, not yet renamed), saved (checkpoint renamed into place).
 class _KillHook:
     def __init__(self, spec: str | None) -> None:
-        self.phase, self.at = None, 0
+        self.phase: str | None = None
+        self.at = 0
+        self.signal = signal.SIGKILL
         if spec:
-            phase, _, n = spec.partition(":")
+            phase, _, rest = spec.partition(":")
+            n, _, sig = rest.partition(":")
             self.phase, self.at = phase, int(n or 1)
+            if sig:
+                self.signal = {"INT": signal.SIGINT, "TERM": signal.SIGTERM}[sig]
         self.counts: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -60,13 +66,12 @@ class _KillHook:
         if not hit:
             return
         if phase == "inflight":
-            threading.Timer(0.002, _sigkill).start()
+            threading.Timer(0.002, self._fire).start()
         else:
-            _sigkill()
+            self._fire()
 
-
-def _sigkill() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    def _fire(self) -> None:
+        os.kill(os.getpid(), self.signal)
 
 
 @dataclass
@@ -300,6 +305,10 @@ def migrate_table(
     reporter.end_table(table)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def plan(rest: SupabaseRest, cp: ckpt.Checkpoint) -> list[TableStats]:
     stats = []
     for t in TABLES:
@@ -350,7 +359,7 @@ def run(
     interrupted = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
     t0 = time.perf_counter()
     try:
         for t, s in zip(TABLES, stats, strict=True):

@@ -199,3 +199,19 @@ def test_sigkill_at_many_points_then_resume(stack, dataset, tmp_path):
     assert final.returncode == 0, final.stderr
     assert_parity(fake, dataset)
     assert not list(tmp_path.glob(".cp.json.*.tmp")), "a stale temporary checkpoint was left behind"
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_ctrl_c_or_sigterm_saves_progress_and_resumes(stack, dataset, tmp_path, sig):
+    fake, sb_url, cx_url = stack
+    args = ("--batch-rows", "25", "--in-flight", "3")
+    proc = _run_cli(sb_url, cx_url, tmp_path, *args, kill=f"send:20:{sig}")
+    assert proc.returncode == 130, proc.stderr
+    assert "rerun the same command to resume" in proc.stderr and "Traceback" not in proc.stderr
+    saved = sum(
+        s["rows"] for s in __import__("json").loads((tmp_path / "cp.json").read_text())["tables"].values()
+    )
+    assert saved >= 10 * 25  # batches sent before the signal landed and were checkpointed
+    final = _run_cli(sb_url, cx_url, tmp_path, *args)
+    assert final.returncode == 0, final.stderr
+    assert_parity(fake, dataset)
