@@ -8,6 +8,7 @@ GET/HEAD and for STABLE/IMMUTABLE functions), with ``set_config('role', …)`` a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -50,6 +51,15 @@ _TAIL = (
 )
 _HEADERS_SKIPPED = frozenset({"cookie"})
 _PLAN_CACHE_MAX = 4096
+_KNOWN_PREFERENCES = frozenset(
+    {
+        "return=minimal", "return=representation", "return=headers-only",
+        "count=exact", "count=planned", "count=estimated",
+        "resolution=merge-duplicates", "resolution=ignore-duplicates",
+        "missing=default", "missing=null", "handling=strict", "handling=lenient",
+        "tx=commit", "tx=rollback", "params=single-object",
+    }
+)
 _RANGE = re.compile(r"^(?:items=)?(\d+)-(\d*)$")
 
 
@@ -69,51 +79,81 @@ class Config:
 
 
 class Pool:
-    """A minimal LIFO connection pool: acquisition waits, never fails while the DB is up.
+    """A minimal FIFO connection pool: acquisition waits, never fails while the DB is up.
 
-    No reset query on release: every setting is transaction-local.
+    A released connection goes straight to the longest waiter (no barging), so
+    queueing under load is fair, as in PostgREST's pool. No reset query on
+    release: every setting the gateway makes is transaction-local.
     """
 
     def __init__(self, dsn: str, size: int) -> None:
         self.dsn = dsn
         self.size = size
         self._idle: list[asyncpg.Connection] = []
-        self._waiters: asyncio.Queue[None] = asyncio.Queue()
+        self._waiters: collections.deque[asyncio.Future[asyncpg.Connection | None]] = collections.deque()
         self._created = 0
-        self._cond = asyncio.Condition()
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn, statement_cache_size=1024, command_timeout=None)
 
     async def acquire(self) -> asyncpg.Connection:
-        async with self._cond:
-            while True:
-                while self._idle:
-                    conn = self._idle.pop()
-                    if not conn.is_closed():
-                        return conn
-                    self._created -= 1
-                if self._created < self.size:
-                    self._created += 1
-                    break
-                await self._cond.wait()
+        while self._idle and not self._waiters:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._created -= 1
+        if self._created >= self.size:
+            waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    given = waiter.result()
+                    if given is None:  # a reserved slot nobody will use
+                        self._created -= 1
+                    self._hand_back(given)
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                raise
+            if handed is not None:
+                return handed
+            # handed a slot (already counted) freed by a broken connection
+        else:
+            self._created += 1
         try:
             return await self._connect()
         except BaseException:
-            async with self._cond:
-                self._created -= 1
-                self._cond.notify()
+            self._created -= 1
+            self._hand_back(None)
             raise
 
+    def _hand_back(self, conn: asyncpg.Connection | None) -> None:
+        """Give ``conn`` (or, if None, the right to open one) to the next waiter."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                if conn is None:
+                    if self._created < self.size:
+                        self._created += 1
+                        waiter.set_result(None)
+                    else:
+                        self._waiters.appendleft(waiter)
+                    return
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self._idle.append(conn)
+
     async def release(self, conn: asyncpg.Connection, broken: bool = False) -> None:
-        async with self._cond:
-            if broken or conn.is_closed():
-                self._created -= 1
-                if not conn.is_closed():
-                    conn.terminate()
-            else:
-                self._idle.append(conn)
-            self._cond.notify()
+        if broken or conn.is_closed():
+            self._created -= 1
+            if not conn.is_closed():
+                conn.terminate()
+            self._hand_back(None)
+        else:
+            self._hand_back(conn)
 
     async def close(self) -> None:
         for conn in self._idle:
@@ -147,6 +187,18 @@ def _prefer(headers: dict[str, str]) -> dict[str, str]:
             key, _, value = part.strip().partition("=")
             if key and key not in prefs:
                 prefs[key] = value.strip()
+        if prefs.get("handling") == "strict":
+            unknown = [
+                part.strip()
+                for part in raw.split(",")
+                if part.strip() and part.strip() not in _KNOWN_PREFERENCES
+                and not part.strip().startswith(("max-affected=", "timezone="))
+            ]
+            if unknown:
+                raise ApiError(
+                    400, "PGRST122", "Invalid preferences given with handling=strict",
+                    "Invalid preferences: " + ", ".join(unknown),
+                )
     return prefs
 
 

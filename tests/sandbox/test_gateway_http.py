@@ -322,6 +322,6 @@ def test_schema_cache_reload_on_sigusr1_and_ddl(sandbox_env: dict[str, str], htt
     finally:
         crm.sql(f"drop table public.{name}")  # the DDL event trigger notifies pgrst
     deadline = time.monotonic() + 10
-    while http.get(f"/{name}").status_code != 404 and time.monotonic() < deadline:
+    while http.get(f"/{name}").json().get("code") != "PGRST205" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert http.get(f"/{name}").json()["code"] == "PGRST205"
