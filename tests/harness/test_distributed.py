@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import socket
 import subprocess
@@ -42,7 +43,8 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
                 [LOCUST, "-f", AI_CONTEXT, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                  "--headless", "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "8", "-r", "8",
                  "-t", "5s", "--csv", str(master_dir / "run"), "--json-file", str(master_dir / "final"),
-                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--think-time", "0.01"],
+                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--think-time", "0.01",
+                 "--raw-samples", str(master_dir / "raw.csv")],
                 env=env, cwd=master_dir, capture_output=True, text=True, timeout=60,
             )
         finally:
@@ -64,3 +66,8 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
     assert checked >= 2 * len(TARGETS)
     for t in TARGETS:
         assert counts[("lookup", t)][0] > 0 and counts[("lookup", t)][1] == 0
+    # raw samples travel to the master too: one row per sample, from both workers
+    with open(master_dir / "raw.csv", newline="") as f:
+        raw = list(csv.DictReader(f))
+    assert len(raw) == sum(n for n, _ in counts.values())
+    assert len({r["worker"] for r in raw}) == 2

@@ -55,7 +55,7 @@ def _workload(env: dict[str, str], limit: int = 200) -> dict[str, Any]:
     members = _get(f"{base}/workspace_members?select=workspace_id,user_id&role=eq.owner", h)
     rng = random.Random(0)
     used = {c["phone"] for c in contacts}
-    unknown = []
+    unknown: list[dict[str, str]] = []
     while len(unknown) < 10:
         p = "62899" + "".join(rng.choice("0123456789") for _ in range(8))
         if p not in used:

@@ -146,7 +146,7 @@ def test_values_are_clamped_to_the_histogram_range() -> None:
 
 
 def _workload_file(tmp_path: Path, **over: object) -> Path:
-    doc = {
+    doc: dict[str, object] = {
         "format": "crm-workload/1", "generated_at": "2026-01-01T00:00:00Z",
         "workspaces": [{"id": WS, "name": "E", "member_user_id": "u"}],
         "known": [{"workspace_id": WS, "phone": "6281000000001", "weight": 99.0},

@@ -1,0 +1,51 @@
+"""The live verdict goes through reports.rules; the exit code follows it."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from harness import decision
+from harness.hdr import Recorder
+from harness.options import HarnessOptions
+
+
+def fake_harness(medians: dict[str, float], n: int = 3000) -> SimpleNamespace:
+    rec = Recorder()
+    rec.start(0)
+    rng = random.Random(1)
+    for target, median in medians.items():
+        for _ in range(n):
+            rec.record("lookup", target, median * rng.lognormvariate(0, 0.3), False, 1)
+    now = datetime.now(UTC)
+    return SimpleNamespace(
+        recorder=rec, options=HarnessOptions(targets=tuple(medians), warmup=0, min_samples=1000),
+        started_at=now - timedelta(seconds=60), ended_at=now, pacer_summary=dict, sandbox=True,
+    )
+
+
+def test_go_when_convex_is_fast() -> None:
+    h = fake_harness({"supabase_rest": 1200.0, "convex_query": 90.0})
+    d = decision.compute(h)  # type: ignore[arg-type]
+    assert d["direct"].verdict.value == "GO"
+    assert decision.exit_code(d, h.options.targets) == 0
+    rows = decision.table_rows(h)  # type: ignore[arg-type]
+    assert rows[0]["item"] == "VERDICT (direct)" and rows[0]["value"] == "GO"
+    payload = decision.payload(h)  # type: ignore[arg-type]
+    assert payload["exit_code"] == 0 and payload["decisions"]["direct"]["convex"] == "convex_query"
+
+
+def test_optimise_when_comparable_and_inconclusive_without_evidence() -> None:
+    h = fake_harness({"supabase_rest": 100.0, "convex_http": 98.0})
+    d = decision.compute(h)  # type: ignore[arg-type]
+    assert decision.exit_code(d, h.options.targets) == 10
+    few = fake_harness({"supabase_rest": 100.0, "convex_http": 40.0}, n=50)
+    assert decision.exit_code(decision.compute(few), few.options.targets) == 11  # type: ignore[arg-type]
+
+
+def test_api_level_decides_when_only_routes_ran() -> None:
+    h = fake_harness({"api_supabase": 900.0, "api_convex": 80.0})
+    d = decision.compute(h)  # type: ignore[arg-type]
+    assert set(d) == {"direct", "api"} and d["direct"].verdict.value == "INCONCLUSIVE"
+    assert decision.exit_code(d, h.options.targets) == 0
