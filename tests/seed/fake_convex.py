@@ -171,7 +171,7 @@ def serve() -> Iterator[tuple[FakeConvex, str]]:
     fake = FakeConvex()
     server = _QuietServer(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake, f"http://127.0.0.1:{server.server_address[1]}"

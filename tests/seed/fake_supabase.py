@@ -87,7 +87,7 @@ def serve(data: Dataset, max_rows: int = 1000) -> Iterator[str]:
     }
     server = _QuietServer(("127.0.0.1", 0), _handler(tables, max_rows))
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
