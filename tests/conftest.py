@@ -7,8 +7,10 @@ temporary state dir for the session and stopped at its end.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,17 @@ def sandbox_env() -> Iterator[dict[str, str]]:
             if env.get("SUPABASE_URL"):
                 yield {**env, "SANDBOX_DIR": str(default)}
                 return
+    # Test sessions that start their own stack take turns: the ports are fixed.
+    lock = open(Path(tempfile.gettempdir()) / "sandbox-tests.lock", "w")  # noqa: SIM115 - held for the session
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                pytest.fail("another test session has held the sandbox ports for 5 minutes")
+            time.sleep(0.5)
     # Not under pytest's basetemp: concurrent pytest sessions prune old basetemps,
     # which would delete a running database's files.
     state = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
@@ -38,9 +51,11 @@ def sandbox_env() -> Iterator[dict[str, str]]:
     except launcher.LauncherError as exc:
         launcher.down(state)
         shutil.rmtree(state, ignore_errors=True)
+        lock.close()
         pytest.fail(f"sandbox did not start: {exc}")
     try:
         yield {**env, "SANDBOX_DIR": str(state)}
     finally:
         launcher.down(state)
         shutil.rmtree(state, ignore_errors=True)
+        lock.close()
