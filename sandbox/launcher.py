@@ -216,8 +216,14 @@ def _select(names: list[str] | None, ctx: Context) -> list[Service]:
     return selected
 
 
+def _ordered(env: dict[str, str]) -> dict[str, str]:
+    """The contract's names first, then whatever a plugged-in service exports."""
+    first = {k: env[k] for k in ENV_ORDER if env.get(k)}
+    return {**first, **{k: v for k, v in env.items() if k not in first and v}}
+
+
 def _write_env(state: Path, env: dict[str, str]) -> None:
-    lines = [f"{k}={env[k]}" for k in ENV_ORDER if env.get(k)]
+    lines = [f"{k}={v}" for k, v in _ordered(env).items()]
     path = state / "env"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -267,7 +273,7 @@ def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict
             if service in selected or (service.argv is not None and _running(service, ctx)):
                 env.update(service.exports(ctx))
         _write_env(state, env)
-        return env
+        return _ordered(env)
 
 
 def down(state_dir: Path | None = None) -> list[str]:
