@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness.helpers import AI_CONTEXT, final_counts, read_hdr, run_locust
+from tests.harness.helpers import AI_CONTEXT, ROOT, final_counts, locust_env, read_hdr, run_locust
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -46,8 +49,25 @@ def _reachable(url: str | None) -> bool:
     return True
 
 
+def _seed_workload(env: dict[str, str], limit: int) -> dict[str, Any] | None:
+    """``python -m seed workload`` against the sandbox, as a user would; None when it cannot."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "workload.json"
+        p = subprocess.run(
+            [sys.executable, "-m", "seed", "-q", "workload", "--out", str(out), "--known", str(limit)],
+            env=locust_env(env), cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+        if p.returncode != 0 or not out.exists():
+            return None
+        doc: dict[str, Any] = json.loads(out.read_text())
+        return doc if doc.get("known") else None
+
+
 def _workload(env: dict[str, str], limit: int = 200) -> dict[str, Any]:
-    """The seed's workload when there is one; else one built from the sandbox's rows."""
+    """The seed's workload; else one built from the sandbox's rows."""
+    seeded = _seed_workload(env, limit)
+    if seeded is not None:
+        return seeded
     base, h = _rest(env)
     contacts = _get(f"{base}/contacts?select=workspace_id,phone&order=phone&limit={limit}", h)
     if not contacts:
