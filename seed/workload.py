@@ -3,7 +3,7 @@
 
 Known phones carry a Zipf weight: the contact ranked k (in a seeded shuffle)
 weighs ``1 / k**s``, scaled so the hottest is 1000. With s = 1.1 and 10,000
-contacts the hottest 1% draw about 60% of lookups, the way a few busy
+contacts the hottest 1% draw about 65% of lookups, the way a few busy
 customers dominate a CRM's inbound traffic. Unknown phones are valid-format
 Indonesian mobile numbers that are in no workspace.
 """
