@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,7 +76,11 @@ def _context(state: Path) -> Context:
     env["SUPABASE_JWT_SECRET"] = tokens.jwt_secret(state)
     env["SUPABASE_ANON_KEY"] = ctx.secret("anon_key", lambda: tokens.api_key("anon", state))
     env["SUPABASE_SERVICE_ROLE_KEY"] = ctx.secret("service_role_key", lambda: tokens.api_key("service_role", state))
-    env["CONVEX_ADMIN_KEY"] = ctx.secret("convex_admin_key", lambda: "sandbox|" + os.urandom(32).hex())
+    # shell-safe characters only: people `source` the env file
+    admin_key = state / "keys" / "convex_admin_key"
+    if admin_key.exists() and not re.fullmatch(r"[A-Za-z0-9_.:-]+", admin_key.read_text().strip()):
+        admin_key.unlink()
+    env["CONVEX_ADMIN_KEY"] = ctx.secret("convex_admin_key", lambda: "sandbox:" + os.urandom(32).hex())
     env["CRM_API_KEY"] = ctx.secret("crm_api_key")
     external = os.environ.get("DATABASE_URL", "")
     if external:

@@ -155,6 +155,13 @@ class Pool:
         else:
             self._hand_back(conn)
 
+    def discard_idle(self) -> None:
+        while self._idle:
+            conn = self._idle.pop()
+            conn.terminate()
+            self._created -= 1
+            self._hand_back(None)
+
     async def close(self) -> None:
         for conn in self._idle:
             with contextlib.suppress(Exception):
@@ -478,7 +485,9 @@ class Gateway:
                 await conn.execute("COMMIT")
             except asyncpg.PostgresError as exc:
                 await self._rollback(conn)
-                if isinstance(exc, asyncpg.PostgresConnectionError) and attempt == 0:
+                state = getattr(exc, "sqlstate", "") or ""
+                if attempt == 0 and (state.startswith("08") or state in ("57P01", "57P02", "57P03")):
+                    self.pool.discard_idle()  # the server restarted under us: once more on a fresh connection
                     continue
                 raise from_pg(exc, authenticated) from None
             except (OSError, asyncpg.InterfaceError, ConnectionError) as exc:
@@ -486,6 +495,7 @@ class Gateway:
                     await self._rollback(conn)
                     raise  # a gateway bug, answered as 500 (never a 503 while the database is up)
                 await self.pool.release(conn, broken=True)
+                self.pool.discard_idle()  # the server restarted: the other idle ones are dead too
                 if attempt == 0:
                     continue  # a connection the server dropped: once more on a fresh one
                 raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.") from None

@@ -325,3 +325,25 @@ def test_schema_cache_reload_on_sigusr1_and_ddl(sandbox_env: dict[str, str], htt
     while http.get(f"/{name}").json().get("code") != "PGRST205" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert http.get(f"/{name}").json()["code"] == "PGRST205"
+
+
+def test_database_restart_is_not_an_error(sandbox_env: dict[str, str], http: httpx.Client) -> None:
+    from sandbox import launcher
+    from sandbox.postgres import Postgres
+
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    if state == launcher.state_dir_of(None):
+        pytest.skip("restarts PostgreSQL: only on a stack this session started")
+    pg = Postgres(state)
+    assert http.get("/workspaces", params={"select": "id", "limit": "1"}).status_code == 200
+    pg.stop()
+    pg.start()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=str(http.base_url), headers=dict(http.headers)) as client:
+            responses = await asyncio.gather(
+                *(client.get("/workspaces", params={"select": "id", "limit": "1"}) for _ in range(20))
+            )
+        return [r.status_code for r in responses]
+
+    assert set(asyncio.run(burst())) == {200}
