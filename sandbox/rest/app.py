@@ -22,7 +22,7 @@ import orjson
 
 from .auth import JwtVerifier
 from .errors import ApiError, PlainError, from_pg
-from .parser import NodeParams, ParsedQuery, SelectItem, Star, parse_query
+from .parser import Filter, NodeParams, ParsedQuery, SelectItem, Star, parse_query
 from .query import (
     Builder,
     delete_source,
@@ -377,7 +377,7 @@ class Gateway:
             raise table_missing(schema, segments[0])
         if method in ("GET", "HEAD"):
             return await self._read(req, table, schema, profile_header, str(role), claims, authenticated)
-        if method in ("POST", "PATCH", "DELETE"):
+        if method in ("POST", "PATCH", "DELETE", "PUT"):
             return await self._mutate(req, table, schema, profile_header, str(role), claims, authenticated)
         raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
 
@@ -684,7 +684,6 @@ class Gateway:
         missing_default = prefs.get("missing") == "default"
         b = Builder(self.cache, schema)
         root = parsed.nodes.get(()) or NodeParams()
-        where = [b.tree_sql(table, table.qualified, f, None) for f in root.filters]
         applied: list[str] = []
         resolution = None
         method = req.method
@@ -720,6 +719,27 @@ class Gateway:
                 applied.append("missing=default")
             body_text = req.body.decode() if req.body.strip() else "{}"
             dml = insert_source(b, table, body_text, columns, missing_default, parsed.on_conflict, resolution)
+        elif method == "PUT":
+            payload = self._payload(req)
+            if isinstance(payload, list) and len(payload) == 1:
+                payload = payload[0]
+            if not isinstance(payload, dict):
+                raise ApiError(400, "PGRST102", "Empty or invalid json")
+            # PUT is a single-row upsert addressed by the whole primary key
+            pk_filters = {
+                f.ref.name: f.value for f in root.filters
+                if isinstance(f, Filter) and f.op == "eq" and not f.negated and not f.ref.json_path
+            }
+            if not table.pk or len(root.filters) != len(table.pk) or set(pk_filters) != set(table.pk):
+                raise ApiError(400, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators")
+            if any(str(payload.get(c)) != str(pk_filters[c]) for c in table.pk):
+                raise ApiError(400, "PGRST115", "Payload values do not match URL in primary key column(s)")
+            columns = list(payload)
+            for c in columns:
+                if c not in table.columns:
+                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
+            resolution = "merge-duplicates"
+            dml = insert_source(b, table, orjson.dumps(payload).decode(), columns, False, list(table.pk), resolution)
         elif method == "PATCH":
             payload = self._payload(req)
             if payload is None:
@@ -732,9 +752,10 @@ class Gateway:
                     raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
             if missing_default:
                 applied.append("missing=default")
-            dml = update_source(b, table, req.body.decode() or "{}", columns, where)
+            body_text = req.body.decode() or "{}"
+            dml = update_source(b, table, body_text, columns, _where(b, table, root))
         else:
-            dml = delete_source(table, where)
+            dml = delete_source(table, _where(b, table, root))
         if ret_pref == ret:
             applied.append(f"return={ret}")
         if count:
@@ -787,6 +808,9 @@ class Gateway:
         elif method == "PATCH":
             status = 200 if rep else 204
             content_range = _content_range(0, page, total_n)
+        elif method == "PUT":
+            status = 200 if rep else 204
+            content_range = f"*/{total_n}" if total_n is not None else "*/*"
         else:
             status = 200 if rep else 204
             content_range = f"*/{total_n}" if total_n is not None else "*/*"
@@ -821,14 +845,26 @@ class Gateway:
             args = payload
         else:
             raise ApiError(405, "PGRST101", "Cannot use the " + method + " method on RPC")
-        fn = find_function(self.cache, schema, name, set(args))
-        singular = self._singular(req)
         prefs = _prefer(req.headers)
+        # one json/jsonb parameter taking the whole body: unnamed, or asked for with params=single-object
+        single = next(
+            (
+                f for f in candidates
+                if method == "POST" and len(f.args) == 1 and f.args[0].type in ("json", "jsonb")
+                and (f.args[0].name == "" or prefs.get("params") == "single-object")
+            ),
+            None,
+        )
+        fn = single or find_function(self.cache, schema, name, set(args))
+        singular = self._singular(req)
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         read_only = method in ("GET", "HEAD") or fn.volatility in ("s", "i")
         b = Builder(self.cache, schema)
         keys = list(args)
-        call, args_from = rpc_call(b, fn, orjson.dumps(args).decode() if keys else "{}", keys)
+        if single is not None:
+            call, args_from = f"{fn.qualified}({b.param(req.body.decode() or '{}')}::{fn.args[0].type})", None
+        else:
+            call, args_from = rpc_call(b, fn, orjson.dumps(args).decode() if keys else "{}", keys)
         offset, limit = (0, None)
         result_table = self._result_table(fn)
         if result_table is not None:
@@ -886,6 +922,10 @@ class Gateway:
             cols = {n: Column(n, t, True, None) for n, t in fn.out_columns}
             return Table(fn.schema, fn.name, cols)
         return None
+
+
+def _where(b: Builder, table: Table, root: NodeParams) -> list[str]:
+    return [b.tree_sql(table, table.qualified, f, None) for f in root.filters]
 
 
 def _content_range(offset: int, page: int, total: int | None) -> str:

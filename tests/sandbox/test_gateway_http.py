@@ -347,3 +347,49 @@ def test_database_restart_is_not_an_error(sandbox_env: dict[str, str], http: htt
         return [r.status_code for r in responses]
 
     assert set(asyncio.run(burst())) == {200}
+
+
+def _wait_for(http: httpx.Client, method: str, path: str, **kwargs: object) -> httpx.Response:
+    """The request, repeated while the function is not in the schema cache yet (404)."""
+    deadline = time.monotonic() + 10
+    while True:
+        resp = http.request(method, path, **kwargs)  # type: ignore[arg-type]
+        if resp.status_code != 404 or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.05)
+
+
+def test_rpc_shapes_and_put(http: httpx.Client, crm: Crm) -> None:
+    tag = uuid.uuid4().hex[:8]
+    echo, rows, void = f"t_echo_{tag}", f"t_rows_{tag}", f"t_void_{tag}"
+    crm.sql(
+        f"create function public.{echo}(jsonb) returns jsonb language sql as $$ select $1 $$;"
+        f"create function public.{rows}(p_ws uuid) returns setof public.contacts language sql stable "
+        f"as $$ select * from public.contacts where workspace_id = p_ws $$;"
+        f"create function public.{void}() returns void language sql as $$ select $$;"
+    )
+    try:
+        got = _wait_for(http, "POST", f"/rpc/{echo}", json={"a": [1, 2], "b": None})
+        assert got.status_code == 200 and got.json() == {"a": [1, 2], "b": None}
+        ws = crm.workspaces["a"]
+        listed = _wait_for(http, "POST", f"/rpc/{rows}", json={"p_ws": ws}, params={"select": "phone", "order": "phone"})
+        assert listed.json() == [{"phone": PHONE}, {"phone": "6289999000001"}]
+        filtered = http.get(f"/rpc/{rows}", params={"p_ws": ws, "select": "id", "phone": f"eq.{PHONE}"})
+        assert filtered.json() == [{"id": crm.contacts["main"]}]
+        nothing = _wait_for(http, "POST", f"/rpc/{void}", json={})
+        assert nothing.status_code == 204 and nothing.content == b""
+    finally:
+        crm.sql(f"drop function public.{echo}(jsonb); drop function public.{rows}(uuid); drop function public.{void}()")
+    wid = str(uuid.uuid4())
+    slug = f"put-{wid[:8]}"
+    put = http.put("/workspaces", params={"id": f"eq.{wid}"}, json={"id": wid, "name": "P", "slug": slug},
+                   headers={"Prefer": "return=representation"})
+    assert put.status_code == 200 and put.json()[0]["name"] == "P"
+    again = http.put("/workspaces", params={"id": f"eq.{wid}"}, json={"id": wid, "name": "P2", "slug": slug})
+    assert again.status_code == 204
+    assert crm.sql("select name from workspaces where id = %s", wid) == [("P2",)]
+    mismatch = http.put("/workspaces", params={"id": f"eq.{wid}"}, json={"id": str(uuid.uuid4()), "name": "x", "slug": "y"})
+    assert mismatch.status_code == 400 and mismatch.json()["code"] == "PGRST115"
+    no_pk = http.put("/workspaces", params={"name": f"eq.{wid}"}, json={"name": "x"})
+    assert no_pk.status_code == 400 and no_pk.json()["code"] == "PGRST105"
+    crm.sql("delete from workspaces where id = %s", wid)
