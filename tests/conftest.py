@@ -59,3 +59,14 @@ def sandbox_env() -> Iterator[dict[str, str]]:
         launcher.down(state)
         shutil.rmtree(state, ignore_errors=True)
         lock.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_sandbox(sandbox_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """The sandbox holding the seed's small dataset (300 contacts, seed 4242) in
+    Supabase and Convex: ``{"env", "workload" (its workload.json), "workspace_id"}``."""
+    from tests.seed.helpers import seed_sandbox
+
+    if not sandbox_env.get("CONVEX_URL"):
+        pytest.skip("the sandbox has no Convex runtime")
+    yield seed_sandbox(sandbox_env, tmp_path_factory.mktemp("seeded"))
