@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,10 +40,12 @@ def test_generate_through_rest_with_supabase_py_round_trips(sandbox_env, tmp_pat
     ws = data.workspaces[0]["id"]
     for t in TABLES:
         col = "id" if t.name == "workspaces" else "workspace_id"
-        rows = client.table(t.name).select(",".join(t.column_names)).eq(col, ws).limit(10_000).execute().data
+        rows: Any = (
+            client.table(t.name).select(",".join(t.column_names)).eq(col, ws).limit(10_000).execute().data
+        )
         assert digest_rows(t, rows).hex == digest_rows(t, data.rows[t.name]).hex, t.name
     phone = data.rows["contacts"][0]["phone"]
-    ctx = client.rpc("get_contact_context", {"p_workspace_id": ws, "p_phone": phone}).execute().data
+    ctx: Any = client.rpc("get_contact_context", {"p_workspace_id": ws, "p_phone": phone}).execute().data
     assert ctx["contact"]["phone"] == phone and ctx["workspace"]["name"] == "Eagle Overseas"
 
 
