@@ -35,8 +35,9 @@ from . import migrate as mig
 from .errors import SeedError
 from .tables import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Not a terminal (CI logs, pipes): wide enough that tables keep whole uuids and digests.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 150)
 
 
 # safety ------------------------------------------------------------------------
