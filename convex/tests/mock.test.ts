@@ -1,0 +1,24 @@
+// The function suite under convex-test, the official Convex mock.
+import { convexTest } from "convex-test";
+import { vi } from "vitest";
+import schema from "../schema";
+import { CRM_API_KEY, type Backend } from "./backend.helper";
+import { functionSuite } from "./functions.suite";
+
+const modules = import.meta.glob(["../**/*.ts", "../_generated/*.js", "!../tests/**", "!../**/*.d.ts"]);
+
+vi.stubEnv("CRM_API_KEY", CRM_API_KEY);
+
+const ISSUER = "https://test-project.supabase.co/auth/v1";
+
+functionSuite(async (): Promise<Backend> => {
+  const t = convexTest(schema, modules);
+  return {
+    kind: "mock",
+    anonymous: t,
+    admin: t,
+    asUser: (userId) => t.withIdentity({ subject: userId, issuer: ISSUER, tokenIdentifier: `${ISSUER}|${userId}` }),
+    fetch: (path, init) => t.fetch(path, init),
+    crmApiKey: CRM_API_KEY,
+  };
+});
