@@ -182,4 +182,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SeedError as exc:
+        print(f"bench_seed: {exc}", file=sys.stderr)
+        sys.exit(1)
