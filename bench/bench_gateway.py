@@ -211,11 +211,14 @@ async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> N
             answers.append(await client.get(table, query))
 
 
-async def run_cell(kind: str, via: str, clients: list[Any], ws: str, phones: list[str], seconds: float) -> dict[str, float]:
+async def run_slice(
+    kind: str, via: str, clients: list[Any], ws: str, phones: list[str], seconds: float, rng: random.Random
+) -> tuple[list[float], float]:
+    """Latencies (s) of lookups started after a short warm-up, and the measured time."""
     latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-    warm_until = time.perf_counter() + min(1.0, seconds / 5)
-    rng = random.Random(42)
+    now = time.perf_counter()
+    stop = now + seconds
+    warm_until = now + min(0.5, seconds / 5)
 
     async def worker(client: Any) -> None:
         while True:
@@ -226,10 +229,12 @@ async def run_cell(kind: str, via: str, clients: list[Any], ws: str, phones: lis
             if t0 >= warm_until:
                 latencies.append(time.perf_counter() - t0)
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in clients))
-    measured = time.perf_counter() - max(warm_until, started)
-    latencies.sort()
+    return latencies, time.perf_counter() - warm_until
+
+
+def summarize(latencies: list[float], measured: float) -> dict[str, float]:
+    latencies = sorted(latencies)
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
@@ -275,15 +280,25 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for kind in ("nested", "rest4"):
             for conc in CONCURRENCY:
+                # direct and gateway alternate in short slices, so both see the same background load
+                samples: dict[str, list[float]] = {"direct": [], "gateway": []}
+                spent = {"direct": 0.0, "gateway": 0.0}
+                rng = random.Random(42)
+                for _round in range(args.rounds):
+                    for via in ("direct", "gateway"):
+                        if via == "gateway":
+                            host = url.hostname or "127.0.0.1"
+                            clients: list[Any] = [Http(host, url.port or 80, headers) for _ in range(conc)]
+                        else:
+                            clients = [runner] * conc
+                        lat, took = await run_slice(kind, via, clients, ws, phones, args.seconds / args.rounds, rng)
+                        samples[via].extend(lat)
+                        spent[via] += took
+                        if via == "gateway":
+                            for c in clients:
+                                await c.close()
                 for via in ("direct", "gateway"):
-                    if via == "gateway":
-                        clients: list[Any] = [Http(url.hostname or "127.0.0.1", url.port or 80, headers) for _ in range(conc)]
-                    else:
-                        clients = [runner] * conc
-                    cell = await run_cell(kind, via, clients, ws, phones, args.seconds)
-                    if via == "gateway":
-                        for c in clients:
-                            await c.close()
+                    cell = summarize(samples[via], spent[via])
                     results.append({"workload": kind, "clients": conc, "via": via, **cell})
                     print(
                         f"{kind:7} {conc:3} {via:8} {cell['rps']:8.0f} req/s  p50 {cell['p50']:6.2f}  "
@@ -341,7 +356,8 @@ def write_docs(text: str, command: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured time per cell (default 5)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="time per cell and path (default 8)")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating direct/gateway slices per cell (default 8)")
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
     try:
@@ -354,7 +370,8 @@ def main() -> int:
     text = table(results)
     print(text)
     if args.write_docs:
-        command = "python -m bench.bench_gateway" + (f" --seconds {args.seconds:g}" if args.seconds != 5.0 else "") + " --write-docs"
+        command = "python -m bench.bench_gateway --write-docs" + (f" --seconds {args.seconds:g}" if args.seconds != 8.0 else "")
+        command += f" --rounds {args.rounds}" if args.rounds != 8 else ""
         write_docs(text, command)
     return 0
 

@@ -15,7 +15,7 @@ import re
 import signal
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import asyncpg
 import orjson
@@ -177,13 +177,33 @@ class ReadPlan:
     offset: int
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    query: list[tuple[str, str]]
-    body: bytes
+    """One HTTP request; the query string is parsed only when needed (a plan-cache hit does not)."""
+
+    __slots__ = ("_query", "body", "headers", "method", "path", "raw_query")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        query: list[tuple[str, str]] | None,
+        body: bytes,
+        raw_query: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.raw_query = raw_query
+        self._query = query
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        if self._query is None:
+            raw = self.raw_query
+            self._query = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if raw else []
+        return self._query
 
 
 def _prefer(headers: dict[str, str]) -> dict[str, str]:
@@ -224,6 +244,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = False
         self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
+        self._search_paths: dict[str, str] = {}
 
     # lifecycle -----------------------------------------------------------
     async def startup(self) -> None:
@@ -311,9 +332,7 @@ class Gateway:
                 more = message.get("more_body", False)
             body = b"".join(chunks)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        qs = scope["query_string"]
-        query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if qs else []
-        req = Request(scope["method"], scope["path"], headers, query, body)
+        req = Request(scope["method"], scope["path"], headers, None, body, scope["query_string"])
         try:
             status, out_headers, out_body = await self.handle(req)
         except ApiError as err:
@@ -405,13 +424,10 @@ class Gateway:
         if not self.config.api_keys:
             return None
         key = req.headers.get("apikey")
-        if key is None:
-            for i, (name, value) in enumerate(req.query):
-                if name == "apikey":
+        if b"apikey" in req.raw_query:
+            for name, value in req.query:
+                if name == "apikey" and key is None:
                     key = value
-                    del req.query[i]
-                    break
-        else:
             req.query[:] = [(k, v) for k, v in req.query if k != "apikey"]
         if not key:
             raise PlainError(
@@ -466,7 +482,10 @@ class Gateway:
         check: Any = None,
     ) -> list[asyncpg.Record | None]:
         """Run ``statements`` in one transaction; ``check(rows)`` may raise to roll back."""
-        search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
+        search_path = self._search_paths.get(schema)
+        if search_path is None:
+            search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
+            self._search_paths[schema] = search_path
         headers_json = orjson.dumps({k: v for k, v in req.headers.items() if k not in _HEADERS_SKIPPED}).decode()
         claims_json = orjson.dumps(claims).decode()
         for attempt in (0, 1):
@@ -568,7 +587,7 @@ class Gateway:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         # identical reads (a hot contact) reuse their statements: parsing and building are skipped
         key = (
-            req.method, schema, table.name, tuple(req.query),
+            req.method, schema, table.name, req.raw_query,
             req.headers.get("accept"), req.headers.get("prefer"), req.headers.get("range"),
         )
         cached = self._plans.get(key)
@@ -657,7 +676,7 @@ class Gateway:
             (b"content-range", _content_range(offset, page, total).encode()),
         ]
         if req.method in ("GET", "HEAD"):
-            headers.append((b"content-location", _content_location(name, req.query).encode()))
+            headers.append((b"content-location", _content_location(name, req.raw_query)))
         if profile:
             headers.append((b"content-profile", schema.encode()))
         if count is not None:
@@ -935,8 +954,10 @@ def _content_range(offset: int, page: int, total: int | None) -> str:
     return f"{offset}-{offset + page - 1}/{total_s}"
 
 
-def _content_location(name: str, query: list[tuple[str, str]]) -> str:
-    return f"/{name}" + ("?" + urlencode(sorted(query)) if query else "")
+def _content_location(name: str, raw_query: bytes) -> bytes:
+    """``/table?`` + the query's parameters sorted (apikey left out)."""
+    parts = sorted(p for p in raw_query.split(b"&") if p and not p.startswith(b"apikey="))
+    return b"/" + name.encode() + (b"?" + b"&".join(parts) if parts else b"")
 
 
 def _apply_guc_response(

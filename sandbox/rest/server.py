@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,
         date_header=True,
     )
     return 0
