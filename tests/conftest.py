@@ -27,8 +27,9 @@ def sandbox_env() -> Iterator[dict[str, str]]:
     default = launcher.state_dir_of(None)
     if default.exists():
         running = launcher.status(default)
-        if all(running.get(name) for name in wanted):
-            env = launcher.read_env(default)
+        if running.get("postgres") and running.get("supabase"):
+            # the developer's own stack: reused, completed if a wanted service is missing, left running
+            env = launcher.up(wanted, default) if not all(running.get(n) for n in wanted) else launcher.read_env(default)
             if env.get("SUPABASE_URL"):
                 yield {**env, "SANDBOX_DIR": str(default)}
                 return

@@ -1,0 +1,90 @@
+"""``python -m sandbox rest``: the gateway on its own, configured like PostgREST."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.services import ROOT
+from sandbox.tokens import mint_jwt
+
+from .conftest import PHONE, Crm
+
+pytestmark = pytest.mark.sandbox
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "rest", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health").json()["status"] == "ok":
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise AssertionError("the standalone gateway did not start")
+
+
+@pytest.fixture(scope="module")
+def standalone(sandbox_env: dict[str, str]) -> Iterator[str]:
+    proc, base = _start(
+        {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]},
+        "--db-schemas", "public,auth", "--db-anon-role", "anon", "--db-max-rows", "2", "--db-pool", "3",
+    )
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_no_key_check_and_root_paths(standalone: str, sandbox_env: dict[str, str], crm: Crm) -> None:
+    anon = httpx.get(f"{standalone}/contacts", params={"select": "id"})
+    assert anon.status_code == 200 and anon.json() == []
+    token = mint_jwt(role="service_role", state_dir=Path(sandbox_env["SANDBOX_DIR"]))
+    auth = {"Authorization": f"Bearer {token}"}
+    capped = httpx.get(f"{standalone}/messages", params={"select": "id", "workspace_id": f"eq.{crm.workspaces['a']}"},
+                       headers=auth)
+    assert len(capped.json()) == 2 and capped.headers["content-range"] == "0-1/*"  # db-max-rows
+    assert capped.headers["content-profile"] == "public"  # several schemas exposed
+    same = httpx.get(f"{standalone}/rest/v1/contacts", params={"select": "id", "phone": f"eq.{PHONE}",
+                                                                "workspace_id": f"eq.{crm.workspaces['a']}"}, headers=auth)
+    assert same.json() == [{"id": crm.contacts["main"]}]
+    other = httpx.get(f"{standalone}/contacts", headers={**auth, "Accept-Profile": "nope"})
+    assert other.status_code == 406 and other.json()["hint"] == "Only the following schemas are exposed: public, auth"
+
+
+def test_anonymous_access_disabled(sandbox_env: dict[str, str]) -> None:
+    proc, base = _start(
+        {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]},
+        "--db-anon-role", "",
+    )
+    try:
+        resp = httpx.get(f"{base}/contacts")
+        assert resp.status_code == 401 and resp.json()["code"] == "PGRST302"
+    finally:
+        proc.terminate()
+        proc.wait(10)
