@@ -199,7 +199,7 @@ export function functionSuite(makeBackend: () => Promise<Backend>) {
 
     test("a missing or wrong key is 401", async () => {
       const b = await loaded();
-      for (const headers of [{}, { "x-api-key": "wrong" }, { "x-api-key": `${b.crmApiKey}x` }, { "x-api-key": "" }]) {
+      for (const headers of <Record<string, string>[]>[{}, { "x-api-key": "wrong" }, { "x-api-key": `${b.crmApiKey}x` }, { "x-api-key": "" }]) {
         const response = await b.fetch(lookupPath, { headers });
         expect(response.status).toBe(401);
         expect(await response.json()).toEqual({ error: "missing or invalid x-api-key" });

@@ -2,9 +2,10 @@
 // against the sandbox runtime started by runtime.setup.ts.
 import { createPrivateKey, sign } from "node:crypto";
 import { ConvexHttpClient } from "convex/browser";
+import type { FunctionReference } from "convex/server";
 import { inject } from "vitest";
 import { internal } from "../_generated/api";
-import type { Backend } from "./backend.helper";
+import type { Backend, Caller } from "./backend.helper";
 
 export const TABLES = ["contactNotes", "messages", "conversations", "contacts", "workspaceMembers", "workspaces"] as const;
 
@@ -33,9 +34,11 @@ export function client(auth?: { admin?: boolean; token?: string }): ConvexHttpCl
 
 /** Empties every table, so each test starts like a fresh convex-test instance. */
 export async function clearAll(admin: ConvexHttpClient): Promise<void> {
+  // An admin client may call internal functions; the client's types only allow public ones.
+  const clearTable = internal.migrate.clearTable as unknown as FunctionReference<"mutation">;
   for (const table of TABLES) {
     for (;;) {
-      const { hasMore } = await admin.mutation(internal.migrate.clearTable, { table, batchSize: 4000 });
+      const { hasMore } = await admin.mutation(clearTable, { table, batchSize: 4000 });
       if (!hasMore) break;
     }
   }
@@ -46,9 +49,9 @@ export async function runtimeBackend(): Promise<Backend> {
   await clearAll(admin);
   return {
     kind: "runtime",
-    anonymous: client(),
-    admin,
-    asUser: (userId) => client({ token: mintJwt(userId) }),
+    anonymous: client() as Caller,
+    admin: admin as unknown as Caller,
+    asUser: (userId) => client({ token: mintJwt(userId) }) as Caller,
     fetch: (path, init) => fetch(`${inject("siteUrl")}${path}`, init),
     crmApiKey: inject("crmApiKey"),
   };

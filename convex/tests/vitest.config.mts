@@ -31,6 +31,8 @@ export default defineConfig({
           environment: "node",
           include: ["convex/tests/runtime*.test.ts"],
           globalSetup: ["convex/tests/runtime.setup.ts"],
+          // The files share one runtime (one database): run them one after another.
+          fileParallelism: false,
         },
       },
       {
