@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -118,7 +119,7 @@ class ConvexClient:
         if body.get("status") == "success":
             return body.get("value")
         message = str(body.get("errorMessage") or "unknown error")
-        first = message.strip().splitlines()[0] if message.strip() else message
+        first = _headline(message)
         if "Could not find" in message and ("function" in message or "module" in message):
             raise SeedError(
                 f"Convex at {self.host} has no function {path} (deploy convex/ with `npx convex deploy`): {first}"
@@ -130,6 +131,18 @@ class ConvexClient:
         ):
             raise SeedError(f"Convex schema mismatch at {self.host} ({path}): {first}")
         raise ConvexFunctionError(f"{path} failed on {self.host}: {first}", body.get("errorData"))
+
+
+_REQUEST_ID = re.compile(r"^\[Request ID: [^\]]*\]\s*")
+
+
+def _headline(message: str) -> str:
+    """The informative line of a Convex error ("[Request ID: …] Server Error" comes first)."""
+    for line in message.strip().splitlines():
+        line = _REQUEST_ID.sub("", line).strip()
+        if line and line != "Server Error":
+            return line[:300]
+    return message.strip()[:300] or "unknown error"
 
 
 def _raise(exc: Exception) -> Any:

@@ -154,6 +154,16 @@ def _pages(
     q: queue.Queue[Any] = queue.Queue(maxsize=2)
     done = object()
 
+    def put(item: Any) -> bool:
+        # never block forever: the consumer may have stopped (Ctrl-C, a failed batch)
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run() -> None:
         try:
             it = rest.scan(table, after, page_size)
@@ -164,10 +174,11 @@ def _pages(
                 if page is None:
                     break
                 hook("page")
-                q.put(page)
-            q.put(done)
+                if not put(page):
+                    return
+            put(done)
         except BaseException as exc:
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=run, name=f"read-{table.name}", daemon=True)
     thread.start()
@@ -226,13 +237,16 @@ def migrate_table(
     pending: dict[Future[Any], Batch] = {}
     failure: BaseException | None = None
 
+    timing = threading.Lock()
+
     def send(batch: Batch) -> Any:
         hook("inflight")
         t0 = time.perf_counter()
         try:
             return convex.call_raw("mutation", table.mutation, batch.body)
         finally:
-            stats.write_s += time.perf_counter() - t0
+            with timing:  # several sender threads add to the same total
+                stats.write_s += time.perf_counter() - t0
 
     def settle(done: set[Future[Any]]) -> None:
         nonlocal next_seq, failure

@@ -215,3 +215,11 @@ def test_ctrl_c_or_sigterm_saves_progress_and_resumes(stack, dataset, tmp_path, 
     final = _run_cli(sb_url, cx_url, tmp_path, *args)
     assert final.returncode == 0, final.stderr
     assert_parity(fake, dataset)
+
+
+def test_convex_error_headline_skips_the_request_id_line():
+    from seed.convex_client import _headline
+
+    msg = "[Request ID: 3e56f9741d16e919] Server Error\nArgumentValidationError: Object is missing `workspaceId`.\n\nObject: {}"
+    assert _headline(msg) == "ArgumentValidationError: Object is missing `workspaceId`."
+    assert _headline("[Request ID: x] Server Error") == "[Request ID: x] Server Error"
