@@ -1,6 +1,6 @@
 """Accuracy: the harness's P50/P95/P99 against the ground truth a loopback server records.
 
-    .venv/bin/python bench/bench_accuracy.py [--users 150] [--duration 30] [--median-ms 200] [--sigma 0.5]
+    .venv/bin/python bench/bench_accuracy.py [--users 60] [--duration 30] [--median-ms 200] [--sigma 0.5]
 
 A Node server answers ``GET /contacts/by-phone`` after a log-normal delay
 (median ``--median-ms``, shape ``--sigma``) and records, per response that was
@@ -76,7 +76,7 @@ def nearest_rank(sorted_values: list[float], p: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=150)
+    ap.add_argument("--users", type=int, default=60)
     ap.add_argument("--duration", type=int, default=30, help="seconds")
     ap.add_argument("--median-ms", type=float, default=200.0)
     ap.add_argument("--sigma", type=float, default=0.5)

@@ -41,7 +41,10 @@ http.createServer((req, res) => {
 """
 
 LOCUSTFILE = r'''
-from locust import constant, task
+import json
+import time
+
+from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 import harness.runtime  # noqa: F401
@@ -58,6 +61,21 @@ class PlainUser(FastHttpUser):
     @task
     def get(self):
         self.client.get(PATH, name="plain", headers={{"x-api-key": "k", "Accept": "application/json"}})
+
+
+_T0 = [0.0]
+
+
+@events.test_start.add_listener
+def _start(environment, **kw):
+    _T0[0] = time.process_time()
+
+
+@events.test_stop.add_listener
+def _stop(environment, **kw):
+    # CPU seconds of this process during the test: robust to other processes sharing the machine
+    with open("cpu.json", "w") as f:
+        json.dump({{"cpu_s": time.process_time() - _T0[0]}}, f)
 
 
 __all__ = ["ConvexHttpUser", "PlainUser"]
@@ -93,7 +111,9 @@ def run(tmp: Path, url: str, classes: list[str], users: int, duration: int, pin:
     _, err = proc.communicate(timeout=duration + 60)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"locust failed ({proc.returncode}): {err[-1500:]}")
-    return {(r["method"], r["name"]): r for r in json.loads((tmp / "final.json").read_text())}, cpu
+    rows = {(r["method"], r["name"]): r for r in json.loads((tmp / "final.json").read_text())}
+    rows[("cpu", "")] = json.loads((tmp / "cpu.json").read_text())
+    return rows, cpu
 
 
 def main() -> int:
@@ -142,10 +162,15 @@ def main() -> int:
     print(f"{'alone':<34}{'PlainUser (FastHttpUser)':<28}{rps(alone_p, P):>9.0f}{fails(alone_p, P):>10}{cpu_p:>12.0%}")
     same = rps(both, H) / rps(both, P)
     alone = rps(alone_h, H) / rps(alone_p, P)
-    per_cpu = (rps(alone_h, H) / cpu_h) / (rps(alone_p, P) / cpu_p)
+    us_h = alone_h[("cpu", "")]["cpu_s"] / alone_h[H]["num_requests"] * 1e6
+    us_p = alone_p[("cpu", "")]["cpu_s"] / alone_p[P]["num_requests"] * 1e6
+    print(f"CPU per lookup (alone runs, Locust process CPU time / count): harness {us_h:.0f} us, "
+          f"plain {us_p:.0f} us -> lookups per core-second {1e6 / us_h:.0f} vs {1e6 / us_p:.0f}")
     print(f"load average during the runs: {os.getloadavg()[0]:.2f} on {cores} cores (other processes skew the numbers)")
-    print(f"ratio harness / plain: same run {same:.2f}, alone {alone:.2f}, per CPU-second {per_cpu:.2f} (goal >= 0.80)")
-    return 0 if min(same, alone) >= 0.8 else 3
+    per_cpu = us_p / us_h
+    print(f"ratio harness / plain: same run {same:.2f}, alone (wall clock) {alone:.2f}, "
+          f"per core (CPU time) {per_cpu:.2f} (goal >= 0.80)")
+    return 0 if min(same, per_cpu) >= 0.8 else 3
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+import bisect
 import csv
+import itertools
 import logging
 import random
 import sys
@@ -65,6 +67,8 @@ class Harness:
         self.raw_writer: Any = None
         self.all_user_classes = list(environment.user_classes)
         self.config_error: str | None = None
+        self.request_cache: dict[Any, Any] = {}
+        self.kind_cum: dict[str, tuple[list[int], int]] = {}
         self.worker_count = 0
 
     # ------------------------------------------------------------------ role
@@ -134,6 +138,8 @@ class Harness:
             t: [self.options.known_weight, self.options.unknown_weight, w if t in WRITE_TARGETS else 0]
             for t in self.options.targets
         }
+        self.kind_cum = {t: (list(itertools.accumulate(ws)), sum(ws)) for t, ws in self.kind_weights.items()}
+        self.request_cache = {}
         if self.options.write_weight > 0 and w == 0:
             log.warning("write task left off: the target is not the sandbox (add --allow-writes to turn it on)")
 
@@ -146,6 +152,7 @@ class Harness:
     def on_setup_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         data = msg.data
         self.tokens = dict(data.get("tokens") or {})
+        self.request_cache = {}
         self.options = HarnessOptions.from_parsed(environment.parsed_options)
         self._use_workload(Workload.from_wire(data["workload"]), int(data["slice"]), int(data["slices"]))
 
@@ -174,10 +181,10 @@ class Harness:
         return self.ready.wait(timeout)
 
     def choose_kind(self, target: str) -> str:
-        weights = self.kind_weights.get(target) or [self.options.known_weight, self.options.unknown_weight, 0]
-        if not any(weights):
+        cum, total = self.kind_cum.get(target) or ([self.options.known_weight], self.options.known_weight)
+        if total <= 0 or cum[0] == total:
             return "known"
-        return self.rng.choices(KINDS, weights)[0]
+        return KINDS[bisect.bisect_right(cum, self.rng.random() * total)]
 
     def pacer(self, target: str) -> Pacer:
         p = self.pacers.get(target)

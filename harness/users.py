@@ -147,7 +147,7 @@ class LookupUser(FastHttpUser):
         data: Any = None
         with self.client.request(
             req.method, req.url, name=f"{self.target} {req.what}", data=req.body,  # type: ignore[arg-type]  # bytes are sent as is
-            headers=dict(req.headers),
+            headers=req.headers,  # type: ignore[arg-type]  # the session copies it
             catch_response=True,
         ) as resp:
             status = resp.status_code or 0
@@ -190,6 +190,17 @@ class LookupUser(FastHttpUser):
     @property
     def endpoints(self) -> T.Endpoints:
         return runtime.current().endpoints
+
+    def cached(self, key: Key, build: Callable[[], Request]) -> Request:
+        """The key's first request, built once per run (URL quoting costs more than the rest of a lookup's bookkeeping)."""
+        cache = runtime.current().request_cache
+        ck = (self.target, key)
+        req = cache.get(ck)
+        if req is None:
+            if len(cache) > 200_000:
+                cache.clear()
+            req = cache[ck] = build()
+        return req
 
     def supabase_headers(self, key: Key) -> dict[str, str]:
         h = runtime.current()
@@ -235,7 +246,7 @@ class SupabaseRestUser(LookupUser):
 
     def lookup(self, key: Key) -> bool:
         ep, hdrs = self.endpoints, self.supabase_headers(key)
-        rows = self.call(T.rest_contact(ep, key.workspace_id, key.phone, hdrs), check=_list)
+        rows = self.call(self.cached(key, lambda: T.rest_contact(ep, key.workspace_id, key.phone, hdrs)), check=_list)
         if not rows or not rows[0].get("workspace"):
             return False
         contact_id = rows[0]["id"]
@@ -253,7 +264,8 @@ class SupabaseNestedUser(LookupUser):
     target = "supabase_nested"
 
     def lookup(self, key: Key) -> bool:
-        rows = self.call(T.nested(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)), check=_list)
+        req = self.cached(key, lambda: T.nested(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)))
+        rows = self.call(req, check=_list)
         return bool(rows)
 
     def write(self, key: Key) -> bool:
@@ -264,7 +276,8 @@ class SupabaseRpcUser(LookupUser):
     target = "supabase_rpc"
 
     def lookup(self, key: Key) -> bool:
-        data = self.call(T.rpc(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)), check=_context_or_null)
+        req = self.cached(key, lambda: T.rpc(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)))
+        data = self.call(req, check=_context_or_null)
         return data is not None
 
     def write(self, key: Key) -> bool:
@@ -275,7 +288,8 @@ class ConvexHttpUser(LookupUser):
     target = "convex_http"
 
     def lookup(self, key: Key) -> bool:
-        data = self.call(T.convex_http(self.endpoints, key.workspace_id, key.phone), not_found=(404,), check=_context)
+        req = self.cached(key, lambda: T.convex_http(self.endpoints, key.workspace_id, key.phone))
+        data = self.call(req, not_found=(404,), check=_context)
         return data is not NOT_FOUND
 
     def write(self, key: Key) -> bool:
@@ -287,7 +301,8 @@ class ConvexQueryUser(LookupUser):
 
     def lookup(self, key: Key) -> bool:
         token = runtime.current().token_for(key.workspace_id)
-        data = self.call(T.convex_query(self.endpoints, key.workspace_id, key.phone, token), check=_convex_lookup)
+        req = self.cached(key, lambda: T.convex_query(self.endpoints, key.workspace_id, key.phone, token))
+        data = self.call(req, check=_convex_lookup)
         return data.get("value") is not None
 
     def write(self, key: Key) -> bool:
@@ -305,7 +320,8 @@ class ApiSupabaseUser(LookupUser):
     target = "api_supabase"
 
     def lookup(self, key: Key) -> bool:
-        data = self.call(T.api_route(self.endpoints, self.target, key.workspace_id, key.phone), not_found=(404,), check=_context)
+        req = self.cached(key, lambda: T.api_route(self.endpoints, self.target, key.workspace_id, key.phone))
+        data = self.call(req, not_found=(404,), check=_context)
         return data is not NOT_FOUND
 
 
@@ -313,7 +329,8 @@ class ApiConvexUser(LookupUser):
     target = "api_convex"
 
     def lookup(self, key: Key) -> bool:
-        data = self.call(T.api_route(self.endpoints, self.target, key.workspace_id, key.phone), not_found=(404,), check=_context)
+        req = self.cached(key, lambda: T.api_route(self.endpoints, self.target, key.workspace_id, key.phone))
+        data = self.call(req, not_found=(404,), check=_context)
         return data is not NOT_FOUND
 
 
