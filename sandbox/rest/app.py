@@ -504,6 +504,8 @@ class Gateway:
                 await conn.execute("COMMIT")
             except asyncpg.PostgresError as exc:
                 await self._rollback(conn)
+                if attempt == 0 and isinstance(exc, asyncpg.InvalidCachedStatementError | asyncpg.OutdatedSchemaCacheError):
+                    continue  # DDL changed a prepared statement's result: asyncpg re-prepares on the retry
                 state = getattr(exc, "sqlstate", "") or ""
                 if attempt == 0 and (state.startswith("08") or state in ("57P01", "57P02", "57P03")):
                     self.pool.discard_idle()  # the server restarted under us: once more on a fresh connection

@@ -393,3 +393,26 @@ def test_rpc_shapes_and_put(http: httpx.Client, crm: Crm) -> None:
     no_pk = http.put("/workspaces", params={"name": f"eq.{wid}"}, json={"name": "x"})
     assert no_pk.status_code == 400 and no_pk.json()["code"] == "PGRST105"
     crm.sql("delete from workspaces where id = %s", wid)
+
+
+def test_ddl_between_requests_is_not_an_error(http: httpx.Client, crm: Crm) -> None:
+    name = f"ddl_probe_{uuid.uuid4().hex[:8]}"
+    crm.sql(f"create table public.{name} (id int primary key); insert into public.{name} values (1)")
+    try:
+        first = _wait_for(http, "GET", f"/{name}")
+        assert first.json() == [{"id": 1}]
+        for _ in range(12):  # warm every pooled connection's prepared statement
+            assert http.get(f"/{name}").status_code == 200
+        crm.sql(f"alter table public.{name} add column note text default 'x'")
+        deadline = time.monotonic() + 10
+        while True:
+            resp = http.get(f"/{name}")
+            assert resp.status_code == 200, resp.text
+            if resp.json() == [{"id": 1, "note": "x"}] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert resp.json() == [{"id": 1, "note": "x"}]
+        for _ in range(12):
+            assert http.get(f"/{name}").status_code == 200
+    finally:
+        crm.sql(f"drop table public.{name}")
