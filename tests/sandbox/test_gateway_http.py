@@ -416,3 +416,29 @@ def test_ddl_between_requests_is_not_an_error(http: httpx.Client, crm: Crm) -> N
             assert http.get(f"/{name}").status_code == 200
     finally:
         crm.sql(f"drop table public.{name}")
+
+
+def test_ambiguous_embed_300_and_forbidden_403(sandbox_env: dict[str, str], http: httpx.Client, crm: Crm) -> None:
+    tag = uuid.uuid4().hex[:8]
+    people, links, secret = f"people_{tag}", f"links_{tag}", f"secret_{tag}"
+    crm.sql(
+        f"create table public.{people} (id int primary key);"
+        f"create table public.{links} (id int primary key, a int references public.{people}, b int references public.{people});"
+        f"create function public.{secret}() returns int language sql as $$ select 1 $$;"
+        f"revoke execute on function public.{secret}() from public, anon, authenticated;"
+    )
+    try:
+        amb = _wait_for(http, "GET", f"/{links}", params={"select": f"id,{people}(id)"})
+        assert amb.status_code == 300 and amb.json()["code"] == "PGRST201"
+        assert {d["cardinality"] for d in amb.json()["details"]} == {"many-to-one"}
+        hinted = http.get(f"/{links}", params={"select": f"id,{people}!{links}_a_fkey(id)"})
+        assert hinted.status_code == 200
+        member = mint_jwt(sub=crm.members["a"], state_dir=Path(sandbox_env["SANDBOX_DIR"]))
+        key = sandbox_env["SUPABASE_ANON_KEY"]
+        forbidden = _wait_for(http, "POST", f"/rpc/{secret}", json={},
+                              headers={"apikey": key, "Authorization": f"Bearer {member}"})
+        assert forbidden.status_code == 403 and forbidden.json()["code"] == "42501"
+        anon = http.post(f"/rpc/{secret}", json={}, headers={"apikey": key, "Authorization": f"Bearer {key}"})
+        assert anon.status_code == 401 and anon.json()["code"] == "42501"
+    finally:
+        crm.sql(f"drop table public.{links}; drop table public.{people}; drop function public.{secret}()")
