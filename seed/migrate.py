@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from . import checkpoint as ckpt
-from .convex_client import ConvexClient
+from .convex_client import ConvexClient, ConvexFunctionError
 from .errors import SeedError
 from .supabase_rest import PAGE_SIZE, SupabaseRest
 from .tables import TABLES, Table, to_convex
@@ -309,6 +309,20 @@ def migrate_table(
                 settle(done)
     stats.seconds += time.perf_counter() - t_start
     if failure is not None:
+        missing = _missing_parent(failure)
+        if missing is not None:
+            # A parent row appeared in Supabase after its table was copied (a live
+            # database). Resuming as is would fail the same way, so the checkpoint
+            # goes back to that parent table: the rerun copies it again (idempotent)
+            # and everything after it.
+            names = [t.name for t in TABLES]
+            for name in names[names.index(missing) :]:
+                cp.tables[name] = ckpt.TableState()
+            cp.save()
+            raise SeedError(
+                f"{table.name}: a row references a {missing} row that Convex does not have "
+                f"(added to Supabase during the migration?); rerun to copy {missing} again and continue"
+            ) from None
         if isinstance(failure, SeedError):
             raise SeedError(f"{table.name}: {failure} (progress saved; rerun to resume)") from None
         raise failure
@@ -317,6 +331,19 @@ def migrate_table(
     state.done = True
     cp.save()
     reporter.end_table(table)
+
+
+def _missing_parent(failure: BaseException) -> str | None:
+    """The Supabase table named by a ``MissingReference`` ConvexError, if that is the failure."""
+    data = getattr(failure, "data", None)
+    if (
+        isinstance(failure, ConvexFunctionError)
+        and isinstance(data, dict)
+        and data.get("code") == "MissingReference"
+    ):
+        name = str(data.get("table"))
+        return next((t.name for t in TABLES if name in (t.name, t.convex)), None)
+    return None
 
 
 def _interrupt(signum: int, frame: object) -> None:

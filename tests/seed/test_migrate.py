@@ -223,3 +223,27 @@ def test_convex_error_headline_skips_the_request_id_line():
     msg = "[Request ID: 3e56f9741d16e919] Server Error\nArgumentValidationError: Object is missing `workspaceId`.\n\nObject: {}"
     assert _headline(msg) == "ArgumentValidationError: Object is missing `workspaceId`."
     assert _headline("[Request ID: x] Server Error") == "[Request ID: x] Server Error"
+
+
+def test_parent_missing_in_convex_rewinds_the_checkpoint(stack, dataset, tmp_path):
+    """A parent created in Supabase after its table was copied: the failed run
+    rewinds the checkpoint to that table, and the rerun repairs everything."""
+    from seed import checkpoint as ckpt
+
+    fake, sb_url, cx_url = stack
+    rest, convex = clients(sb_url, cx_url)
+    opts = mig.Options(batch_rows=200, checkpoint=tmp_path / "cp.json")
+    mig.run(rest, convex, opts)
+    lost = dataset.workspaces[0]["id"]
+    del fake.docs["workspaces"][lost]
+    cp = ckpt.Checkpoint(path=opts.checkpoint, source=rest.host, target=convex.host)
+    for name in ("workspaces", "workspace_members", "contacts"):
+        cp.tables[name].done = True
+    cp.save()
+    with pytest.raises(SeedError, match="references a workspaces row"):
+        mig.run(rest, convex, opts)
+    back = ckpt.load(opts.checkpoint, rest.host, convex.host)
+    assert back is not None and not back.tables["workspaces"].done
+    mig.run(rest, convex, opts)
+    assert lost in fake.docs["workspaces"]
+    assert len(fake.docs["messages"]) == len(dataset.rows["messages"])
