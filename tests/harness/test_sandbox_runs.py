@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
-import subprocess
-import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness.helpers import AI_CONTEXT, ROOT, final_counts, locust_env, read_hdr, run_locust
+from tests.harness.helpers import AI_CONTEXT, final_counts, read_hdr, run_locust
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -49,45 +45,6 @@ def _reachable(url: str | None) -> bool:
     return True
 
 
-def _seed_workload(env: dict[str, str], limit: int) -> dict[str, Any] | None:
-    """``python -m seed workload`` against the sandbox, as a user would; None when it cannot."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "workload.json"
-        p = subprocess.run(
-            [sys.executable, "-m", "seed", "-q", "workload", "--out", str(out), "--known", str(limit)],
-            env=locust_env(env), cwd=ROOT, capture_output=True, text=True, timeout=60,
-        )
-        if p.returncode != 0 or not out.exists():
-            return None
-        doc: dict[str, Any] = json.loads(out.read_text())
-        return doc if doc.get("known") else None
-
-
-def _workload(env: dict[str, str], limit: int = 200) -> dict[str, Any]:
-    """The seed's workload; else one built from the sandbox's rows."""
-    seeded = _seed_workload(env, limit)
-    if seeded is not None:
-        return seeded
-    base, h = _rest(env)
-    contacts = _get(f"{base}/contacts?select=workspace_id,phone&order=phone&limit={limit}", h)
-    if not contacts:
-        pytest.skip("the sandbox has no contacts (run `python -m seed generate` first)")
-    members = _get(f"{base}/workspace_members?select=workspace_id,user_id&role=eq.owner", h)
-    rng = random.Random(0)
-    used = {c["phone"] for c in contacts}
-    unknown: list[dict[str, str]] = []
-    while len(unknown) < 10:
-        p = "62899" + "".join(rng.choice("0123456789") for _ in range(8))
-        if p not in used:
-            unknown.append({"workspace_id": contacts[0]["workspace_id"], "phone": p})
-    return {
-        "format": "crm-workload/1", "generated_at": "2026-01-01T00:00:00Z",
-        "workspaces": [{"id": m["workspace_id"], "name": "", "member_user_id": m["user_id"]} for m in members],
-        "known": [{"workspace_id": c["workspace_id"], "phone": c["phone"], "weight": 1.0} for c in contacts],
-        "unknown": unknown,
-    }
-
-
 def _targets(env: dict[str, str]) -> list[str]:
     out = ["supabase_rest", "supabase_nested", "supabase_rpc"]
     if _reachable(env.get("CONVEX_URL")):
@@ -97,13 +54,15 @@ def _targets(env: dict[str, str]) -> list[str]:
     return out
 
 
-def test_lookups_against_the_sandbox(sandbox_env: dict[str, str], tmp_path: Path) -> None:
-    env = dict(sandbox_env)
-    (tmp_path / "workload.json").write_text(json.dumps(_workload(env)))
+def test_lookups_against_the_seeded_sandbox(seeded_sandbox: dict[str, Any], tmp_path: Path) -> None:
+    env = dict(seeded_sandbox["env"])
+    workload = json.loads(Path(seeded_sandbox["workload"]).read_text())
+    (tmp_path / "workload.json").write_text(json.dumps(workload))
     targets = _targets(env)
+    assert "convex_query" in targets  # seeded_sandbox means Convex is there
     prefix = tmp_path / "run"
     p = run_locust(
-        ["-f", AI_CONTEXT, "--headless", "-u", str(2 * len(targets)), "-r", "50", "-t", "5s", "--csv", str(prefix),
+        ["-f", AI_CONTEXT, "--headless", "-u", str(2 * len(targets)), "-r", "50", "-t", "6s", "--csv", str(prefix),
          "--json-file", str(tmp_path / "final"), "--warmup", "0", "--targets", *targets, "--write-weight", "0"],
         env, tmp_path, timeout=90,
     )
@@ -127,15 +86,19 @@ def test_lookups_against_the_sandbox(sandbox_env: dict[str, str], tmp_path: Path
     assert counts[("GET", "supabase_rest contacts")][0] > 0
     assert counts[("GET", "supabase_rest messages")][0] > 0
     assert counts[("POST", "supabase_rpc rpc/get_contact_context")][0] > 0
-    for key in ("SUPABASE_SERVICE_ROLE_KEY", "CRM_API_KEY"):
+    assert counts[("POST", "convex_query contacts:getContextByPhone")][0] > 0
+    assert counts[("GET", "convex_http /contacts/by-phone")][0] > 0
+    text = json.dumps(hdr)
+    for key in ("SUPABASE_SERVICE_ROLE_KEY", "CRM_API_KEY", "CONVEX_ADMIN_KEY"):
         if env.get(key):
-            assert env[key] not in json.dumps(hdr)
+            assert env[key] not in text
 
 
-def test_write_path_against_the_sandbox_is_marked_and_undone(sandbox_env: dict[str, str], tmp_path: Path) -> None:
-    env = dict(sandbox_env)
+def test_write_path_against_the_sandbox_is_marked_and_undone(seeded_sandbox: dict[str, Any], tmp_path: Path) -> None:
+    env = dict(seeded_sandbox["env"])
     base, h = _rest(env)
-    wl = _workload(env, limit=1)
+    wl = json.loads(Path(seeded_sandbox["workload"]).read_text())
+    wl["known"] = wl["known"][:1]
     ws, phone = wl["known"][0]["workspace_id"], wl["known"][0]["phone"]
     contact = _get(f"{base}/contacts?select=id&workspace_id=eq.{ws}&phone=eq.{phone}", h)[0]
     before = _get(f"{base}/conversations?select=id,last_message_at,last_message_preview&contact_id=eq.{contact['id']}", h)
@@ -150,6 +113,7 @@ def test_write_path_against_the_sandbox_is_marked_and_undone(sandbox_env: dict[s
         counts = final_counts(tmp_path / "final.json")
         written = _get(f"{base}/messages?select=id,direction,sender_type&message_type=eq.loadtest", h)
     finally:
+        # leave Supabase as the seed made it (Convex parity checks run on the same sandbox)
         _send("DELETE", f"{base}/messages?message_type=eq.loadtest", h)
         for c in before:
             _send("PATCH", f"{base}/conversations?id=eq.{c['id']}", h,
