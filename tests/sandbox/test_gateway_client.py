@@ -192,3 +192,29 @@ def test_rls_anon_member_service(sandbox_env: dict[str, str], crm: Crm) -> None:
     mine = [crm.workspaces["a"], crm.workspaces["b"]]
     ids = {r["workspace_id"] for r in service.table("contacts").select("workspace_id").in_("workspace_id", mine).execute().data}
     assert {crm.workspaces["a"], crm.workspaces["b"]} <= ids
+
+
+def test_upsert_variants_and_insert_count(sb: Client, crm: Crm) -> None:
+    ws = crm.workspaces["b"]
+    contact = crm.contacts["other"]
+    note_id = str(uuid.uuid4())
+    first = sb.table("contact_notes").insert(
+        {"id": note_id, "workspace_id": ws, "contact_id": contact, "content": "v1"}, count="exact"
+    ).execute()
+    assert first.count == 1 and first.data[0]["content"] == "v1"
+    kept = sb.table("contact_notes").upsert(
+        {"id": note_id, "workspace_id": ws, "contact_id": contact, "content": "v2"}, ignore_duplicates=True
+    ).execute()
+    assert kept.data == []
+    assert crm.sql("select content from contact_notes where id = %s", note_id) == [("v1",)]
+    rows = [
+        {"id": note_id, "workspace_id": ws, "contact_id": contact, "content": "v3"},
+        {"workspace_id": ws, "contact_id": contact, "content": "fresh"},
+    ]
+    # default_to_null=False: a key missing from a row takes the column default (here: a new uuid)
+    merged = sb.table("contact_notes").upsert(rows, default_to_null=False).execute().data
+    assert sorted(r["content"] for r in merged) == ["fresh", "v3"]
+    fresh_id = next(r["id"] for r in merged if r["content"] == "fresh")
+    assert uuid.UUID(fresh_id) and fresh_id != note_id
+    sb.table("contact_notes").delete().in_("id", [note_id, fresh_id]).execute()
+    assert crm.sql("select count(*) from contact_notes where id = any(%s::uuid[])", [note_id, fresh_id]) == [(0,)]
