@@ -126,18 +126,44 @@ class Builder:
         sql = "(" + f" {node.op} ".join(parts) + ")" if parts else ("TRUE" if node.op == "AND" else "FALSE")
         return f"NOT {sql}" if node.negated else sql
 
-    def order_sql(self, table: Table, ref_sql: str, terms: list[OrderTerm]) -> str:
+    def order_sql(
+        self, table: Table, ref_sql: str, terms: list[OrderTerm], items: list[SelectItem] | None = None
+    ) -> str:
         out = []
         for term in terms:
             if term.relation is not None:
-                raise ApiError(400, "PGRST118", f"A related order on '{term.relation}' is not possible")
-            expr, _ = self.column_expr(table, ref_sql, term.ref)
+                expr = self.related_order_expr(table, ref_sql, term, items or [])
+            else:
+                expr, _ = self.column_expr(table, ref_sql, term.ref)
             if term.direction:
                 expr += " " + term.direction.upper()
             if term.nulls:
                 expr += " NULLS FIRST" if term.nulls == "nullsfirst" else " NULLS LAST"
             out.append(expr)
         return ", ".join(out)
+
+    def related_order_expr(self, table: Table, ref_sql: str, term: OrderTerm, items: list[SelectItem]) -> str:
+        """``order=rel(col)``: a column of an embedded to-one resource, read by its foreign key."""
+        name = term.relation or ""
+        embed = next(
+            (i for i in items if isinstance(i, SelectEmbed) and (i.alias or i.name) == name),
+            None,
+        )
+        if embed is None:
+            raise ApiError(
+                400, "PGRST108", f"'{name}' is not an embedded resource in this request", None,
+                f"Verify that '{name}' is included in the 'select' query parameter.",
+            )
+        rel, target = self.relationship(table, embed)
+        if not rel.to_one:
+            raise ApiError(
+                400, "PGRST118", f"A related order on '{name}' is not possible",
+                f"'{table.name}' and '{embed.name}' do not form a many-to-one or one-to-one relationship",
+            )
+        alias = self.alias(target.name)
+        col, _ = self.column_expr(target, alias, term.ref)
+        cond = " AND ".join(f"{alias}.{quote_ident(b)} = {ref_sql}.{quote_ident(a)}" for a, b in rel.columns)
+        return f"(SELECT {col} FROM {target.qualified} AS {alias} WHERE {cond})"
 
     # relationships ---------------------------------------------------------
     def relationship(self, table: Table, embed: SelectEmbed) -> tuple[Relationship, Table]:
@@ -253,7 +279,7 @@ class Builder:
             sql += " " + " ".join(child_joins)
         sql += " WHERE " + " AND ".join(conds)
         if params.order:
-            sql += " ORDER BY " + self.order_sql(target, t_alias, params.order)
+            sql += " ORDER BY " + self.order_sql(target, t_alias, params.order, items)
         if params.limit is not None:
             sql += f" LIMIT {self.param(params.limit)}::bigint"
         if params.offset is not None:
@@ -321,7 +347,7 @@ class Builder:
         self.count_params = len(self.params)  # the count query uses only the parameters bound so far
         sql = f"SELECT {', '.join(cols) if cols else ''} {body}"
         if root.order:
-            sql += " ORDER BY " + self.order_sql(table, ref_sql, root.order)
+            sql += " ORDER BY " + self.order_sql(table, ref_sql, root.order, items)
         if limit is not None:
             sql += f" LIMIT {self.param(limit)}::bigint"
         if offset:

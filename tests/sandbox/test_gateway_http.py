@@ -442,3 +442,13 @@ def test_ambiguous_embed_300_and_forbidden_403(sandbox_env: dict[str, str], http
         assert anon.status_code == 401 and anon.json()["code"] == "42501"
     finally:
         crm.sql(f"drop table public.{links}; drop table public.{people}; drop function public.{secret}()")
+
+
+def test_order_by_related_to_one(http: httpx.Client, crm: Crm) -> None:
+    ids = [crm.contacts["main"], crm.contacts["other"]]
+    got = http.get("/contacts", params={
+        "select": "id,ws:workspaces(name)", "id": f"in.({','.join(ids)})", "order": "ws(name).desc",
+    })
+    assert [r["ws"]["name"] for r in got.json()] == ["Falcon Trading", "Eagle Overseas"]
+    many = http.get("/contacts", params={"select": "id,conversations(id)", "order": "conversations(id)"})
+    assert many.status_code == 400 and many.json()["code"] == "PGRST118"
