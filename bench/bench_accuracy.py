@@ -120,7 +120,7 @@ def main() -> int:
         doc = json.loads((tmp / "run_hdr.json").read_text())
         entry = next(e for e in doc["entries"] if (e["type"], e["name"], e["step"]) == ("lookup", "convex_http", None))
         hist = HdrHistogram.decode(entry["hdr"].encode())
-        call = next(e for e in doc["call_entries"] if (e["name"], e["step"]) == ("convex_http /contacts/by-phone", None))
+        call = next(e for e in doc["entries"] if (e["name"], e["step"]) == ("convex_http /contacts/by-phone", None))
         call_hist = HdrHistogram.decode(call["hdr"].encode())
         with open(tmp / "run_stats.csv", newline="") as f:
             locust_row = next(r for r in csv.DictReader(f) if (r["Type"], r["Name"]) == ("lookup", "convex_http"))

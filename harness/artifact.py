@@ -24,7 +24,6 @@ def _iso(dt: Any) -> str | None:
 def document(h: Harness) -> dict[str, Any]:
     parsed = h.environment.parsed_options
     o = h.options
-    tx, calls = h.recorder.artifact_entries(set(T.TARGET_IDS))
     return {
         "format": FORMAT,
         "metadata": {
@@ -53,9 +52,8 @@ def document(h: Harness) -> dict[str, Any]:
             "open_model": h.pacer_summary() if o.open_rate else None,
             "hdr": {"unit": "us", "lowest": 1, "highest": 3_600_000_000, "significant_digits": 3},
         },
-        "entries": tx,
-        # per-call rows ("<target> <what>"), same shape; kept apart so `entries` holds target ids only
-        "call_entries": calls,
+        # transactions ("lookup", "lookup-miss", "write" / "<target>") and HTTP calls ("GET" / "<target> <what>")
+        "entries": h.recorder.artifact_entries(set(T.TARGET_IDS)),
     }
 
 

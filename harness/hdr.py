@@ -162,22 +162,21 @@ class Recorder:
     def get(self, rtype: str, name: str, step: int | None = None) -> Entry | None:
         return self.entries.get((rtype, name, step))
 
-    def artifact_entries(self, names: set[str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(transaction entries for ``entries``, per-call entries), sorted, step None first."""
+    def artifact_entries(self, targets: set[str] | None = None) -> list[dict[str, Any]]:
+        """Entries for the artifact, sorted (type, name, step None first): rows whose name starts with a
+        target id (transactions ``<target>``, calls ``<target> <what>``); others (e.g. a plain user) are left out."""
 
         def order(k: Key) -> tuple[str, str, int]:
             return (k[0], k[1], -1 if k[2] is None else k[2])
 
-        tx: list[dict[str, Any]] = []
-        calls: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = []
         for key in sorted(self.entries, key=order):
+            if targets is not None and key[1].split(" ", 1)[0] not in targets:
+                continue
             e = self.entries[key]
             doc = {"type": key[0], "name": key[1], "step": key[2], "count": e.count, "failures": e.failures,
                    "unit": "us", "min": e.min_us, "max": e.max_us, "hdr": e.hist.encode().decode("ascii")}
-            if key[0] in TRANSACTION_TYPES and (names is None or key[1] in names):
-                if e.round_trips:
-                    doc["round_trips"] = {str(k): v for k, v in sorted(e.round_trips.items())}
-                tx.append(doc)
-            else:
-                calls.append(doc)
-        return tx, calls
+            if e.round_trips:
+                doc["round_trips"] = {str(k): v for k, v in sorted(e.round_trips.items())}
+            out.append(doc)
+        return out

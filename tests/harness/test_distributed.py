@@ -57,7 +57,7 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
     counts = final_counts(master_dir / "final.json")
     hdr = read_hdr(master_dir / "run")
     assert hdr["metadata"]["workers"] == 2
-    whole = {(e["type"], e["name"]): e for e in hdr["entries"] + hdr["call_entries"] if e["step"] is None}
+    whole = {(e["type"], e["name"]): e for e in hdr["entries"] if e["step"] is None}
     checked = 0
     for (rtype, name), (n, failures) in counts.items():
         e = whole[(rtype, name)]

@@ -133,9 +133,12 @@ def test_recorder_warmup_and_steps() -> None:
     r.record("lookup", "x", 1.0, False)
     whole, step = r.get("lookup", "x", None), r.get("lookup", "x", 2)
     assert whole is not None and step is not None and whole.count == step.count == 1
-    tx, calls = r.artifact_entries({"x"})
-    assert [(e["type"], e["step"]) for e in tx] == [("lookup", None), ("lookup", 2)] and calls == []
-    assert HdrHistogram.decode(tx[0]["hdr"].encode()).get_total_count() == 1
+    r.record("GET", "x contacts", 1.0, False)
+    r.record("GET", "plain", 1.0, False)
+    entries = r.artifact_entries({"x"})
+    assert [(e["type"], e["name"], e["step"]) for e in entries] == [
+        ("GET", "x contacts", None), ("GET", "x contacts", 2), ("lookup", "x", None), ("lookup", "x", 2)]
+    assert HdrHistogram.decode(entries[2]["hdr"].encode()).get_total_count() == 1
 
 
 def test_values_are_clamped_to_the_histogram_range() -> None:
