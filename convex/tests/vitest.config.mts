@@ -20,7 +20,7 @@ export default defineConfig({
         test: {
           name: "mock",
           environment: "edge-runtime",
-          include: ["convex/tests/mock.test.ts"],
+          include: ["convex/tests/mock.test.ts", "convex/tests/fingerprint.test.ts"],
           server: { deps: { inline: ["convex-test"] } },
         },
       },
