@@ -259,7 +259,7 @@ def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict
             if service.argv is None:
                 continue
             if _read_pid(state, service.name) is not None and _healthy(service.health_url):
-                if service.prepare is not None:
+                if service.prepare is not None and service.prepare_on_reuse:
                     service.prepare(ctx)
                 continue
             _terminate(state, service.name)  # a stale or unhealthy one of ours
@@ -291,7 +291,10 @@ def down(state_dir: Path | None = None) -> list[str]:
         ctx = _context(state)
         for service in reversed(registry()):
             if service.stop is not None:
-                if service.running is not None and service.running(ctx) and not ctx.env.get("EXTERNAL_DATABASE_URL"):
+                # the hook knows what is its own (postgres: nothing when DATABASE_URL is external)
+                if (service.running is None or service.running(ctx)) and not (
+                    service.name == "postgres" and ctx.env.get("EXTERNAL_DATABASE_URL")
+                ):
                     service.stop(ctx)
                     stopped.append(service.name)
                 continue

@@ -10,7 +10,8 @@ starts every available service in registry order (``postgres`` and
 A service is a detached process started from ``argv(ctx)`` with ``env(ctx)``
 added to the environment, logging to ``<state>/logs/<name>.log``, with its pid
 in ``<state>/<name>.pid``; it is healthy when ``health_url`` answers 2xx.
-``prepare(ctx)`` runs before start (a build step, writing config files);
+``prepare(ctx)`` runs before start (a build step, writing config files), and
+on every ``up`` when ``prepare_on_reuse`` (the gateway: migrations);
 ``exports(ctx)`` adds lines to ``<state>/env``; ``available(ctx)`` returns
 ``None`` or the reason the service is skipped. A service with custom
 ``start``/``stop``/``running`` hooks (PostgreSQL) manages its own process.
@@ -23,7 +24,7 @@ import json
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .postgres import Postgres
@@ -74,7 +75,8 @@ class Service:
     stop: Callable[[Context], None] | None = None
     running: Callable[[Context], bool] | None = None
     startup_timeout: float = 60.0
-    extra: dict[str, object] = field(default_factory=dict)
+    # run prepare() also when `up` finds the service already running (migrations)
+    prepare_on_reuse: bool = False
 
 
 # postgres --------------------------------------------------------------------
@@ -160,6 +162,7 @@ SUPABASE = Service(
     requires=("postgres",),
     exports=lambda ctx: {"SUPABASE_URL": f"http://127.0.0.1:{SUPABASE_PORT}"},
     startup_timeout=30.0,
+    prepare_on_reuse=True,
 )
 
 
