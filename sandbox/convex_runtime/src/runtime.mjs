@@ -63,14 +63,25 @@ export async function startRuntime({
   process.env.CONVEX_SITE_URL = `http://${host}:${server.sitePort}`;
 
   let savedAt = db.changeCounter;
-  let lastChange = { counter: db.changeCounter, at: Date.now(), dirtySince: null };
-  const save = () => {
+  let saving = null;
+  const lastChange = { counter: db.changeCounter, at: Date.now(), dirtySince: null };
+  const save = async () => {
+    if (saving) await saving;
     if (!persist || db.changeCounter === savedAt) return;
+    // Wait for a gap between transactions: the snapshot must not include a
+    // running mutation's uncommitted writes.
+    while (db.undoLog) await new Promise((r) => setImmediate(r));
+    const counter = db.changeCounter;
     const started = Date.now();
-    db.save(dataDir);
-    savedAt = db.changeCounter;
-    lastChange.dirtySince = null;
-    log(`convex-sandbox: saved ${db.documents.size} documents to ${dataDir} in ${Date.now() - started} ms`);
+    saving = db.save(dataDir);
+    try {
+      const count = await saving;
+      savedAt = counter;
+      lastChange.dirtySince = null;
+      log(`convex-sandbox: saved ${count} documents to ${dataDir} in ${Date.now() - started} ms`);
+    } finally {
+      saving = null;
+    }
   };
   const saveTimer = setInterval(() => {
     const now = Date.now();
@@ -79,8 +90,10 @@ export async function startRuntime({
       lastChange.at = now;
       lastChange.dirtySince ??= now;
     }
-    if (db.changeCounter === savedAt || db.undoLog) return;
-    if (now - lastChange.at >= SAVE_WHEN_IDLE_MS || now - (lastChange.dirtySince ?? now) >= SAVE_AT_LEAST_EVERY_MS) save();
+    if (saving || db.changeCounter === savedAt || db.undoLog) return;
+    if (now - lastChange.at >= SAVE_WHEN_IDLE_MS || now - (lastChange.dirtySince ?? now) >= SAVE_AT_LEAST_EVERY_MS) {
+      save().catch((error) => log(`convex-sandbox: could not save to ${dataDir}: ${error.message}`));
+    }
   }, SAVE_CHECK_MS);
   saveTimer.unref();
 
@@ -99,7 +112,7 @@ export async function startRuntime({
     async stop() {
       clearInterval(saveTimer);
       await server.close();
-      save();
+      await save();
     },
   };
 }

@@ -4,7 +4,8 @@
 // store and into an undo log, which a failing mutation replays backwards;
 // since functions run one at a time (see executor.mjs) nobody else can see
 // a write before its mutation commits.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, fsyncSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { newId, tableNumberOfId } from "./ids.mjs";
 import { SortedList } from "./sorted_list.mjs";
@@ -193,33 +194,43 @@ export class Database {
 
   // ------------------------------------------------------------------ snapshot
 
-  /** Writes every document to dir/documents.jsonl atomically (tmp file + rename). */
-  save(dir) {
+  /**
+   * Writes every document to dir/documents.jsonl atomically (temporary file,
+   * fsync, rename). The set of documents is captured synchronously first —
+   * records are immutable, so later writes cannot change what is saved — and
+   * the file is then written in chunks that yield to the event loop, so a
+   * save does not stall requests. Call it between transactions only.
+   */
+  async save(dir) {
+    if (this.undoLog) throw new Error("cannot save in the middle of a transaction");
+    const header = {
+      format: SNAPSHOT_FORMAT,
+      lastCreationTime: this.lastCreationTime,
+      tables: [...this.tables.values()].map((t) => ({ name: t.name, number: t.number })),
+    };
+    const records = Array.from(this.documents.values());
     mkdirSync(dir, { recursive: true });
     const path = join(dir, SNAPSHOT_FILE);
     const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, "w", 0o600);
+    const file = await open(tmp, "w", 0o600);
     try {
-      const header = {
-        format: SNAPSHOT_FORMAT,
-        lastCreationTime: this.lastCreationTime,
-        tables: [...this.tables.values()].map((t) => ({ name: t.name, number: t.number })),
-      };
-      writeSync(fd, JSON.stringify(header) + "\n");
-      let buffer = "";
-      for (const record of this.documents.values()) {
-        buffer += `{"t":${JSON.stringify(record.table.name)},"d":${record.json}}\n`;
-        if (buffer.length > 1 << 20) {
-          writeSync(fd, buffer);
-          buffer = "";
+      await file.write(JSON.stringify(header) + "\n");
+      const CHUNK = 2000;
+      for (let start = 0; start < records.length; start += CHUNK) {
+        let buffer = "";
+        const end = Math.min(records.length, start + CHUNK);
+        for (let i = start; i < end; i++) {
+          const record = records[i];
+          buffer += `{"t":${JSON.stringify(record.table.name)},"d":${record.json}}\n`;
         }
+        await file.write(buffer);
       }
-      writeSync(fd, buffer);
-      fsyncSync(fd);
+      await file.sync();
     } finally {
-      closeSync(fd);
+      await file.close();
     }
     renameSync(tmp, path);
+    return records.length;
   }
 
   /** Loads dir/documents.jsonl if present; returns the number of documents. */

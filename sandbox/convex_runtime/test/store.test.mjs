@@ -169,13 +169,13 @@ describe("transactions and snapshots", () => {
     expect(collect(db, range("asc", eq("conversationId", "c9")))).toEqual([]);
   });
 
-  test("a snapshot reloads the same documents, ids and order", () => {
+  test("a snapshot reloads the same documents, ids and order", async () => {
     const dir = mkdtempSync(join(tmpdir(), "convex-store-"));
     try {
       const db = new Database(schema);
       loadMessages(db);
       db.insert("messages", { conversationId: "c1", createdAt: 15, text: "naïve ✓", n: 5n, bytes: new Uint8Array([1, 2]).buffer });
-      db.save(dir);
+      expect(await db.save(dir)).toBe(db.documents.size);
       const reloaded = new Database(schema);
       expect(reloaded.load(dir)).toBe(db.documents.size);
       const a = collect(db, range("asc", eq("conversationId", "c1")));
