@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -117,3 +120,45 @@ def test_hostile_identifiers_rejected(http: httpx.Client, crm: Crm) -> None:
             _check(resp) if resp.status_code != 404 or resp.content else None
     assert crm.sql("select count(*) from contacts where workspace_id = any(%s::uuid[])", mine)[0][0] == before
     assert crm.sql("select to_regclass('public.contacts') is not null")[0][0]
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False, allow_infinity=False), TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
+    max_leaves=6,
+)
+SCRATCH_COLUMNS = ["id", "n", "t", "u", "j", "ts", "arr", "nope", "x'y"]
+
+
+@pytest.fixture(scope="module")
+def scratch(crm: Crm) -> Iterator[str]:
+    name = f"fuzz_{uuid.uuid4().hex[:8]}"
+    crm.sql(
+        f"create table public.{name} (id serial primary key, n int, t text, u uuid, j jsonb, ts timestamptz,"
+        f" arr text[]); grant all on public.{name} to service_role; grant all on sequence public.{name}_id_seq to service_role"
+    )
+    try:
+        yield name
+    finally:
+        crm.sql(f"drop table public.{name}")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.dictionaries(st.sampled_from(SCRATCH_COLUMNS), JSON_VALUES, max_size=4),
+        st.lists(st.dictionaries(st.sampled_from(SCRATCH_COLUMNS), JSON_VALUES, max_size=3), max_size=3),
+        JSON_VALUES,
+    ),
+    method=st.sampled_from(["POST", "PATCH", "DELETE", "PUT"]),
+    flt=st.tuples(st.sampled_from(SCRATCH_COLUMNS), filter_value()),
+    prefer=st.sampled_from(["", "return=representation", "resolution=merge-duplicates", "missing=default",
+                            "return=representation,count=exact", "handling=strict,bogus"]),
+)
+def test_writes_never_500(http: httpx.Client, scratch: str, body: object, method: str, flt: tuple[str, str],
+                          prefer: str) -> None:
+    resp = http.request(method, f"/{scratch}", params=[flt] if method != "POST" else [],
+                        json=body, headers={"Prefer": prefer} if prefer else {})
+    assert resp.status_code < 500, (resp.status_code, resp.text)
+    if resp.status_code >= 400:
+        assert set(resp.json()) == {"code", "message", "details", "hint"}
