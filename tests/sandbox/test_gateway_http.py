@@ -452,3 +452,24 @@ def test_order_by_related_to_one(http: httpx.Client, crm: Crm) -> None:
     assert [r["ws"]["name"] for r in got.json()] == ["Falcon Trading", "Eagle Overseas"]
     many = http.get("/contacts", params={"select": "id,conversations(id)", "order": "conversations(id)"})
     assert many.status_code == 400 and many.json()["code"] == "PGRST118"
+
+
+def test_rls_writes_for_members(sandbox_env: dict[str, str], crm: Crm) -> None:
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    member = mint_jwt(sub=crm.members["a"], state_dir=state)
+    client = httpx.Client(
+        base_url=f"{sandbox_env['SUPABASE_URL']}/rest/v1",
+        headers={"apikey": sandbox_env["SUPABASE_ANON_KEY"], "Authorization": f"Bearer {member}"},
+    )
+    own = {"workspace_id": crm.workspaces["a"], "conversation_id": crm.conversations[0], "direction": "outbound",
+           "sender_type": "ai", "content": "rls ok", "message_type": "loadtest"}
+    ok = client.post("/messages", json=own, headers={"Prefer": "return=representation"})
+    assert ok.status_code == 201, ok.text
+    foreign = {**own, "workspace_id": crm.workspaces["b"]}
+    denied = client.post("/messages", json=foreign)
+    assert denied.status_code == 403 and denied.json()["code"] == "42501"
+    # members have no delete policy: the row stays
+    gone = client.delete("/messages", params={"id": f"eq.{ok.json()[0]['id']}"})
+    assert gone.status_code == 204
+    assert crm.sql("select count(*) from messages where id = %s", ok.json()[0]["id"]) == [(1,)]
+    crm.sql("delete from messages where id = %s", ok.json()[0]["id"])
