@@ -44,8 +44,21 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     env_file.write_text(json.dumps({"CRM_API_KEY": API_KEY}))
     admin_key = "pytest|" + secrets.token_hex(16)
     proc = subprocess.Popen(
-        ["node", str(CLI), "--port", "0", "--site-port", "0", "--functions", str(ROOT / "convex"),
-         "--data-dir", str(work / "data"), "--env-file", str(env_file), "--no-persist"],
+        [
+            "node",
+            str(CLI),
+            "--port",
+            "0",
+            "--site-port",
+            "0",
+            "--functions",
+            str(ROOT / "convex"),
+            "--data-dir",
+            str(work / "data"),
+            "--env-file",
+            str(env_file),
+            "--no-persist",
+        ],
         cwd=ROOT,
         env={**os.environ, "CONVEX_ADMIN_KEY": admin_key},
         stdout=subprocess.PIPE,
@@ -69,7 +82,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         proc.kill()
         pytest.fail("runtime did not start: " + "".join(seen))
     try:
-        yield {"url": f"http://127.0.0.1:{ports[0]}", "site": f"http://127.0.0.1:{ports[1]}", "admin_key": admin_key}
+        yield {
+            "url": f"http://127.0.0.1:{ports[0]}",
+            "site": f"http://127.0.0.1:{ports[1]}",
+            "admin_key": admin_key,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -99,7 +116,9 @@ def _digest(client: ConvexClient, table: str, page_size: int) -> tuple[int, str]
             return count, f"{total:016x}"
 
 
-def test_table_digests_match_the_python_fingerprint(runtime: dict[str, str], migrated: dict[str, list]) -> None:
+def test_table_digests_match_the_python_fingerprint(
+    runtime: dict[str, str], migrated: dict[str, list]
+) -> None:
     with ConvexClient(runtime["url"], runtime["admin_key"]) as client:
         for table in TABLES:
             expected = digest_rows(table, migrated[table.name])
@@ -114,12 +133,27 @@ def test_a_repeated_migration_changes_nothing(runtime: dict[str, str], migrated:
     assert result == {"inserted": 0, "updated": 0, "unchanged": len(rows)}
 
 
-def test_missing_reference_comes_back_as_convex_error_data(runtime: dict[str, str], migrated: dict[str, list]) -> None:
-    orphan = {"supabaseId": "00000000-0000-4000-8000-0000000000ff", "workspaceId": "00000000-0000-4000-8000-000000000000",
-              "phone": "6280000000001", "tags": [], "createdAt": 1, "updatedAt": 1}
-    with ConvexClient(runtime["url"], runtime["admin_key"]) as client, pytest.raises(ConvexFunctionError) as info:
+def test_missing_reference_comes_back_as_convex_error_data(
+    runtime: dict[str, str], migrated: dict[str, list]
+) -> None:
+    orphan = {
+        "supabaseId": "00000000-0000-4000-8000-0000000000ff",
+        "workspaceId": "00000000-0000-4000-8000-000000000000",
+        "phone": "6280000000001",
+        "tags": [],
+        "createdAt": 1,
+        "updatedAt": 1,
+    }
+    with (
+        ConvexClient(runtime["url"], runtime["admin_key"]) as client,
+        pytest.raises(ConvexFunctionError) as info,
+    ):
         client.mutation("migrate:upsertContacts", {"rows": [orphan]})
-    assert info.value.data == {"code": "MissingReference", "table": "workspaces", "supabaseId": orphan["workspaceId"]}
+    assert info.value.data == {
+        "code": "MissingReference",
+        "table": "workspaces",
+        "supabaseId": orphan["workspaceId"],
+    }
 
 
 def test_http_action_lookup_of_a_migrated_contact(runtime: dict[str, str], migrated: dict[str, list]) -> None:
