@@ -5,7 +5,9 @@ Two workloads, each at 1, 8 and 32 concurrent clients, in the same run:
 * ``nested``: the one-GET nested select (contact + workspace + newest 3
   conversations x 20 messages + newest 10 notes);
 * ``rest4``: the app's 4 sequential GETs (contact, conversations, messages
-  ``in.(...)``, notes), timed as one lookup.
+  ``in.(...)``, notes), timed as one lookup;
+* ``rpc``: ``get_contact_context`` (called with GET, the same function and
+  statements as the POST the harness sends).
 
 ``direct`` runs exactly the statements the gateway runs for the same request
 (its own query builder produces them): ``BEGIN READ ONLY``, the
@@ -170,7 +172,10 @@ class DirectRunner:
         statements = self.planned.get(key)
         if statements is None:
             req = self.Request("GET", f"/{table}", {"accept": "*/*"}, list(query), b"")
-            statements, _plan = self.gw.plan_read(req, self.gw.cache.tables[("public", table)], "public")
+            if table.startswith("rpc/"):
+                statements, _rpc = self.gw.plan_rpc(req, table[4:], "public")
+            else:
+                statements, _plan = self.gw.plan_read(req, self.gw.cache.tables[("public", table)], "public")
             self.planned[key] = statements
         return statements
 
@@ -192,7 +197,18 @@ class DirectRunner:
         return orjson.loads(row["body"])
 
 
+def rpc_query(ws: str, phone: str) -> list[tuple[str, str]]:
+    return [("p_workspace_id", ws), ("p_phone", phone)]
+
+
 async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> None:
+    if kind == "rpc":
+        if via == "gateway":
+            status, body = await client.get("/rest/v1/rpc/get_contact_context", rpc_query(ws, phone))
+            assert status == 200, body[:200]
+        else:
+            await client.get("rpc/get_contact_context", rpc_query(ws, phone))
+        return
     if kind == "nested":
         if via == "gateway":
             status, body = await client.get("/rest/v1/contacts", nested_query(ws, phone))
@@ -277,8 +293,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     for phone in phones:  # plan every request of both workloads up front
         await one_lookup("nested", "direct", runner, ws, phone)
         await one_lookup("rest4", "direct", runner, ws, phone)
+        await one_lookup("rpc", "direct", runner, ws, phone)
     try:
-        for kind in ("nested", "rest4"):
+        for kind in args.workloads.split(","):
             for conc in CONCURRENCY:
                 # direct and gateway alternate in short slices, so both see the same background load
                 samples: dict[str, list[float]] = {"direct": [], "gateway": []}
@@ -331,7 +348,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def verdict(results: list[dict[str, Any]]) -> str:
     by = {(r["workload"], r["clients"], r["via"]): r for r in results}
     lines = []
-    for kind in ("nested", "rest4"):
+    for kind in sorted({r["workload"] for r in results}, key=["nested", "rest4", "rpc"].index):
         g1, d1 = by[(kind, 1, "gateway")], by[(kind, 1, "direct")]
         g8, d8 = by[(kind, 8, "gateway")], by[(kind, 8, "direct")]
         overhead = g1["p50"] - d1["p50"]
@@ -354,7 +371,8 @@ def write_docs(text: str, command: str, results: list[dict[str, Any]], load: tup
     cpu = os.cpu_count()
     section = (
         f"{header}\n\n"
-        "Nested-select lookup (1 GET) and the app's 4-query path (4 sequential GETs, timed as one lookup), "
+        "Nested-select lookup (1 GET), the app's 4-query path (4 sequential GETs, timed as one lookup) and the "
+        "`get_contact_context` RPC (1 call), "
         "through the sandbox gateway (`sandbox/rest`, uvicorn + httptools + uvloop, asyncpg pool of 10) and, "
         "in the same run, the very same statements run directly through asyncpg (same transaction, "
         "`set_config`, query, pool size). `gateway overhead p50` = gateway p50 - direct p50; "
@@ -379,6 +397,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=8.0, help="time per cell and path (default 8)")
     parser.add_argument("--rounds", type=int, default=8, help="alternating direct/gateway slices per cell (default 8)")
+    parser.add_argument("--workloads", default="nested,rest4,rpc", help="comma-separated: nested,rest4,rpc")
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
     try:

@@ -32,7 +32,7 @@ from .query import (
     table_missing,
     update_source,
 )
-from .schema import Column, SchemaCache, Table, quote_ident
+from .schema import Column, Function, SchemaCache, Table, quote_ident
 
 log = logging.getLogger("sandbox.rest")
 
@@ -167,6 +167,17 @@ class Pool:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
         self._idle.clear()
+
+
+@dataclass
+class RpcPlan:
+    fn: Function
+    read_only: bool
+    singular: bool
+    count: str | None
+    offset: int
+    result_table: Table | None
+    prefs: dict[str, str]
 
 
 @dataclass
@@ -847,9 +858,8 @@ class Gateway:
         return status, headers, out
 
     # rpc -------------------------------------------------------------------
-    async def _rpc(
-        self, req: Request, name: str, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    def plan_rpc(self, req: Request, name: str, schema: str) -> tuple[list[tuple[str, list[Any]]], RpcPlan]:
+        """The statements an RPC call runs (also used by bench/ to run the same SQL directly)."""
         candidates = self.cache.functions.get((schema, name), [])
         arg_names = frozenset(a.name for fn in candidates for a in fn.args)
         method = req.method
@@ -914,6 +924,15 @@ class Gateway:
                 f"FROM (SELECT * FROM pgrst_source) _postgrest_t"
             )
             statements = [(sql, b.params)]
+        return statements, RpcPlan(fn, read_only, singular, count, offset, result_table, prefs)
+
+    async def _rpc(
+        self, req: Request, name: str, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        statements, plan = self.plan_rpc(req, name, schema)
+        fn, read_only, singular, count, offset, result_table, prefs = (
+            plan.fn, plan.read_only, plan.singular, plan.count, plan.offset, plan.result_table, plan.prefs,
+        )
         rows = await self._run(req, read_only, schema, role, claims, authed, statements)
         main = rows[-1]
         assert main is not None
