@@ -3,7 +3,8 @@
 // internal functions, JWT checks, argument and transaction limits.
 import { beforeAll, describe, expect, inject, test } from "vitest";
 import { loadFixtures, PHONE, USER_A, W1, workspaces } from "./fixtures.data";
-import { mintJwt, runtimeBackend } from "./runtime.helper";
+import { makeFunctionReference } from "convex/server";
+import { client, mintJwt, runtimeBackend } from "./runtime.helper";
 
 const api = () => inject("convexUrl");
 const adminHeader = () => ({ Authorization: `Convex ${inject("adminKey")}` });
@@ -75,6 +76,15 @@ describe("HTTP API envelopes", () => {
     const wrong = await post("/api/query", { path: "contacts:getByPhone", args: lookupArgs }, { Authorization: "Convex not-the-key" });
     expect(wrong.status).toBe(403);
     expect(wrong.json.code).toBe("BadDeployKey");
+  });
+
+  test("ConvexHttpClient.consistentQuery works (query_ts, then query_at_ts)", async () => {
+    const admin = client({ admin: true });
+    const ref = makeFunctionReference<"query">("contacts:getContextByPhoneInternal");
+    const first = await admin.consistentQuery(ref, lookupArgs);
+    const second = await admin.consistentQuery(ref, lookupArgs);
+    expect((first as any).contact.phone).toBe(PHONE);
+    expect(second).toEqual(first);
   });
 
   test("calling a function as the wrong kind is a function error", async () => {

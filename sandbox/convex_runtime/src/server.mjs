@@ -145,8 +145,14 @@ export class ConvexHttpServer {
         if (path === "/") return send(res, 200, "This Convex deployment is running. See https://docs.convex.dev/.", "text/plain; charset=utf-8");
         if (path === "/api/query") return await this._handleGetQuery(req, res, url, startedAt);
       }
+      if (req.method === "POST" && path === "/api/query_ts") {
+        // ConvexHttpClient.consistentQuery asks for a snapshot timestamp first.
+        const ts = Buffer.alloc(8);
+        ts.writeBigInt64LE(BigInt(Date.now()) * 1_000_000n);
+        return send(res, 200, JSON.stringify({ ts: { $integer: ts.toString("base64") } }), "application/json");
+      }
       if (req.method === "POST") {
-        const route = path.match(/^\/api\/(query|mutation|action|function|query_batch|run\/.+)$/);
+        const route = path.match(/^\/api\/(query|query_at_ts|mutation|action|function|query_batch|run\/.+)$/);
         if (route) {
           const body = parseJsonBody(req, await readBody(req, MAX_API_BODY_BYTES));
           return await this._handleApiCall(req, res, route[1], body, url, startedAt);
@@ -205,7 +211,8 @@ export class ConvexHttpServer {
         throw new HttpError(403, "BadDeployKey", "This endpoint requires an admin key: `Authorization: Convex <admin key>`");
       }
     } else {
-      expectedKind = route;
+      // The store keeps no history: a query "at" a timestamp reads the latest state.
+      expectedKind = route === "query_at_ts" ? "query" : route;
     }
     if (typeof path !== "string") throw new HttpError(400, "BadJsonBody", "Failed to deserialize the JSON body into the target type: missing field `path`");
     const outcome = await this.executor.call({ path, argsJson: argsFrom(body), identity, allowInternal: admin, expectedKind });
