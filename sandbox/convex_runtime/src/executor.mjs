@@ -195,7 +195,12 @@ export class Executor {
   /** An HTTP action handler, run with an action's context. */
   async runHttpAction(handler, request, identity) {
     const execution = new Execution({ kind: "action", path: "http", identity, metrics: null, requestId: newRequestId() });
-    return await executionStorage.run(execution, () => handler.invokeHttpAction(request));
+    try {
+      return await executionStorage.run(execution, () => handler.invokeHttpAction(request));
+    } finally {
+      // No client receives an HTTP action's logs: they go to the runtime's log.
+      for (const line of execution.logLines) process.stdout.write(`convex-sandbox: [http ${request.method} ${new URL(request.url).pathname}] ${line}\n`);
+    }
   }
 
   // ---------------------------------------------------------- called by syscalls

@@ -53,8 +53,9 @@ function findFirst(functionsDir, names) {
 }
 
 /**
- * Bundles and imports the functions. `env` is what `process.env` holds while
- * auth.config.ts is evaluated (Convex evaluates it with the deployment's env).
+ * Bundles and imports the functions into a fresh directory under buildDir.
+ * auth.config.ts is evaluated here, so process.env must already hold the
+ * deployment's env vars (Convex evaluates it with them at deploy time).
  */
 export async function loadProject(functionsDir, buildDir) {
   functionsDir = resolve(functionsDir);
@@ -79,8 +80,6 @@ export async function loadProject(functionsDir, buildDir) {
     platform: "node",
     target: "node20",
     outExtension: { ".js": ".mjs" },
-    // Functions run in Convex's V8 runtime, not Node: node: imports would fail there.
-    external: [],
     logLevel: "silent",
     sourcemap: "inline",
     absWorkingDir: functionsDir,
