@@ -4,7 +4,7 @@
 // store and into an undo log, which a failing mutation replays backwards;
 // since functions run one at a time (see executor.mjs) nobody else can see
 // a write before its mutation commits.
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { newId, tableNumberOfId } from "./ids.mjs";
@@ -236,6 +236,10 @@ export class Database {
   /** Loads dir/documents.jsonl if present; returns the number of documents. */
   load(dir) {
     const path = join(dir, SNAPSHOT_FILE);
+    // A save interrupted by a crash leaves its temporary file behind.
+    if (existsSync(dir)) {
+      for (const name of readdirSync(dir)) if (name.startsWith(`${SNAPSHOT_FILE}.tmp-`)) rmSync(join(dir, name), { force: true });
+    }
     if (!existsSync(path)) return 0;
     const lines = readFileSync(path, "utf8").split("\n");
     const header = JSON.parse(lines[0]);
