@@ -394,6 +394,17 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     h.write_raw(data.get("harness_raw") or [], client_id)
 
 
+@events.reset_stats.add_listener
+def _on_reset_stats(**_: Any) -> None:
+    # the web UI's "Reset stats": the histograms (and so the Decision tab) start afresh too
+    h = HARNESS
+    if h is not None and not h.is_worker:
+        h.recorder.entries = {}
+        h.pacer_totals = {}
+        for p in h.pacers.values():
+            p.drain()
+
+
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     h = HARNESS
