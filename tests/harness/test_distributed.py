@@ -43,7 +43,7 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
                 [LOCUST, "-f", AI_CONTEXT, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                  "--headless", "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "8", "-r", "8",
                  "-t", "5s", "--csv", str(master_dir / "run"), "--json-file", str(master_dir / "final"),
-                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--think-time", "0.01",
+                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--open-rate", "40",
                  "--raw-samples", str(master_dir / "raw.csv")],
                 env=env, cwd=master_dir, capture_output=True, text=True, timeout=60,
             )
@@ -66,6 +66,13 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
     assert checked >= 2 * len(TARGETS)
     for t in TARGETS:
         assert counts[("lookup", t)][0] > 0 and counts[("lookup", t)][1] == 0
+    # open model: each worker paced half of the 40/s; the master merged their counters
+    pacer = hdr["metadata"]["open_model"]
+    assert set(pacer) == set(TARGETS)
+    for t in TARGETS:
+        c = pacer[t]
+        assert c["scheduled"] == c["started"] + c["dropped"]
+        assert c["started"] >= counts[("lookup", t)][0] + counts.get(("lookup-miss", t), (0, 0))[0]
     # raw samples travel to the master too: one row per sample, from both workers
     with open(master_dir / "raw.csv", newline="") as f:
         raw = list(csv.DictReader(f))
