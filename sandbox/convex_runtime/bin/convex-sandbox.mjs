@@ -78,6 +78,15 @@ try {
   fail(error.errors ? error.errors.map((e) => e.text).join("; ") : error.message);
 }
 
+// A function's stray promise or timer callback must not take the deployment
+// down (Convex would log it against the function): log it and keep serving.
+process.on("unhandledRejection", (reason) => {
+  console.error(`convex-sandbox: unhandled rejection in function code: ${reason?.stack ?? reason}`);
+});
+process.on("uncaughtException", (error) => {
+  console.error(`convex-sandbox: uncaught exception in function code: ${error?.stack ?? error}`);
+});
+
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, async () => {
