@@ -129,7 +129,8 @@ export class Project {
    */
   lookup(path) {
     if (typeof path !== "string") return undefined;
-    let [module, name] = path.includes(":") ? path.split(":", 2) : [path, "default"];
+    const colon = path.lastIndexOf(":");
+    let [module, name] = colon === -1 ? [path, "default"] : [path.slice(0, colon), path.slice(colon + 1)];
     module = module.replace(/\.(js|ts)$/, "");
     return this.functions.get(`${module}:${name}`);
   }
