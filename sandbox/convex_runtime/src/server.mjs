@@ -38,6 +38,8 @@ function send(res, status, body, contentType, extraHeaders = {}) {
 }
 
 function sendError(res, error) {
+  // The client went away mid-request (Convex: 408 ClientDisconnect): nobody to answer.
+  if (error?.code === "ECONNRESET" || res.destroyed || res.writableEnded) return;
   if (error instanceof HttpError) {
     send(res, error.status, JSON.stringify({ code: error.code, message: error.message }), "application/json");
   } else {
