@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
+import { CRM_API_KEY } from "./backend.helper";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -21,8 +22,6 @@ declare module "vitest" {
     crmApiKey: string;
   }
 }
-
-export const CRM_API_KEY = "test-crm-api-key";
 
 let runtime: ChildProcess | undefined;
 let jwksServer: Server | undefined;
