@@ -53,11 +53,12 @@ function findFirst(functionsDir, names) {
 }
 
 /**
- * Bundles and imports the functions into a fresh directory under buildDir.
- * auth.config.ts is evaluated here, so process.env must already hold the
- * deployment's env vars (Convex evaluates it with them at deploy time).
+ * Bundles the functions into a fresh directory under buildDir, calls
+ * beforeImport, then imports them. auth.config.ts is evaluated on import, so
+ * beforeImport is where process.env becomes the deployment's env vars
+ * (Convex evaluates it with them at deploy time).
  */
-export async function loadProject(functionsDir, buildDir) {
+export async function loadProject(functionsDir, buildDir, { beforeImport = () => {} } = {}) {
   functionsDir = resolve(functionsDir);
   const files = moduleFiles(functionsDir);
   const entryPoints = {};
@@ -85,6 +86,7 @@ export async function loadProject(functionsDir, buildDir) {
     absWorkingDir: functionsDir,
   });
 
+  beforeImport();
   const modules = new Map();
   for (const name of Object.keys(entryPoints).filter((n) => n.startsWith("modules/"))) {
     const url = pathToFileURL(join(outdir, `${name}.mjs`)).href;

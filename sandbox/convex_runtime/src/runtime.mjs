@@ -38,11 +38,15 @@ export async function startRuntime({
   log = (line) => console.log(line),
 }) {
   if (!adminKey) throw new Error("an admin key is required (CONVEX_ADMIN_KEY)");
-  setFunctionEnvironment(deploymentEnv, {
-    CONVEX_CLOUD_URL: `http://${host}:${port}`,
-    CONVEX_SITE_URL: `http://${host}:${sitePort}`,
+  // Bundling runs with the runtime's own environment; the functions, from
+  // their import on, see only the deployment's.
+  const project = await loadProject(functionsDir, join(dataDir, "build"), {
+    beforeImport: () =>
+      setFunctionEnvironment(deploymentEnv, {
+        CONVEX_CLOUD_URL: `http://${host}:${port}`,
+        CONVEX_SITE_URL: `http://${host}:${sitePort}`,
+      }),
   });
-  const project = await loadProject(functionsDir, join(dataDir, "build"));
   const db = new Database(project.schemaJson);
   const loaded = persist ? db.load(dataDir) : 0;
 
