@@ -100,6 +100,16 @@ def main() -> int:
         )
         result = mig.run(rest, convex, opts)
         parity = verify(rest, convex, admin, samples=5)
+        if not args.keep:
+            # leave the shared sandbox small: other test suites migrate all of it
+            import psycopg
+
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute(
+                    "delete from public.workspaces where id = any(%s::uuid[])",
+                    [[w["id"] for w in data.workspaces]],
+                )
+            mig.clear_convex(convex)
     sent = result.sent
     rows.append(
         [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -163,7 +164,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
 
     where = f"{host} via {'COPY (DATABASE_URL)' if result.path == 'copy' else 'REST (service-role key)'}"
-    t = RichTable(title=f"seed generate --seed {args.seed} -> {where}", title_justify="left")
+    t = RichTable(
+        title=f"seed generate --seed {args.seed} -> {where}", title_justify="left", box=box.SIMPLE_HEAD
+    )
     t.add_column("table")
     t.add_column("rows", justify="right")
     for name, n in data.counts().items():
@@ -222,7 +225,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             err.print("cleared Convex: " + ", ".join(f"{k} {v:,}" for k, v in cleared.items()))
 
         def show_plan(stats: list[mig.TableStats], cp: Any, resuming: bool) -> None:
-            t = RichTable(title=f"plan: {rest.host} -> {convex.host}", title_justify="left")
+            t = RichTable(
+                title=f"plan: {rest.host} -> {convex.host}", title_justify="left", box=box.SIMPLE_HEAD
+            )
             for col in ("table", "Supabase rows", "state", "batches (est.)"):
                 t.add_column(col, justify="left" if col in ("table", "state") else "right")
             for s in stats:
@@ -252,10 +257,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _summary(result: mig.Result) -> None:
-    t = RichTable(title="migration summary", title_justify="left")
+    t = RichTable(title="migration summary", title_justify="left", box=box.SIMPLE_HEAD)
     for col in (
         "table",
-        "Supabase rows",
+        "rows",
         "sent",
         "inserted",
         "updated",
@@ -284,7 +289,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     rest, convex = _clients(settings)
-    t = RichTable(title=f"parity: {rest.host} vs {convex.host}", title_justify="left")
+    t = RichTable(title=f"parity: {rest.host} vs {convex.host}", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("table", "Supabase rows", "Convex rows", "Supabase fingerprint", "Convex fingerprint", ""):
         t.add_column(col)
     with rest, convex:

@@ -94,6 +94,11 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def slug_suffix(seed: int) -> str:
+    """Marks a seed's own workspaces: ``generate`` replaces exactly these."""
+    return f"-seed{seed}"
+
+
 def _slug(name: str) -> str:
     return "-".join(name.lower().split())
 
@@ -165,7 +170,7 @@ def generate(contacts: int = 10_000, seed: int = 42, workspaces: int | None = No
         ws_id = _uuid(rng)
         created = base - rng.randrange(0, 60 * DAY)
         data.rows["workspaces"].append(
-            {"id": ws_id, "name": name, "slug": f"{_slug(name)}-s{seed}", "created_at": created}
+            {"id": ws_id, "name": name, "slug": f"{_slug(name)}{slug_suffix(seed)}", "created_at": created}
         )
         roles = ["owner"] + ["admin"] * rng.randint(1, 2) + ["agent"] * rng.randint(3, 8)
         users: list[str] = []

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import SeedError
-from .generate import Dataset
+from .generate import WORKSPACE_NAMES, Dataset, slug_suffix
 from .tables import JSON, TABLES, TS, Table, from_epoch_ms
 
 REST_BATCH = 1000
@@ -81,9 +81,11 @@ def load_copy(
             if reset:
                 cur.execute("truncate " + ", ".join(f"public.{t.name}" for t in TABLES))
             else:
+                # The seed's own workspaces from any earlier run (whatever its --contacts):
+                # same ids, or the seed's slug marker. Cascades to their rows.
                 cur.execute(
-                    "delete from public.workspaces where id = any(%s::uuid[])",
-                    [[w["id"] for w in data.workspaces]],
+                    "delete from public.workspaces where id = any(%s::uuid[]) or (slug like %s and name = any(%s))",
+                    [[w["id"] for w in data.workspaces], "%" + slug_suffix(data.seed), list(WORKSPACE_NAMES)],
                 )
             for t in TABLES:
                 cols = t.column_names
@@ -126,6 +128,13 @@ def load_rest(
             rest.truncate_all()
         else:
             rest.delete_in(TABLES[0], "id", [w["id"] for w in data.workspaces])
+            names = ",".join(f'"{n}"' for n in WORKSPACE_NAMES)
+            rest.request(
+                "DELETE",
+                "/workspaces",
+                params={"slug": f"like.*{slug_suffix(data.seed)}", "name": f"in.({names})"},
+                headers={"Prefer": "return=minimal"},
+            )
     client = create_client(url, key, options=ClientOptions(postgrest_client_timeout=120))
     try:
         for t in TABLES:

@@ -96,12 +96,9 @@ def test_migrate_with_kills_then_verify_against_the_real_runtime(sandbox_env, tm
 
     rerun = run_seed(sandbox_env, "migrate", *cp, cwd=tmp_path)  # idempotent: everything unchanged
     assert rerun.returncode == 0, rerun.stderr
-    summary = [ln.split("│") for ln in rerun.stdout.splitlines() if "│" in ln]
-    inserted = [
-        int(cells[4].strip().replace(",", ""))
-        for cells in summary
-        if cells[1].strip() in {t.name for t in TABLES}
-    ]
+    names = {t.name for t in TABLES}
+    summary = [ln.split() for ln in rerun.stdout.splitlines() if ln.split() and ln.split()[0] in names]
+    inserted = [int(cells[3].replace(",", "")) for cells in summary]  # table, rows, sent, inserted, ...
     assert inserted and sum(inserted) == 0, rerun.stdout
 
 
@@ -115,7 +112,7 @@ def test_verify_lists_a_difference(sandbox_env, tmp_path):
     )
     assert (
         run_seed(
-            sandbox_env, "migrate", "--restart", "--checkpoint", str(tmp_path / "cp.json"), cwd=tmp_path
+            sandbox_env, "migrate", "--clear", "--checkpoint", str(tmp_path / "cp.json"), cwd=tmp_path
         ).returncode
         == 0
     )
@@ -140,3 +137,20 @@ def test_seeded_sandbox_fixture(seeded_sandbox):
     assert doc["format"] == "crm-workload/1"
     assert [w["id"] for w in doc["workspaces"]] == [seeded_sandbox["workspace_id"]]
     assert len(doc["known"]) == 300 and doc["unknown"]
+
+
+def test_regenerating_a_seed_with_another_size_replaces_it(sandbox_env, tmp_path):
+    import psycopg
+
+    for n in ("60", "25"):
+        proc = run_seed(sandbox_env, "generate", "--contacts", n, "--seed", "9002", "--workspaces", "2", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(sandbox_env["DATABASE_URL"]) as conn:
+        count = conn.execute(
+            "select count(*) from public.contacts c join public.workspaces w on w.id = c.workspace_id "
+            "where w.slug like '%-seed9002'"
+        ).fetchone()
+        assert count == (25,)
+    # leave the shared sandbox as small as it was
+    proc = run_seed(sandbox_env, "generate", "--contacts", "1", "--seed", "9002", cwd=tmp_path)
+    assert proc.returncode == 0
