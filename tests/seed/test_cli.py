@@ -140,3 +140,13 @@ def test_db_host_forms():
     assert (
         cli.is_local_host("") and cli.is_local_host("localhost") and not cli.is_local_host("db.example.com")
     )
+
+
+def test_unreachable_database_url(env, capsys):
+    env(
+        DATABASE_URL=f"postgresql://u:secretpw@127.0.0.1:{closed_port()}/db",
+        SUPABASE_URL="http://127.0.0.1:1",
+    )
+    code, err = run(capsys, "generate", "--contacts", "3")
+    line = one_line(err)
+    assert code == 1 and "cannot use DATABASE_URL" in line and "secretpw" not in line
