@@ -99,7 +99,9 @@ def main() -> int:
             batch_rows=args.batch_rows, in_flight=args.in_flight, checkpoint=Path(tmp) / "cp.json"
         )
         result = mig.run(rest, convex, opts)
+        t0 = time.perf_counter()
         parity = verify(rest, convex, admin, samples=5)
+        verify_s = time.perf_counter() - t0
         if not args.keep:
             # leave the shared sandbox small: other test suites migrate all of it
             import psycopg
@@ -118,6 +120,9 @@ def main() -> int:
             f"{result.seconds:.2f}",
             f"{sent / result.seconds:,.0f}",
         ]
+    )
+    rows.append(
+        ["verify (both fingerprints + 6 lookups)", f"{sent:,}", f"{verify_s:.2f}", f"{sent / verify_s:,.0f}"]
     )
 
     t = RichTable(

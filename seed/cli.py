@@ -386,7 +386,10 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("workload", help="write the load tests' workload.json")
     w.add_argument("--out", default="workload.json")
     w.add_argument(
-        "--known", type=int, default=None, help="at most this many known phones (default: all contacts)"
+        "--known",
+        type=int,
+        default=None,
+        help="at most this many known phones (default: all contacts, up to 100,000)",
     )
     w.add_argument(
         "--unknown", type=int, default=None, help="phones that exist nowhere (default: 10%% of known)"
