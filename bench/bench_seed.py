@@ -48,6 +48,9 @@ def main() -> int:
     p.add_argument(
         "--reset", action="store_true", help="generate --reset first (every CRM row in the sandbox)"
     )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the dataset afterwards (default: delete it, clear Convex)"
+    )
     args = p.parse_args()
     try:
         s = load_settings(env_file=args.env_file)
