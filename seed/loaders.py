@@ -15,6 +15,8 @@ every row of the six tables to go (the caller has checked the target).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,6 +138,9 @@ def load_rest(
                 headers={"Prefer": "return=minimal"},
             )
     client = create_client(url, key, options=ClientOptions(postgrest_client_timeout=120))
+    hook = os.environ.get("SEED_TEST_KILL", "")
+    kill_after = int(hook.split(":")[1]) if hook.startswith("rest:") else -1
+    sent = 0
     try:
         for t in TABLES:
             rows = data.rows[t.name]
@@ -144,6 +149,9 @@ def load_rest(
                 client.table(t.name).upsert(batch, on_conflict="id", returning=ReturnMethod.minimal).execute()
                 if progress:
                     progress(t.name, len(batch))
+                sent += 1
+                if sent == kill_after:  # test hook: SEED_TEST_KILL=rest:<n> dies after n batches
+                    os.kill(os.getpid(), signal.SIGKILL)
     except APIError as exc:
         raise SeedError(
             f"Supabase REST rejected a {t.name} batch: {exc.message} {exc.code or ''}".rstrip()

@@ -156,3 +156,22 @@ def test_regenerating_a_seed_with_another_size_replaces_it(sandbox_env, tmp_path
     # leave the shared sandbox as small as it was
     proc = run_seed(sandbox_env, "generate", "--contacts", "1", "--seed", "9002", cwd=tmp_path)
     assert proc.returncode == 0
+
+
+def test_interrupted_rest_load_is_repaired_by_a_rerun(sandbox_env, tmp_path):
+    from seed.supabase_rest import SupabaseRest
+
+    no_db = {k: v for k, v in sandbox_env.items() if k != "DATABASE_URL"}
+    argv = ("generate", "--contacts", "120", "--seed", "9003", "--via", "rest")
+    killed = run_seed(no_db, *argv, cwd=tmp_path, extra={"SEED_TEST_KILL": "rest:3"})
+    assert killed.returncode == -9  # died after 3 batches: workspace, members, contacts; the rest missing
+    again = run_seed(no_db, *argv, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    data = generate(120, 9003)
+    mine = {w["id"] for w in data.workspaces}
+    with SupabaseRest(sandbox_env["SUPABASE_URL"], sandbox_env["SUPABASE_SERVICE_ROLE_KEY"]) as rest:
+        for t in TABLES:
+            key = "id" if t.name == "workspaces" else "workspace_id"
+            rows = [r for page in rest.scan(t) for r in page if r[key] in mine]
+            assert digest_rows(t, rows).hex == digest_rows(t, data.rows[t.name]).hex, t.name
+    run_seed(sandbox_env, "generate", "--contacts", "1", "--seed", "9003", cwd=tmp_path)  # leave it small
