@@ -54,6 +54,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level="warning",
         server_header=False,
         proxy_headers=False,
+        ws="none",  # no WebSocket upgrade handling: REST only
+        interface="asgi3",
         date_header=True,
     )
     return 0
