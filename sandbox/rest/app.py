@@ -673,7 +673,7 @@ class Gateway:
             raise ApiError(
                 406, "PGRST116", "Cannot coerce the result to a single JSON object", f"The result contains {page} rows"
             )
-        if total is not None and offset > total and not (offset == 0):
+        if total is not None and offset > total:
             raise ApiError(
                 416,
                 "PGRST103",
