@@ -114,3 +114,22 @@ def _root_and_user(tmp_path: Path, Postgres: type, PG_USER: str) -> None:
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(home)},
     )
     assert result.stdout.strip() == "True", result.stderr[-500:]
+
+
+def test_convex_deployment_env(sandbox_env: dict[str, str]) -> None:
+    if "CONVEX_URL" not in sandbox_env:
+        pytest.skip("the Convex runtime is not part of this stack")
+    import json
+
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    deployment = json.loads((state / "convex" / "deployment-env.json").read_text())
+    assert deployment == {
+        "CRM_API_KEY": sandbox_env["CRM_API_KEY"],
+        "SUPABASE_JWT_ISSUER": "http://127.0.0.1:54321/auth/v1",
+        "SUPABASE_JWKS_URL": "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json",
+    }
+    assert sandbox_env["CONVEX_URL"] == "http://127.0.0.1:3210"
+    assert sandbox_env["CONVEX_SITE_URL"] == "http://127.0.0.1:3211"
+    assert httpx.get("http://127.0.0.1:3210/version").status_code == 200
+    jwks = httpx.get(deployment["SUPABASE_JWKS_URL"]).json()
+    assert jwks == json.loads((state / "keys" / "jwks.json").read_text())
