@@ -256,6 +256,7 @@ class Gateway:
         self.ready = False
         self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
         self._search_paths: dict[str, str] = {}
+        self._role_sql: dict[str, tuple[str, list[str]]] = {}
 
     # lifecycle -----------------------------------------------------------
     async def startup(self) -> None:
@@ -287,6 +288,7 @@ class Gateway:
         try:
             self.cache = await SchemaCache.load(conn, self.config.schemas)
             self._plans = {}
+            self._role_sql = {}
         except BaseException:
             await self.pool.release(conn, broken=True)
             raise
@@ -508,7 +510,8 @@ class Gateway:
             try:
                 await conn.execute(BEGIN_RO if read_only else BEGIN_RW)
                 began = True
-                await conn.fetchrow(SET_CONFIG_SQL, search_path, role, claims_json, req.method, req.path, headers_json)
+                set_sql, set_params = self._set_config(role)
+                await conn.fetchrow(set_sql, search_path, role, claims_json, req.method, req.path, headers_json, *set_params)
                 rows = [await conn.fetchrow(sql, *params) for sql, params in statements]
                 if check is not None:
                     check(rows)
@@ -540,6 +543,20 @@ class Gateway:
             await self.pool.release(conn)
             return rows
         raise AssertionError("unreachable")
+
+    def _set_config(self, role: str) -> tuple[str, list[str]]:
+        """SET_CONFIG_SQL plus the role's own settings (e.g. anon's statement_timeout), all bound."""
+        cached = self._role_sql.get(role)
+        if cached is None:
+            settings = self.cache.role_settings.get(role, {})
+            sql = SET_CONFIG_SQL
+            params: list[str] = []
+            for name, value in settings.items():
+                n = 7 + len(params)
+                sql += f", set_config(${n}, ${n + 1}, true)"
+                params += [name, value]
+            cached = self._role_sql[role] = (sql, params)
+        return cached
 
     async def _rollback(self, conn: asyncpg.Connection) -> None:
         try:

@@ -56,6 +56,17 @@ where n.nspname = any($1::text[]) and p.prokind = 'f'
 """
 
 
+ROLE_SETTINGS_SQL = """
+select r.rolname as role, s.setdatabase <> 0 as db_specific, s.setconfig as config
+from pg_db_role_setting s
+join pg_roles r on r.oid = s.setrole
+where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+"""
+# settings of an impersonated role applied per transaction, as PostgREST does (the
+# ones a non-superuser may set)
+ROLE_SETTINGS_APPLIED = frozenset({"statement_timeout", "lock_timeout", "work_mem", "plan_cache_mode"})
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -139,6 +150,7 @@ class SchemaCache:
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
     relationships: dict[tuple[str, str], list[Relationship]] = field(default_factory=dict)
     functions: dict[tuple[str, str], list[Function]] = field(default_factory=dict)
+    role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, conn: Any, schemas: list[str]) -> SchemaCache:
@@ -177,6 +189,12 @@ class SchemaCache:
             )
         for row in await conn.fetch(FUNCTIONS_SQL, schemas):
             cache._add_function(row)
+        # database-specific role settings win over role-wide ones
+        for row in sorted(await conn.fetch(ROLE_SETTINGS_SQL), key=lambda r: r["db_specific"]):
+            for item in row["config"] or []:
+                name, _, value = item.partition("=")
+                if name in ROLE_SETTINGS_APPLIED:
+                    cache.role_settings.setdefault(row["role"], {})[name] = value
         return cache
 
     def _add_function(self, row: Any) -> None:

@@ -88,3 +88,25 @@ def test_anonymous_access_disabled(sandbox_env: dict[str, str]) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_impersonated_role_settings(standalone: str, sandbox_env: dict[str, str], crm: Crm) -> None:
+    """anon runs with its own statement_timeout (3s), as on Supabase; a role without settings keeps the session's."""
+    import uuid
+
+    name = f"t_timeout_{uuid.uuid4().hex[:8]}"
+    crm.sql(f"create function public.{name}() returns text language sql stable as $$ select current_setting('statement_timeout') $$")
+    try:
+        state = Path(sandbox_env["SANDBOX_DIR"])
+        deadline = time.monotonic() + 10
+        while (anon := httpx.post(f"{standalone}/rpc/{name}", json={})).status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert anon.json() == "3s"
+        member = mint_jwt(sub=crm.members["a"], state_dir=state)
+        authed = httpx.post(f"{standalone}/rpc/{name}", json={}, headers={"Authorization": f"Bearer {member}"})
+        assert authed.json() == "8s"
+        service = mint_jwt(role="service_role", state_dir=state)
+        plain = httpx.post(f"{standalone}/rpc/{name}", json={}, headers={"Authorization": f"Bearer {service}"})
+        assert plain.json() == "0"  # the standalone gateway logs in as a role without a timeout
+    finally:
+        crm.sql(f"drop function public.{name}()")
