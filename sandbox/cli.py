@@ -24,17 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="which services are running and healthy")
     sub.add_parser("env", help="print the sandbox env (dotenv form)")
     p_rest = sub.add_parser("rest", help="run the PostgREST-compatible gateway in the foreground")
-    p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"))
-    p_rest.add_argument("--db-schemas", default=os.environ.get("PGRST_DB_SCHEMAS", "public"))
-    p_rest.add_argument("--db-anon-role", default=os.environ.get("PGRST_DB_ANON_ROLE", "anon"))
+    p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"), help="PostgreSQL URI (PGRST_DB_URI)")
+    p_rest.add_argument(
+        "--db-schemas", default=os.environ.get("PGRST_DB_SCHEMAS", "public"), help="exposed schemas, first is the default"
+    )
+    p_rest.add_argument(
+        "--db-anon-role", default=os.environ.get("PGRST_DB_ANON_ROLE", "anon"), help="empty: anonymous access disabled"
+    )
     p_rest.add_argument("--db-extra-search-path", default=os.environ.get("PGRST_DB_EXTRA_SEARCH_PATH", "public"))
-    p_rest.add_argument("--db-max-rows", default=os.environ.get("PGRST_DB_MAX_ROWS", "1000"))
-    p_rest.add_argument("--db-pool", type=int, default=int(os.environ.get("PGRST_DB_POOL", "10")))
-    p_rest.add_argument("--jwt-secret", default=os.environ.get("PGRST_JWT_SECRET"))
+    p_rest.add_argument("--db-max-rows", default=os.environ.get("PGRST_DB_MAX_ROWS", "1000"), help="0: no cap")
+    p_rest.add_argument("--db-pool", type=int, default=int(os.environ.get("PGRST_DB_POOL", "10")), help="connections")
+    p_rest.add_argument(
+        "--jwt-secret", default=os.environ.get("PGRST_JWT_SECRET"), help="HS256 secret or a JWK/JWKS (prefer PGRST_JWT_SECRET)"
+    )
     p_rest.add_argument("--jwks-file", default=os.environ.get("GATEWAY_JWKS_FILE"), help="public JWKS also accepted and served")
     p_rest.add_argument("--host", default=os.environ.get("PGRST_SERVER_HOST", "127.0.0.1"))
     p_rest.add_argument("--port", type=int, default=int(os.environ.get("PGRST_SERVER_PORT", "3000")))
-    p_rest.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
     if args.command == "rest":
