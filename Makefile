@@ -120,7 +120,7 @@ sandbox-down:
 
 # Fills the running sandbox: data in Supabase, the same rows in Convex, parity
 # checked, and workload.json (the phones the load draws from).
-sandbox-seed: venv
+sandbox-seed:
 	$(LOAD_SANDBOX_ENV) && \
 	$(PY) -m seed generate --contacts $(DEMO_CONTACTS) --reset && \
 	{ [ -z "$${CONVEX_URL:-}" ] || { $(PY) -m seed migrate --clear --restart && $(PY) -m seed verify; }; } && \
@@ -154,7 +154,7 @@ demo-run:
 	else echo "note: no Next.js app in this sandbox; the API-route targets are left out"; fi; \
 	echo "== seeding $(DEMO_CONTACTS) contacts$${CONVEX_URL:+, migrating to Convex, verifying parity}"; \
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
-	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart; $(PY) -m seed -q verify; fi; \
+	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \
 	$(PY) -m seed -q workload --out "$$run/workload.json"; \
 	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
