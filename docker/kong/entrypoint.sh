@@ -14,5 +14,7 @@ awk '{
     rest = substr(rest, RSTART + RLENGTH)
   }
   print out rest
-}' /home/kong/kong.yml.template > "$KONG_DECLARATIVE_CONFIG"
+}' "${KONG_CONFIG_TEMPLATE:-/home/kong/kong.yml.template}" > "$KONG_DECLARATIVE_CONFIG"
+# KONG_RENDER_ONLY=1: stop after rendering (the tests check the result).
+if [ "${KONG_RENDER_ONLY:-}" = 1 ]; then exit 0; fi
 exec /docker-entrypoint.sh kong docker-start

@@ -4,7 +4,9 @@ services that run project code see exactly the settings' names."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,40 @@ def test_compose_env_generator_fills_every_required_variable(tmp_path: Path, mon
 
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "ES256" and header["kid"]
+
+
+def test_shell_scripts_parse() -> None:
+    for script in sorted((ROOT / "docker").rglob("*.sh")):
+        result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+def test_kong_config_renders_with_the_keys(tmp_path: Path) -> None:
+    out = tmp_path / "kong.yml"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SUPABASE_ANON_KEY": "anon.key-1",
+        "SUPABASE_SERVICE_ROLE_KEY": "service|key$2",
+        "KONG_DECLARATIVE_CONFIG": str(out),
+        "KONG_CONFIG_TEMPLATE": str(ROOT / "docker" / "kong" / "kong.yml.template"),
+        "KONG_RENDER_ONLY": "1",
+    }
+    result = subprocess.run(["sh", str(ROOT / "docker" / "kong" / "entrypoint.sh")], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(out.read_text())
+    keys = {c["username"]: [k["key"] for k in c["keyauth_credentials"]] for c in config["consumers"]}
+    assert keys == {"anon": ["anon.key-1"], "service_role": ["service|key$2"]}
+    (service,) = config["services"]
+    assert service["url"] == "http://rest:3000/" and service["routes"][0]["paths"] == ["/rest/v1/"]
+    transformer = next(p for p in service["plugins"] if p["name"] == "request-transformer")
+    assert transformer["config"]["add"]["headers"] == ["Authorization: Bearer $(headers.apikey)"]
+
+
+def test_kong_entrypoint_refuses_missing_keys(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KONG_DECLARATIVE_CONFIG": str(tmp_path / "k.yml"),
+           "KONG_RENDER_ONLY": "1"}
+    result = subprocess.run(["sh", str(ROOT / "docker" / "kong" / "entrypoint.sh")], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert "SUPABASE_ANON_KEY is not set" in result.stderr
