@@ -16,28 +16,17 @@ from urllib.parse import quote
 import orjson
 
 from harness.settings import Settings, SettingsError, url_host
+from reports.rules import TARGETS  # the one registry of target ids, levels and round trips
 
-
-@dataclass(frozen=True)
-class TargetInfo:
-    id: str
-    level: str  # "direct" or "api"
-    round_trips: int  # client-visible requests per found lookup
-    url_name: str  # the settings variable holding its base URL
-    label: str
-
-
-TARGETS: dict[str, TargetInfo] = {
-    t.id: t
-    for t in (
-        TargetInfo("supabase_rest", "direct", 4, "SUPABASE_URL", "Supabase REST, as the app does today"),
-        TargetInfo("supabase_nested", "direct", 1, "SUPABASE_URL", "Supabase nested select"),
-        TargetInfo("supabase_rpc", "direct", 1, "SUPABASE_URL", "Supabase RPC get_contact_context"),
-        TargetInfo("convex_http", "direct", 1, "CONVEX_SITE_URL", "Convex HTTP action"),
-        TargetInfo("convex_query", "direct", 1, "CONVEX_URL", "Convex query contacts:getContextByPhone"),
-        TargetInfo("api_supabase", "api", 1, "APP_URL", "Next.js route, Supabase"),
-        TargetInfo("api_convex", "api", 1, "APP_URL", "Next.js route, Convex"),
-    )
+# the settings variable holding each target's base URL
+URL_SETTING: dict[str, str] = {
+    "supabase_rest": "SUPABASE_URL",
+    "supabase_nested": "SUPABASE_URL",
+    "supabase_rpc": "SUPABASE_URL",
+    "convex_http": "CONVEX_SITE_URL",
+    "convex_query": "CONVEX_URL",
+    "api_supabase": "APP_URL",
+    "api_convex": "APP_URL",
 }
 TARGET_IDS = tuple(TARGETS)
 API_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "api")
@@ -134,7 +123,7 @@ class Endpoints:
         )
 
     def base_url(self, target: str) -> str | None:
-        name = TARGETS[target].url_name
+        name = URL_SETTING[target]
         return {
             "SUPABASE_URL": self.supabase_url,
             "CONVEX_URL": self.convex_url,
@@ -147,9 +136,8 @@ class Endpoints:
 
     def missing(self, target: str) -> str | None:
         """One line naming what is not configured for ``target``, or None."""
-        info = TARGETS[target]
         if not self.base_url(target):
-            return f"{target}: {info.url_name} is not set"
+            return f"{target}: {URL_SETTING[target]} is not set"
         if target.startswith("supabase") and not self.supabase_key:
             return f"{target}: SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY) is not set"
         if target in ("convex_http", "api_supabase", "api_convex") and not self.crm_api_key:
