@@ -31,8 +31,14 @@ class StepLoadShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
+        try:
+            steps = self.steps()
+        except ValueError as e:  # a bad --step-spec / --step-hold: one line, exit 2, no traceback
+            if self.runner is not None:
+                runtime._fail(self.runner.environment, f"error: {e}")
+            return None
         elapsed = 0.0
-        for i, step in enumerate(self.steps()):
+        for i, step in enumerate(steps):
             elapsed += step.hold_s
             if t < elapsed:
                 if i != self._index:

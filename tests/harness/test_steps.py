@@ -30,3 +30,15 @@ def test_step_shape_records_steps(tmp_path: Path) -> None:
     assert set(by_step) == {None, 0, 1}
     assert by_step[0]["count"] + by_step[1]["count"] == by_step[None]["count"]
     assert by_step[1]["count"] > by_step[0]["count"]  # three users against one, same hold
+
+
+def test_bad_step_spec_is_one_line(tmp_path: Path) -> None:
+    with FakeBackend() as fb:
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        p = run_locust(
+            ["-f", STEP_SHAPE, "--headless", "-t", "20s", "--targets", "convex_http", "--step-spec", "abc"],
+            fb.env(), tmp_path,
+        )
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert "--step-spec: 'abc' is not users[:seconds]" in p.stderr
+    assert "Traceback" not in p.stderr
