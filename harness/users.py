@@ -13,6 +13,7 @@ from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -49,12 +50,17 @@ def _detail(content: bytes | None) -> str:
     return ""
 
 
+# Convex prefixes each function error with its request id: dropped, so that Locust groups equal errors.
+_REQUEST_ID = re.compile(r"\[Request ID: [^\]]*\]\s*")
+
+
 def convex_status(data: Any) -> str | None:
     """Convex reports a function error as HTTP 200 with ``"status": "error"``."""
     if not isinstance(data, dict) or data.get("status") not in ("success", "error"):
         return "not a Convex function response"
     if data["status"] == "error":
-        return f"convex error: {str(data.get('errorMessage', ''))[:80]}"
+        message = _REQUEST_ID.sub("", str(data.get("errorMessage", "")))
+        return f"convex error: {message[:80]}"
     return None
 
 
