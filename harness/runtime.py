@@ -109,6 +109,11 @@ class Harness:
         self.select_targets(self.options.targets)
         self.workload = resolve(self.settings, self.options.workload)
         self.tokens = self._tokens(self.workload)
+        if "convex_query" in self.options.targets and not self.tokens and not self.settings.get("CONVEX_AUTH_TOKEN"):
+            log.warning(
+                "convex_query has no member token: set CONVEX_AUTH_TOKEN (on the sandbox, use a workload file "
+                "from `python -m seed workload` rather than TEST_PHONE); its lookups will fail as Unauthenticated"
+            )
         self._reset_run()
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
