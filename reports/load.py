@@ -109,7 +109,10 @@ class Run:
 
     @property
     def source(self) -> str:
-        return "hdr" if self.hdr_entries is not None else "csv"
+        """"hdr" when at least one target's numbers come from the histograms (an artifact may be empty)."""
+        if self.hdr_entries is not None and any(t.source == "hdr" for t in self.targets.values()):
+            return "hdr"
+        return "csv"
 
     @property
     def sandbox(self) -> bool:
@@ -461,8 +464,13 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
             total = e.count + e.failures
             rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
             targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
+        if not whole:
+            notes.append(
+                f"{hdr_path.name} holds no lookup samples (a run shorter than its {warmup_s:g} s warm-up?): "
+                "using Locust's CSV percentiles."
+            )
         for name in lookups:
-            if name not in whole:
+            if whole and name not in whole:
                 notes.append(f"{name} has a CSV row but no HDR entry: using its CSV percentiles.")
     for name, row in lookups.items():
         if name in targets:

@@ -173,7 +173,7 @@ def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
     parts.append(f"Thresholds: {thresholds_line(direct.thresholds)}\n")
     parts.append(
         f"Run `{run.prefix}` · source: "
-        + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr" else "Locust CSV percentiles (no HDR artifact)")
+        + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr" else "Locust CSV percentiles (no HDR histograms)")
         + f" · warm-up {run.warmup_s:g} s excluded\n"
     )
     if run.hosts:

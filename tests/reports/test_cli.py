@@ -113,6 +113,21 @@ def test_csv_fallback_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert data["decisions"]["direct"]["ratio"]["method"] == "bucket bounds"
 
 
+def test_empty_hdr_artifact_falls_back_to_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # a run shorter than its warm-up writes an artifact with no samples
+    prefix = copy_run("go", tmp_path)
+    hdr_path = prefix.parent / "run_hdr.json"
+    doc = json.loads(hdr_path.read_text())
+    doc["entries"] = []
+    hdr_path.write_text(json.dumps(doc))
+    rc, out, err = decide(capsys, prefix, tmp_path / "out", "--no-charts")
+    assert err == "" and rc in (0, 11)
+    assert "source: Locust CSV percentiles" in out
+    data = json.loads((tmp_path / "out" / "decision.json").read_text())
+    assert data["run"]["source"] == "csv"
+    assert any("holds no lookup samples" in n for n in data["notes"])
+
+
 def test_csv_warmup_excluded_from_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     prefix = copy_run("steps", tmp_path)  # --csv-full-history: per-target history rows
     (prefix.parent / "run_hdr.json").unlink()
