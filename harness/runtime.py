@@ -106,6 +106,12 @@ class Harness:
     def begin(self) -> None:
         """Master/local at test start: options, workload, tokens; then tell the workers."""
         self.options = HarnessOptions.from_parsed(self.environment.parsed_options)
+        run_time = getattr(self.environment.parsed_options, "run_time", None)
+        if isinstance(run_time, int | float) and 0 < run_time <= self.options.warmup:
+            log.warning(
+                f"the run ({run_time:g} s) is not longer than --warmup ({self.options.warmup:g} s): "
+                "the HDR histograms will hold no samples; lower --warmup or lengthen -t"
+            )
         self.select_targets(self.options.targets)
         self.workload = resolve(self.settings, self.options.workload)
         self.tokens = self._tokens(self.workload)
