@@ -17,7 +17,7 @@ DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
 RUN_DURATION ?= 120
-RUN_USERS ?= 20
+RUN_USERS ?= 21
 RUN_SPAWN_RATE ?= 5
 WORKERS ?= 2
 # The settings file for run/ui/swarm against real deployments.
