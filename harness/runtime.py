@@ -117,8 +117,7 @@ class Harness:
         self.tokens = self._tokens(self.workload)
         if "convex_query" in self.options.targets and not self.tokens and not self.settings.get("CONVEX_AUTH_TOKEN"):
             log.warning(
-                "convex_query has no member token: set CONVEX_AUTH_TOKEN (on the sandbox, use a workload file "
-                "from `python -m seed workload` rather than TEST_PHONE); its lookups will fail as Unauthenticated"
+                "convex_query has no member token: set CONVEX_AUTH_TOKEN; its lookups will fail as Unauthenticated"
             )
         self._reset_run()
         runner = self.environment.runner
@@ -173,14 +172,41 @@ class Harness:
     def _tokens(self, workload: Workload) -> dict[str, str]:
         """Member access tokens per workspace for the Convex query path (never logged)."""
         explicit = self.settings.get("CONVEX_AUTH_TOKEN")
-        if explicit or not self.sandbox or not workload.members:
+        if explicit or not self.sandbox:
             return {}
         try:
             from sandbox.tokens import mint_jwt  # the sandbox's issuer; absent outside the sandbox
         except ImportError:
             log.warning("sandbox.tokens is not available: convex_query runs without a member token")
             return {}
-        return {ws: mint_jwt(sub=user, alg="ES256") for ws, user in workload.members.items()}
+        members = dict(workload.members)
+        for ws in {k.workspace_id for k in workload.known} - members.keys():
+            user = self._sandbox_member(ws)
+            if user is not None:
+                members[ws] = user
+        return {ws: mint_jwt(sub=user, alg="ES256") for ws, user in members.items()}
+
+    def _sandbox_member(self, workspace_id: str) -> str | None:
+        """A member of a pinned workspace (TEST_WORKSPACE_ID), asked of the sandbox's Supabase once per test."""
+        import httpx  # test start only, never on the hot path
+
+        key = self.settings.get("SUPABASE_SERVICE_ROLE_KEY")
+        if not key or not self.settings.get("SUPABASE_URL"):
+            return None
+        try:
+            resp = httpx.get(
+                f"{self.settings.supabase_url}/rest/v1/workspace_members",
+                params={"select": "user_id", "workspace_id": f"eq.{workspace_id}", "order": "created_at", "limit": "1"},
+                headers={"apikey": key, "Authorization": f"Bearer {key}"},
+                timeout=10.0,
+            )
+            rows = resp.json() if resp.status_code == 200 else []
+        except (httpx.HTTPError, ValueError):
+            rows = []
+        if rows and isinstance(rows[0], dict) and isinstance(rows[0].get("user_id"), str):
+            return str(rows[0]["user_id"])
+        log.warning(f"workspace {workspace_id} has no member on the sandbox: convex_query will run without a token")
+        return None
 
     def token_for(self, workspace_id: str) -> str | None:
         return self.tokens.get(workspace_id) or self.settings.get("CONVEX_AUTH_TOKEN")

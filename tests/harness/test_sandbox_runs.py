@@ -154,3 +154,21 @@ def test_write_path_against_the_sandbox_is_marked_and_undone(request: pytest.Fix
     if before:
         assert counts[("POST", "supabase_rest messages insert")] == (n, 0)
         assert len(written) >= n and all(m["direction"] == "outbound" and m["sender_type"] == "ai" for m in written)
+
+
+def test_pinned_contact_gets_a_member_token_on_the_sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """TEST_WORKSPACE_ID + TEST_PHONE carry no member: the harness asks the sandbox for one, so convex_query succeeds."""
+    env, workload, convex = _seeded(request)
+    if not convex:
+        pytest.skip("the seeded sandbox has no Convex runtime")
+    key = workload["known"][0]
+    pin = {**env, "TEST_WORKSPACE_ID": key["workspace_id"], "TEST_PHONE": key["phone"]}
+    p = run_locust(
+        ["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "10", "-t", "4s", "--json-file", str(tmp_path / "final"),
+         "--warmup", "0", "--targets", "convex_query", "--write-weight", "0", "--unknown-weight", "0"],
+        pin, tmp_path, timeout=60,
+    )
+    assert p.returncode in (0, 10, 11), p.stderr[-3000:]
+    assert "no member token" not in p.stderr
+    requests, failures = final_counts(tmp_path / "final.json")[("lookup", "convex_query")]
+    assert requests > 0 and failures == 0, p.stderr[-2000:]
