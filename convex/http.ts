@@ -3,7 +3,7 @@
 import { httpRouter } from "convex/server";
 import { ConvexError } from "convex/values";
 import { internal } from "./_generated/api";
-import { httpAction } from "./_generated/server";
+import { type ActionCtx, httpAction } from "./_generated/server";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PHONE = /^[1-9][0-9]{5,14}$/;
@@ -59,14 +59,19 @@ async function readJsonObject(request: Request): Promise<Record<string, unknown>
   }
 }
 
+/** The canonical lookup for checked input: 200, or 400 / 404 with a JSON error. */
+async function lookupResponse(ctx: ActionCtx, raw: Record<string, unknown>): Promise<Response> {
+  const input = checkLookupInput(raw);
+  if (typeof input === "string") return json(400, { error: input });
+  const context = await ctx.runQuery(internal.contacts.getContextByPhoneInternal, input);
+  return context === null ? json(404, { error: "contact not found" }) : json(200, context);
+}
+
 const lookupGet = httpAction(async (ctx, request) => {
   const denied = checkApiKey(request);
   if (denied) return denied;
   const params = new URL(request.url).searchParams;
-  const input = checkLookupInput({ workspaceId: params.get("workspaceId"), phone: params.get("phone") });
-  if (typeof input === "string") return json(400, { error: input });
-  const context = await ctx.runQuery(internal.contacts.getContextByPhoneInternal, input);
-  return context === null ? json(404, { error: "contact not found" }) : json(200, context);
+  return await lookupResponse(ctx, { workspaceId: params.get("workspaceId"), phone: params.get("phone") });
 });
 
 const lookupPost = httpAction(async (ctx, request) => {
@@ -74,10 +79,7 @@ const lookupPost = httpAction(async (ctx, request) => {
   if (denied) return denied;
   const body = await readJsonObject(request);
   if (body === null) return json(400, { error: "body must be a JSON object" });
-  const input = checkLookupInput(body);
-  if (typeof input === "string") return json(400, { error: input });
-  const context = await ctx.runQuery(internal.contacts.getContextByPhoneInternal, input);
-  return context === null ? json(404, { error: "contact not found" }) : json(200, context);
+  return await lookupResponse(ctx, body);
 });
 
 const outboundPost = httpAction(async (ctx, request) => {
