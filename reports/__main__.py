@@ -29,7 +29,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reports.load import BadInput, Run, load_run
-from reports.rules import EXIT_BAD_INPUT, EXIT_CODES, EXIT_INTERNAL_ERROR, Decision, Thresholds, decide_all
+from reports.rules import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES,
+    EXIT_INTERNAL_ERROR,
+    Decision,
+    Thresholds,
+    decide_all,
+    primary,
+)
 
 EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 2 bad input · 1 internal error
 (compare: 0 or 2)"""
@@ -123,7 +131,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # e.g. piped into `head`: the files are written and the verdict stands
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    return EXIT_CODES[decisions["direct"].verdict]
+    return EXIT_CODES[primary(decisions).verdict]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -137,8 +145,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     changes = compare.compare_targets(run_a.targets, run_b.targets, th)
     table = render._text_table(compare.HEADER, compare.rows(changes))
     lines = [
-        f"A: {run_a.prefix} ({run_a.source}) verdict {da['direct'].verdict.value}",
-        f"B: {run_b.prefix} ({run_b.source}) verdict {db['direct'].verdict.value}",
+        f"A: {run_a.prefix} ({run_a.source}) verdict {primary(da).verdict.value}",
+        f"B: {run_b.prefix} ({run_b.source}) verdict {primary(db).verdict.value}",
         *(["SANDBOX RUN: " + render.SANDBOX_BANNER + "."] if run_a.sandbox or run_b.sandbox else []),
         table,
         "significance: bootstrap 95% CI of P95 B/A excludes 1; 'not significant (n.s.)' otherwise; "
@@ -151,8 +159,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadInput(f"{args.out}: cannot create output directory ({exc.strerror})") from None
-        md = "\n".join(["# Run comparison\n", f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{da['direct'].verdict.value}**",
-                        f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{db['direct'].verdict.value}**\n",
+        md = "\n".join(["# Run comparison\n", f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{primary(da).verdict.value}**",
+                        f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{primary(db).verdict.value}**\n",
                         render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])
         (args.out / "compare.md").write_text(md, encoding="utf-8")
         (args.out / "compare.json").write_text(json.dumps(render.finite(compare.to_json(run_a, run_b, da, db, changes)), indent=2, allow_nan=False) + "\n",

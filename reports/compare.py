@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports.load import Run
-from reports.rules import TARGETS, Decision, TargetStats, Thresholds, p95_ratio
+from reports.rules import TARGETS, Decision, TargetStats, Thresholds, p95_ratio, primary
 from reports.stats import Interval
 
 
@@ -83,8 +83,8 @@ def to_json(run_a: Run, run_b: Run, da: dict[str, Decision], db: dict[str, Decis
             changes: list[Change]) -> dict[str, Any]:
     return {
         "format": "crm-latency-compare/1",
-        "a": {"prefix": str(run_a.prefix), "source": run_a.source, "verdict": da["direct"].verdict.value},
-        "b": {"prefix": str(run_b.prefix), "source": run_b.source, "verdict": db["direct"].verdict.value},
+        "a": {"prefix": str(run_a.prefix), "source": run_a.source, "verdict": primary(da).verdict.value},
+        "b": {"prefix": str(run_b.prefix), "source": run_b.source, "verdict": primary(db).verdict.value},
         "changes": [
             {"target": c.target, "p95_a_ms": c.a.p95_ms if c.a else None, "p95_b_ms": c.b.p95_ms if c.b else None,
              "ratio": c.ratio.to_dict() if c.ratio else None, "significance": c.significance}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reports.rules import TARGETS, TargetStats, target_from_distribution, targets_of
+from reports.rules import LEVELS, TARGETS, TargetStats, target_from_distribution, targets_of
 from reports.stats import Distribution, distribution_from_histogram
 
 HDR_FORMAT = "crm-latency-hdr/1"
@@ -495,7 +495,12 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
             + "; Locust's cumulative CSV percentiles still include it."
         )
 
-    for level in ("direct",):
+    measured = [
+        level for level in LEVELS
+        if any(t in lookups or t in targets for t in targets_of(level, "baseline") + targets_of(level, "convex"))
+    ]
+    # a run of the API routes only is decided at that level; anything else needs the direct backends
+    for level in (["api"] if measured == ["api"] else ["direct"]):
         (baseline,) = targets_of(level, "baseline")
         convex = targets_of(level, "convex")
         if baseline not in lookups and baseline not in targets:

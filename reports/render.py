@@ -9,7 +9,7 @@ from typing import Any
 
 from reports.charts import Chart
 from reports.load import Run
-from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval
+from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval, primary
 
 SANDBOX_BANNER = "sandbox numbers exercise the method; they are not a verdict on hosted Supabase or Convex"
 LEVEL_TITLES = {"direct": "Direct backends", "api": "API routes (Next.js)"}
@@ -135,8 +135,8 @@ def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
             "warmup_s": run.warmup_s,
             "steps": [s.__dict__ for s in run.steps],
         },
-        "verdict": decisions["direct"].verdict.value,
-        "exit_code": decisions["direct"].exit_code,
+        "verdict": primary(decisions).verdict.value,
+        "exit_code": primary(decisions).exit_code,
         "decisions": {level: d.to_dict() for level, d in decisions.items()},
         "notes": run.notes,
     })
@@ -165,12 +165,12 @@ def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
 
 
 def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
-    direct = decisions["direct"]
+    main = primary(decisions)
     parts = ["# Supabase → Convex latency decision\n"]
     if run.sandbox:
         parts.append(f"> **Sandbox run:** {SANDBOX_BANNER}.\n")
-    parts.append(f"**Verdict: {direct.verdict.value}** (exit code {direct.exit_code})\n")
-    parts.append(f"Thresholds: {thresholds_line(direct.thresholds)}\n")
+    parts.append(f"**Verdict: {main.verdict.value}** (exit code {main.exit_code})\n")
+    parts.append(f"Thresholds: {thresholds_line(main.thresholds)}\n")
     parts.append(
         f"Run `{run.prefix}` · source: "
         + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr" else "Locust CSV percentiles (no HDR histograms)")
@@ -201,9 +201,9 @@ def to_text(run: Run, decisions: dict[str, Decision]) -> str:
     out: list[str] = []
     if run.sandbox:
         out.append(f"SANDBOX RUN: {SANDBOX_BANNER}.")
-    direct = decisions["direct"]
-    out.append(f"VERDICT: {direct.verdict.value} (exit {direct.exit_code})")
-    out.append(f"thresholds: {thresholds_line(direct.thresholds)}")
+    main = primary(decisions)
+    out.append(f"VERDICT: {main.verdict.value} (exit {main.exit_code})")
+    out.append(f"thresholds: {thresholds_line(main.thresholds)}")
     out.append(f"source: {'HDR histograms' if run.source == 'hdr' else 'Locust CSV percentiles (bucketed; no CI)'}")
     if run.hosts:
         out.append(f"target hosts: {hosts_line(run)}")
@@ -256,14 +256,14 @@ def _html_table(header: list[str], rows: list[list[str]], status_col: int | None
 
 def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> str:
     e = html.escape
-    direct = decisions["direct"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(direct.verdict.value)}</title>",
+    main = primary(decisions)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(main.verdict.value)}</title>",
              f"<style>{CSS}</style></head><body>", "<h1>Supabase → Convex latency decision</h1>"]
     if run.sandbox:
         parts.append(f"<div class='banner'><b>Sandbox run:</b> {e(SANDBOX_BANNER)}.</div>")
-    parts.append(f"<p><span class='verdict {e(direct.verdict.value.split()[0])}'>{e(direct.verdict.value)}</span> "
-                 f"exit code {direct.exit_code}</p>")
-    parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(direct.thresholds))}</p>")
+    parts.append(f"<p><span class='verdict {e(main.verdict.value.split()[0])}'>{e(main.verdict.value)}</span> "
+                 f"exit code {main.exit_code}</p>")
+    parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(main.thresholds))}</p>")
     source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
     parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
     if run.hosts:

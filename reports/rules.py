@@ -606,10 +606,14 @@ def decide(
 def decide_all(
     targets: Iterable[TargetStats] | Mapping[str, TargetStats], thresholds: Thresholds | None = None
 ) -> dict[str, Decision]:
-    """The direct-level decision, plus the API-route decision when any API target was measured."""
+    """A decision per level that was measured: "direct" (always, unless the run was API routes only), then "api"."""
     by_id = _as_mapping(targets)
-    out = {"direct": decide(by_id, thresholds, "direct")}
-    if any(TARGETS[t].level == "api" for t in by_id if t in TARGETS):
-        out["api"] = decide(by_id, thresholds, "api")
-    return out
+    measured = {TARGETS[t].level for t in by_id if t in TARGETS}
+    levels = [level for level in LEVELS if level in measured] or ["direct"]
+    return {level: decide(by_id, thresholds, level) for level in levels}
+
+
+def primary(decisions: Mapping[str, Decision]) -> Decision:
+    """The decision that gives the run its verdict and exit code: direct backends when measured, else API routes."""
+    return decisions["direct"] if "direct" in decisions else next(iter(decisions.values()))
 

@@ -310,3 +310,23 @@ def test_hdr_entries_for_http_calls_and_misses_are_accepted(capsys: pytest.Captu
     hdr.write_text(json.dumps(doc))
     rc, _, err = decide(capsys, prefix, tmp_path / "out", "--no-charts")
     assert rc == 2 and "entries[" in err and "unknown name 'convex_query extra'" in err
+
+
+def test_api_routes_only_run_is_decided_at_the_api_level(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A run of `--targets api_supabase api_convex`: the GO run's API rows alone."""
+    prefix = copy_run("go", tmp_path)
+    stats = Path(f"{prefix}_stats.csv")
+    lines = stats.read_text().splitlines(keepends=True)
+    stats.write_text("".join([lines[0]] + [ln for ln in lines[1:] if ",api_" in ln or ",Aggregated," in ln]))
+    hdr_path = Path(f"{prefix}_hdr.json")
+    hdr = json.loads(hdr_path.read_text())
+    hdr["entries"] = [e for e in hdr["entries"] if e["name"].startswith("api_")]
+    hdr_path.write_text(json.dumps(hdr))
+
+    rc, out, err = decide(capsys, prefix, tmp_path / "out", "--no-charts")
+    data = json.loads((tmp_path / "out" / "decision.json").read_text())
+    assert err == ""
+    assert list(data["decisions"]) == ["api"]
+    assert data["verdict"] == data["decisions"]["api"]["verdict"]
+    assert rc == data["exit_code"] == {"GO": 0, "OPTIMISE SUPABASE": 10, "INCONCLUSIVE": 11}[data["verdict"]]
+    assert "API routes (Next.js)" in out and "Direct backends" not in out
