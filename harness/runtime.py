@@ -32,6 +32,7 @@ from harness import artifact, decision
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
 from harness.pacer import Pacer, PacerCounts
+from harness.preflight import unreachable
 from harness.settings import Settings, SettingsError, load_settings
 from harness.targets import WRITE_TARGETS, Endpoints
 from harness.workload import Sampler, Workload, WorkloadError, resolve
@@ -360,6 +361,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
             resolve(h.settings, h.options.workload)
         except WorkloadError as e:
             problems.append(str(e))
+        if not problems:
+            problems += unreachable(h.endpoints, h.options.targets)
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)
         sys.exit(2)
@@ -382,7 +385,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     h.config_error = None
     try:
         h.begin()
-        missing = h.check_targets()
+        missing = h.check_targets() or unreachable(h.endpoints, h.options.targets)
         if missing:
             raise ValueError("; ".join(missing))
     except (WorkloadError, SettingsError, ValueError) as e:

@@ -69,6 +69,11 @@ def test_configuration_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "1", "-t", "2s", "--targets", "api_convex"], env, tmp_path)
         assert p.returncode == 2 and "error: api_convex: APP_URL is not set" in p.stderr
         assert "test-crm-key" not in p.stderr
+    # the backend is gone: nothing listens on its port any more, and no user starts
+    p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "1", "-t", "30s", "--targets", "convex_http"], env, tmp_path)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert p.returncode == 2 and len(errors) == 1 and "Traceback" not in p.stderr
+    assert "convex_http: cannot connect to" in errors[0] and "(CONVEX_SITE_URL)" in errors[0]
 
 
 def test_convex_error_status_counts_as_failure(tmp_path: Path) -> None:
