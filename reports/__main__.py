@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("prefix", metavar="PREFIX", help="Locust --csv prefix, a *_stats.csv path, or a run directory")
     d.add_argument("--out", type=Path, default=None, help="output directory (default reports/out/<prefix>-<UTC time>/)")
     d.add_argument("--no-charts", action="store_true", help="skip the charts in report.html (faster)")
+    d.add_argument("--hdr", type=Path, default=None,
+                   help="the harness's HDR artifact, when written away from the CSVs (default PREFIX_hdr.json)")
     _add_thresholds(d)
     c = sub.add_parser("compare", help="two runs side by side", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("run_a", metavar="RUN_A")
@@ -106,7 +108,7 @@ def _default_out(run: Run) -> Path:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     th = _thresholds(args)
-    run = load_run(args.prefix, args.warmup)
+    run = load_run(args.prefix, args.warmup, args.hdr)
     decisions = decide_all(run.targets, th)
     from reports import render
 

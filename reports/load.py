@@ -402,12 +402,15 @@ def _iso_ts(value: Any) -> float | None:
         return None
 
 
-def load_run(prefix_arg: str | Path, warmup_s: float | None = None) -> Run:
+def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | Path | None = None) -> Run:
+    """Read a run; ``hdr`` names the HDR artifact when it was written away from the CSVs (``--hdr-out``)."""
     prefix = resolve_prefix(str(prefix_arg))
     stats_path = _file(prefix, "_stats.csv")
     history_path = _file(prefix, "_stats_history.csv")
     failures_path = _file(prefix, "_failures.csv")
-    hdr_path = _file(prefix, "_hdr.json")
+    hdr_path = _file(prefix, "_hdr.json") if hdr is None else Path(hdr)
+    if hdr is not None and not hdr_path.is_file():
+        raise BadInput(f"{hdr_path}: file not found (--hdr)")
     stats = read_stats(stats_path)
     history = read_history(history_path)
     failures = read_failures(failures_path)

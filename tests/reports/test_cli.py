@@ -330,3 +330,15 @@ def test_api_routes_only_run_is_decided_at_the_api_level(capsys: pytest.CaptureF
     assert data["verdict"] == data["decisions"]["api"]["verdict"]
     assert rc == data["exit_code"] == {"GO": 0, "OPTIMISE SUPABASE": 10, "INCONCLUSIVE": 11}[data["verdict"]]
     assert "API routes (Next.js)" in out and "Direct backends" not in out
+
+
+def test_hdr_artifact_written_elsewhere_is_found_with_hdr(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    prefix = copy_run("go", tmp_path)
+    moved = tmp_path / "elsewhere.json"
+    Path(f"{prefix}_hdr.json").rename(moved)
+    rc, _, _ = decide(capsys, prefix, tmp_path / "csv-only", "--no-charts")
+    assert json.loads((tmp_path / "csv-only" / "decision.json").read_text())["run"]["source"] == "csv"
+    rc, out, err = decide(capsys, prefix, tmp_path / "with-hdr", "--no-charts", "--hdr", str(moved))
+    assert (rc, err) == (0, "") and "source: HDR histograms" in out
+    rc, _, err = decide(capsys, prefix, tmp_path / "missing", "--hdr", str(tmp_path / "nope.json"))
+    assert rc == 2 and err.strip().endswith("nope.json: file not found (--hdr)")
