@@ -1,4 +1,4 @@
-"""``python -m sandbox up|down|status|env|rest``."""
+"""``python -m sandbox up|down|status|env|network|rest|relay``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _rest(args: argparse.Namespace) -> int:
@@ -15,14 +16,106 @@ def _rest(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def _relay(args: argparse.Namespace) -> int:
+    from .network import Jitter, LinkSpec, NetworkError, parse_bandwidth, parse_duration
+    from .network.relay import Route, serve
+
+    try:
+        routes = []
+        for text in args.route:
+            listen, sep, upstream = text.partition("=")
+            host, _, port = upstream.rpartition(":")
+            if not sep or not listen.isdigit() or not port.isdigit():
+                raise NetworkError(f"--route: {text!r} is not LISTEN=HOST:PORT (e.g. 54401=127.0.0.1:54321)")
+            routes.append(Route(int(listen), int(port), upstream_host=host or "127.0.0.1"))
+        jitter = Jitter()
+        if args.jitter:
+            dist, _, sigma = args.jitter.partition(":")
+            from .network.profile import DISTRIBUTIONS
+
+            if dist not in DISTRIBUTIONS or not sigma:
+                raise NetworkError(f"--jitter: {args.jitter!r} is not DISTRIBUTION:SIGMA (e.g. normal:2ms; "
+                                   f"distributions: {', '.join(DISTRIBUTIONS)})")
+            jitter = Jitter(dist, parse_duration(sigma, "--jitter"))
+        spec = LinkSpec(
+            rtt_s=parse_duration(args.rtt, "--rtt"),
+            jitter=jitter,
+            bandwidth_bps=parse_bandwidth(args.bandwidth, "--bandwidth") if args.bandwidth else None,
+            tls=args.tls,
+        )
+    except NetworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(args.link, spec, routes, args.seed)
+
+
+def _show_network(args: argparse.Namespace, state: Path | None) -> int:
+    from .launcher import state_dir_of
+    from .network import active_profile, resolve, summary
+
+    if args.list:
+        from .network import shipped
+
+        for name in shipped():
+            profile = resolve(name)
+            print(f"{name:16} {profile.description}")
+        return 0
+    meta: dict[str, Any] | None
+    if args.profile or args.network_rtt:
+        meta = resolve(args.profile, args.network_rtt).to_dict()
+    else:
+        meta = active_profile(state_dir_of(state))
+        if meta is None:
+            print("error: the sandbox has not been started (run `python -m sandbox up`)", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    print(summary(meta))
+    print(f"{'link':13} {'from -> to':34} {'RTT':>9} {'jitter':>16} {'TLS':>4} {'setup':>6} {'bandwidth':>11}  relay")
+    for name, link in meta["links"].items():
+        jitter = link["jitter"]
+        jit = "-" if jitter["distribution"] == "none" else f"{jitter['distribution']} {jitter['sigma_ms']:g}ms"
+        bw = "-" if link["bandwidth_mbit"] is None else f"{link['bandwidth_mbit']:g} Mbit/s"
+        ports = ", ".join(f"{p['listen']}->{p['upstream']}" for p in link["ports"]) if link["relayed"] else "direct"
+        print(f"{name:13} {link['from'] + ' -> ' + link['to']:34} {link['rtt_ms']:>7g}ms {jit:>16} "
+              f"{link['tls']:>4} {link['setup_rtts']:>4}RT {bw:>11}  {ports}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="The local sandbox stack.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the services in the background and print the env")
     p_up.add_argument("--services", help="comma-separated: postgres,supabase,convex,... (default: all available)")
+    p_up.add_argument(
+        "--network", metavar="PROFILE",
+        help="latency on the links: a shipped profile (loopback, same-region, cross-region-us, asia-us, spike) "
+             "or a .toml/.json profile file (default: loopback, no relays); docs/network.md",
+    )
+    p_up.add_argument(
+        "--network-rtt", metavar="LINK=DURATION[,...]",
+        help="override links' RTT on top of the profile, e.g. supabase=80ms,convex=20ms "
+             "(links: supabase, convex, app, app-supabase, app-convex)",
+    )
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="which services are running and healthy")
     sub.add_parser("env", help="print the sandbox env (dotenv form)")
+    p_net = sub.add_parser("network", help="show the active network profile, or resolve one without starting it")
+    p_net.add_argument("profile", nargs="?", help="a shipped profile or a profile file (default: the active one)")
+    p_net.add_argument("--network-rtt", metavar="LINK=DURATION[,...]", help="RTT overrides, as for `up`")
+    p_net.add_argument("--list", action="store_true", help="list the shipped profiles")
+    p_net.add_argument("--json", action="store_true", help="print the profile's JSON (what network.json holds)")
+    p_relay = sub.add_parser("relay", help="run one link's latency relay in the foreground")
+    p_relay.add_argument("--link", default="link", help="the link's name (for logs)")
+    p_relay.add_argument("--route", action="append", required=True, metavar="LISTEN=HOST:PORT",
+                         help="listen on 127.0.0.1:LISTEN, forward to HOST:PORT (repeatable; the routes share the link)")
+    p_relay.add_argument("--rtt", default="0ms", help="round-trip time, half each way (e.g. 80ms)")
+    p_relay.add_argument("--jitter", metavar="DIST:SIGMA", help="e.g. normal:2ms (normal, uniform, pareto)")
+    p_relay.add_argument("--bandwidth", help="cap per direction, shared by the link's connections (e.g. 100mbit)")
+    p_relay.add_argument("--tls", choices=("none", "1.2", "1.3"), default="none",
+                         help="new connections also wait the TLS handshake: 1 RTT (1.3) or 2 (1.2)")
+    p_relay.add_argument("--seed", type=int, help="seed of the jitter samples")
     p_rest = sub.add_parser("rest", help="run the PostgREST-compatible gateway in the foreground")
     p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"), help="PostgreSQL URI (PGRST_DB_URI)")
     p_rest.add_argument(
@@ -44,14 +137,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "rest":
         return _rest(args)
+    if args.command == "relay":
+        return _relay(args)
 
     from .launcher import LauncherError, down, read_env, status, up
+    from .network import NetworkError, resolve
 
     state = Path(os.environ["SANDBOX_DIR"]) if os.environ.get("SANDBOX_DIR") else None
     try:
+        if args.command == "network":
+            return _show_network(args, state)
         if args.command == "up":
             services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
-            env = up(services, state)
+            profile = resolve(args.network, args.network_rtt)
+            env = up(services, state, profile)
             sys.stdout.write("".join(f"{k}={v}\n" for k, v in env.items()))
         elif args.command == "down":
             stopped = down(state)
@@ -66,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("error: the sandbox has not been started (run `python -m sandbox up`)", file=sys.stderr)
                 return 1
             sys.stdout.write("".join(f"{k}={v}\n" for k, v in env.items()))
+    except NetworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except LauncherError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,16 +1,21 @@
 """Start, stop and inspect the sandbox stack (``python -m sandbox up|down|status|env``).
 
 State lives in ``.sandbox/`` at the repository root (``SANDBOX_DIR`` overrides):
-``env`` (dotenv of everything a client needs), ``pg/``, ``keys/`` (secrets,
-generated at first start), ``logs/<service>.log`` and ``<service>.pid``.
-Services run detached and outlive the command; ``up`` is idempotent and
-``down`` stops only processes whose pid files it wrote.
+``env`` (dotenv of everything a client needs), ``network.json`` (the active
+network profile), ``pg/``, ``keys/`` (secrets, generated at first start),
+``logs/<service>.log`` and ``<service>.pid`` (the pid, then a hash of the
+command and environment it was started with).
+Services run detached and outlive the command; ``up`` is idempotent (it restarts
+only what its configuration changed) and ``down`` stops only processes whose pid
+files it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import re
 import signal
@@ -25,6 +30,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import tokens
+from .network import ENV_NAME as NETWORK_ENV
+from .network import Profile, active_profile, load_profile, profile_from_dict, write_active
 from .services import Context, Service, by_name, registry
 
 ENV_ORDER = (
@@ -38,6 +45,7 @@ ENV_ORDER = (
     "CONVEX_ADMIN_KEY",
     "CRM_API_KEY",
     "APP_URL",
+    NETWORK_ENV,
 )
 
 
@@ -116,6 +124,22 @@ def _read_pid(state: Path, name: str) -> int | None:
     return pid
 
 
+def _fingerprint(service: Service, ctx: Context) -> str:
+    """A hash of what the service is started with: a change means a restart."""
+    assert service.argv is not None
+    cwd = service.cwd(ctx) if service.cwd else ctx.root
+    blob = json.dumps([service.argv(ctx), sorted(service.env(ctx).items()), str(cwd)])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _started_with(state: Path, name: str) -> str | None:
+    try:
+        fields = _pidfile(state, name).read_text().split()
+    except OSError:
+        return None
+    return fields[1] if len(fields) > 1 else None
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,8 +151,16 @@ def _port_free(port: int) -> bool:
 
 
 def _healthy(url: str | None, timeout: float = 2.0) -> bool:
+    """2xx from an http(s) URL; for ``tcp://host:port``, a connection accepted."""
     if url is None:
         return True
+    if url.startswith("tcp://"):
+        parts = urlsplit(url)
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=timeout):
+                return True
+        except OSError:
+            return False
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return 200 <= resp.status < 300
@@ -142,7 +174,7 @@ def _running(service: Service, ctx: Context) -> bool:
     return _read_pid(ctx.state_dir, service.name) is not None
 
 
-def _start_process(service: Service, ctx: Context) -> None:
+def _start_process(service: Service, ctx: Context, fingerprint: str = "") -> None:
     assert service.argv is not None
     state = ctx.state_dir
     logs = state / "logs"
@@ -162,7 +194,7 @@ def _start_process(service: Service, ctx: Context) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # detached: survives this command and its terminal
         )
-    _pidfile(state, service.name).write_text(f"{proc.pid}\n")
+    _pidfile(state, service.name).write_text(f"{proc.pid} {fingerprint}".rstrip() + "\n")
     deadline = time.monotonic() + service.startup_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -199,6 +231,9 @@ def _terminate(state: Path, name: str, timeout: float = 10.0) -> None:
 
 
 def _select(names: list[str] | None, ctx: Context) -> list[Service]:
+    """The services to run, in registry order: the named ones (default: all) and what they
+    require, those the configuration enables and the machine can run; then the attached ones
+    (relays) whose every requirement is selected or already running."""
     known = by_name()
     if names:
         unknown = [n for n in names if n not in known]
@@ -208,17 +243,26 @@ def _select(names: list[str] | None, ctx: Context) -> list[Service]:
         for name in list(wanted):  # dependencies first
             wanted.update(known[name].requires)
     else:
-        wanted = set(known)
-    selected = []
+        wanted = {n for n, s in known.items() if not s.attached}
+    chosen: set[str] = set()
     for service in registry():
-        if service.name not in wanted:
+        if service.attached or service.name not in wanted or not service.enabled(ctx):
             continue
         reason = service.available(ctx)
         if reason is not None:
             notice(reason)
             continue
-        selected.append(service)
-    return selected
+        chosen.add(service.name)
+    for service in registry():
+        if not service.attached or not service.enabled(ctx):
+            continue
+        if service.name in wanted or all(r in chosen or _running(known[r], ctx) for r in service.requires):
+            reason = service.available(ctx)
+            if reason is not None:
+                notice(reason)
+                continue
+            chosen.add(service.name)
+    return [s for s in registry() if s.name in chosen]
 
 
 def _ordered(env: dict[str, str]) -> dict[str, str]:
@@ -246,23 +290,49 @@ def read_env(state_dir: Path | None = None) -> dict[str, str]:
     return out
 
 
-def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict[str, str]:
-    """Start (or reuse) the services; returns the env also written to ``<state>/env``."""
+def _network(network: Profile | str | None) -> Profile:
+    return network if isinstance(network, Profile) else load_profile(network)
+
+
+def up(
+    services: list[str] | None = None,
+    state_dir: Path | None = None,
+    network: Profile | str | None = None,
+) -> dict[str, str]:
+    """Start (or reuse) the services; returns the env also written to ``<state>/env``.
+
+    ``network``: a :class:`~sandbox.network.Profile`, a shipped profile's name or a
+    profile file; ``None`` is ``loopback`` (no relays). Each ``up`` sets the network:
+    relays of links the profile no longer delays stop, and running services whose
+    command or environment changed (the app's URLs) restart.
+    """
     state = state_dir_of(state_dir)
+    profile = _network(network)
     with _locked(state):
         ctx = _context(state)
+        ctx.network = profile
         selected = _select(services, ctx)
-        for service in selected:
-            if service.running is not None and service.start is not None:
+        chosen = {s.name for s in selected}
+        for service in registry():  # e.g. a relay the new profile does not need
+            if service.argv is not None and not service.enabled(ctx) and _read_pid(state, service.name) is not None:
+                _terminate(state, service.name)
+        network_file = write_active(state, profile)
+        for service in registry():
+            running = service.argv is not None and _read_pid(state, service.name) is not None
+            if service.name not in chosen and not (running and service.enabled(ctx)):
+                continue
+            if service.name in chosen and service.running is not None and service.start is not None:
                 service.start(ctx)
             ctx.env.update(service.exports(ctx))
             if service.argv is None:
                 continue
-            if _read_pid(state, service.name) is not None and _healthy(service.health_url):
-                if service.prepare is not None and service.prepare_on_reuse:
+            fingerprint = _fingerprint(service, ctx)
+            current = running and _started_with(state, service.name) == fingerprint
+            if current and (service.name not in chosen or _healthy(service.health_url)):
+                if service.name in chosen and service.prepare is not None and service.prepare_on_reuse:
                     service.prepare(ctx)
                 continue
-            _terminate(state, service.name)  # a stale or unhealthy one of ours
+            _terminate(state, service.name)  # stale, unhealthy, or started with another configuration
             for port in service.ports:
                 if not _port_free(port):
                     raise LauncherError(
@@ -271,14 +341,20 @@ def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict
                     )
             if service.prepare is not None:
                 service.prepare(ctx)
-            _start_process(service, ctx)
+            _start_process(service, ctx, fingerprint)
         base = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
         env = {k: ctx.env[k] for k in base}
         for service in registry():
-            if service in selected or (service.argv is not None and _running(service, ctx)):
+            if service in selected or (service.argv is not None and service.enabled(ctx) and _running(service, ctx)):
                 env.update(service.exports(ctx))
+        env[NETWORK_ENV] = str(network_file)
         _write_env(state, env)
         return _ordered(env)
+
+
+def _active(state: Path) -> Profile | None:
+    meta = active_profile(state)
+    return profile_from_dict(meta) if meta is not None else None
 
 
 def down(state_dir: Path | None = None) -> list[str]:
@@ -307,15 +383,17 @@ def down(state_dir: Path | None = None) -> list[str]:
 
 
 def status(state_dir: Path | None = None) -> dict[str, bool]:
-    """Service name -> running and healthy."""
+    """Service name -> running and healthy (the relays: those of the active network profile)."""
     state = state_dir_of(state_dir)
-    ctx = Context(state, {})
+    ctx = Context(state, {}, network=_active(state))
     external = os.environ.get("DATABASE_URL", "")
     if external and _is_loopback_db(external):
         ctx.env["EXTERNAL_DATABASE_URL"] = external
     out: dict[str, bool] = {}
     for service in registry():
         if service.available(ctx) is not None:
+            continue
+        if not service.enabled(ctx) and (service.argv is None or _read_pid(state, service.name) is None):
             continue
         if service.running is not None:
             out[service.name] = state.exists() and service.running(ctx)

@@ -4,7 +4,9 @@
 last install and ``next build`` when the app's sources changed since the last
 build; both are skipped otherwise (stamps hold a hash of their inputs, because
 a build takes a while on two cores). The app reads the sandbox's Supabase and
-Convex values from its environment; the service exports ``APP_URL``.
+Convex values from its environment; the service exports ``APP_URL``. When the
+network profile delays the app's own links (``app-supabase``, ``app-convex``),
+the app's Supabase and Convex URLs point at those links' relays.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .network.links import LINKS
 from .services import Context, Service
 
 HOST = "127.0.0.1"
@@ -140,8 +143,25 @@ def _argv(ctx: Context) -> list[str]:
     return ["node", str(next_bin), "start", "-H", HOST, "-p", str(PORT)]
 
 
+def app_urls(ctx: Context) -> dict[str, str]:
+    """The app's Supabase/Convex URLs: direct, or through the relays of its delayed links."""
+    urls = {}
+    for name in ("app-supabase", "app-convex"):
+        if ctx.network is None or not ctx.network.link(name).relayed:
+            continue
+        for port in LINKS[name].ports:
+            if ctx.env.get(port.env):  # only for a backend that is part of the stack
+                urls[port.env] = port.url
+    return urls
+
+
 def _env(ctx: Context) -> dict[str, str]:
     env = {name: ctx.env[name] for name in APP_ENV if ctx.env.get(name)}
+    # the generator's relays must not leak in: the app's own calls take the app's links
+    for port in (*LINKS["supabase"].ports, *LINKS["convex"].ports):
+        if ctx.env.get(port.env):
+            env[port.env] = port.upstream_url
+    env.update(app_urls(ctx))
     env["NEXT_TELEMETRY_DISABLED"] = "1"
     env["NODE_ENV"] = "production"
     version = node_version()

@@ -15,6 +15,11 @@ on every ``up`` when ``prepare_on_reuse`` (the gateway: migrations);
 ``exports(ctx)`` adds lines to ``<state>/env``; ``available(ctx)`` returns
 ``None`` or the reason the service is skipped. A service with custom
 ``start``/``stop``/``running`` hooks (PostgreSQL) manages its own process.
+``enabled(ctx)`` says whether the stack's configuration includes the service at
+all (the relays: only for the links the network profile delays); an ``attached``
+service starts whenever every service it ``requires`` is part of the stack.
+A running service whose ``argv``/``env`` changed since its start (a new network
+profile, new URLs) is restarted by ``up``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .network.profile import Profile
 from .postgres import Postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +49,7 @@ class Context:
     state_dir: Path
     env: dict[str, str]
     root: Path = ROOT
+    network: Profile | None = None  # the active network profile (None: loopback)
 
     def secret(self, name: str, factory: Callable[[], str] | None = None) -> str:
         """A secret kept in ``<state>/keys/<name>``, generated once."""
@@ -77,6 +84,10 @@ class Service:
     startup_timeout: float = 60.0
     # run prepare() also when `up` finds the service already running (migrations)
     prepare_on_reuse: bool = False
+    # part of this stack's configuration at all (silently left out otherwise)
+    enabled: Callable[[Context], bool] = lambda _ctx: True
+    # started whenever everything in `requires` is part of the stack (the network relays)
+    attached: bool = False
 
 
 # postgres --------------------------------------------------------------------
@@ -225,9 +236,10 @@ CONVEX = Service(
 
 REGISTRY: list[Service] = [POSTGRES, SUPABASE, CONVEX]
 
-# "module:attribute" entries, loaded lazily (see the module docstring).
+# "module:attribute" entries, loaded lazily (see the module docstring); an attribute may be a list of services.
 PLUGINS: list[str] = [
     "sandbox.nextjs:SERVICE",
+    "sandbox.network.service:RELAYS",
 ]
 
 
@@ -239,7 +251,8 @@ def registry() -> list[Service]:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        services.append(getattr(module, attr or "SERVICE"))
+        entry_value = getattr(module, attr or "SERVICE")
+        services.extend(entry_value if isinstance(entry_value, list | tuple) else [entry_value])
     return services
 
 
