@@ -231,9 +231,9 @@ def _terminate(state: Path, name: str, timeout: float = 10.0) -> None:
 
 
 def _select(names: list[str] | None, ctx: Context) -> list[Service]:
-    """The services to run, in registry order: the named ones (default: all) and what they
-    require, those the configuration enables and the machine can run; then the attached ones
-    (relays) whose every requirement is selected or already running."""
+    """The services to run, in registry order: the named ones (default: all but the attached
+    ones) and what they require, among those the configuration enables and the machine can
+    run; then the attached ones (relays) whose services are all selected or already running."""
     known = by_name()
     if names:
         unknown = [n for n in names if n not in known]
@@ -243,10 +243,10 @@ def _select(names: list[str] | None, ctx: Context) -> list[Service]:
         for name in list(wanted):  # dependencies first
             wanted.update(known[name].requires)
     else:
-        wanted = {n for n, s in known.items() if not s.attached}
+        wanted = {n for n, s in known.items() if not s.attached_to}
     chosen: set[str] = set()
     for service in registry():
-        if service.attached or service.name not in wanted or not service.enabled(ctx):
+        if service.name not in wanted or not service.enabled(ctx):
             continue
         reason = service.available(ctx)
         if reason is not None:
@@ -254,9 +254,9 @@ def _select(names: list[str] | None, ctx: Context) -> list[Service]:
             continue
         chosen.add(service.name)
     for service in registry():
-        if not service.attached or not service.enabled(ctx):
+        if not service.attached_to or service.name in chosen or not service.enabled(ctx):
             continue
-        if service.name in wanted or all(r in chosen or _running(known[r], ctx) for r in service.requires):
+        if all(r in chosen or _running(known[r], ctx) for r in service.attached_to):
             reason = service.available(ctx)
             if reason is not None:
                 notice(reason)

@@ -16,8 +16,8 @@ on every ``up`` when ``prepare_on_reuse`` (the gateway: migrations);
 ``None`` or the reason the service is skipped. A service with custom
 ``start``/``stop``/``running`` hooks (PostgreSQL) manages its own process.
 ``enabled(ctx)`` says whether the stack's configuration includes the service at
-all (the relays: only for the links the network profile delays); an ``attached``
-service starts whenever every service it ``requires`` is part of the stack.
+all (the relays: only for the links the network profile delays); a service
+``attached_to`` others starts whenever all of them are part of the stack.
 A running service whose ``argv``/``env`` changed since its start (a new network
 profile, new URLs) is restarted by ``up``.
 """
@@ -86,8 +86,8 @@ class Service:
     prepare_on_reuse: bool = False
     # part of this stack's configuration at all (silently left out otherwise)
     enabled: Callable[[Context], bool] = lambda _ctx: True
-    # started whenever everything in `requires` is part of the stack (the network relays)
-    attached: bool = False
+    # started whenever all of these are part of the stack (the network relays)
+    attached_to: tuple[str, ...] = ()
 
 
 # postgres --------------------------------------------------------------------

@@ -118,4 +118,5 @@ def summary(meta: Mapping[str, Any] | None) -> str:
         if link.get("bandwidth_mbit"):
             text += f" {link['bandwidth_mbit']:g} Mbit/s"
         parts.append(text)
-    return f"{meta.get('name')}: {', '.join(parts)} (RTT; other links direct)"
+    direct = "; other links direct" if len(relayed) < len(LINK_NAMES) else ""
+    return f"{meta.get('name')}: {', '.join(parts)} (RTT{direct})"

@@ -48,10 +48,9 @@ def relay_service(link: Link) -> Service:
         # the last port is bound last: when it accepts, every route does
         health_url=f"tcp://{HOST}:{link.ports[-1].listen}",
         ports=tuple(p.listen for p in link.ports),
-        requires=link.requires,
         exports=exports,
         enabled=lambda ctx: _spec(ctx, link).relayed,
-        attached=True,
+        attached_to=link.requires,
         startup_timeout=15.0,
     )
 
