@@ -46,7 +46,7 @@ def _relay(args: argparse.Namespace) -> int:
     except NetworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve(args.link, spec, routes, args.seed)
+    return serve(args.link, spec, routes, args.seed, priority=not args.normal_priority)
 
 
 def _show_network(args: argparse.Namespace, state: Path | None) -> int:
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p_relay.add_argument("--tls", choices=("none", "1.2", "1.3"), default="none",
                          help="new connections also wait the TLS handshake: 1 RTT (1.3) or 2 (1.2)")
     p_relay.add_argument("--seed", type=int, help="seed of the jitter samples")
+    p_relay.add_argument("--normal-priority", action="store_true",
+                         help="do not ask for real-time scheduling (by default asked for, when permitted, "
+                              "so wake-ups stay on time on a busy machine)")
     p_rest = sub.add_parser("rest", help="run the PostgREST-compatible gateway in the foreground")
     p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"), help="PostgreSQL URI (PGRST_DB_URI)")
     p_rest.add_argument(

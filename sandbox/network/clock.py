@@ -16,6 +16,7 @@ timerfd's clock).
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import ctypes.util
 import heapq
@@ -71,6 +72,8 @@ class Scheduler:
         self._libc = _libc()
         self._fd = -1
         self._handle: asyncio.TimerHandle | None = None
+        # how late callbacks ran (ns), the last 100k: the relay reports it when it stops
+        self.lateness: collections.deque[int] = collections.deque(maxlen=100_000)
         if self._libc is not None:
             fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
             if fd >= 0:
@@ -92,6 +95,13 @@ class Scheduler:
     @property
     def lead_us(self) -> float:
         return self._lead_ns / 1e3
+
+    def lateness_us(self, q: float) -> float | None:
+        """The ``q`` quantile of how late callbacks ran, in microseconds (None before any)."""
+        if not self.lateness:
+            return None
+        ordered = sorted(self.lateness)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e3
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -138,9 +148,11 @@ class Scheduler:
         horizon = time.monotonic_ns() + (self._lead_ns if self.precise else 0)
         while heap and heap[0][0] <= horizon:
             deadline, _, fn, args = heapq.heappop(heap)
+            now = time.monotonic_ns()
             if self.precise:
-                while time.monotonic_ns() < deadline:  # at most the lead: tens of microseconds
-                    pass
+                while now < deadline:  # at most the lead: tens of microseconds
+                    now = time.monotonic_ns()
+            self.lateness.append(now - deadline)
             try:
                 fn(*args)
             except Exception as exc:  # a callback's bug must not stop every other connection

@@ -6,6 +6,10 @@ With RTT R on ``supabase`` and ``convex`` (no jitter), each lookup pays its roun
 path ~ R. The app's own link ``app-supabase`` at RTT A adds ~ 4A to ``api_supabase`` (the
 route's 4 queries) and nothing to ``supabase_rest``; ``app-convex`` stays direct, so
 ``api_convex`` does not move. P50 differences, within 10 %.
+
+Both runs offer the same light load, an open model of 8 lookups/s per target: a closed
+model would send more lookups on loopback (each is faster), and the busier machine would
+queue there, blurring the difference.
 """
 
 from __future__ import annotations
@@ -52,16 +56,16 @@ def _p50s(state: Path, services: list[str], workload: Path, tmp: Path, network: 
     targets = DIRECT + API
     prefix = tmp / "run"
     p = run_locust(
-        ["-f", AI_CONTEXT, "--headless", "-u", str(2 * len(targets)), "-r", "50", "-t", "10s", "--csv", str(prefix),
+        ["-f", AI_CONTEXT, "--headless", "-u", str(3 * len(targets)), "-r", "50", "-t", "12s", "--csv", str(prefix),
          "--json-file", str(tmp / "final"), "--warmup", "2", "--targets", *targets, "--write-weight", "0",
-         "--unknown-weight", "0"],
+         "--unknown-weight", "0", "--open-rate", "8"],
         {**env, "SANDBOX_DIR": str(state)}, tmp, timeout=120,
     )
     assert p.returncode in (0, 10, 11), p.stderr[-3000:]
     failed = {k: v for k, v in final_counts(tmp / "final.json").items() if v[1]}
     assert not failed, (failed, p.stderr[-2000:])
     _, entries = read_hdr(Path(f"{prefix}_hdr.json"))
-    p50 = {e.name: e.dist.quantile(0.5) for e in entries if e.type == "lookup" and e.step is None}
+    p50 = {e.name: e.distribution.quantile(0.5) for e in entries if e.type == "lookup" and e.step is None}
     assert set(p50) == set(targets), p50
     return p50
 
@@ -80,6 +84,7 @@ def test_each_round_trip_pays_the_link_rtt(stack: tuple[Path, list[str], Path], 
     expected = {"supabase_rest": 4 * R_MS, "supabase_nested": R_MS, "supabase_rpc": R_MS, "convex_http": R_MS,
                 "convex_query": R_MS, "api_supabase": 4 * A_MS}
     report = {t: (round(base[t], 2), round(wan[t], 2), round(added[t], 2)) for t in base}
+    print("P50 loopback, P50 with RTTs, added (ms):", report)
     for target, want in expected.items():
         assert abs(added[target] - want) <= TOLERANCE * want, (target, want, report)
     # the app's Convex link is direct: the route does not move (a few ms of machine noise allowed)

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from sandbox import network
-from sandbox.network import LINK_NAMES, NetworkError, Profile, active_profile, profile_from_dict, resolve, summary
+from sandbox.network import (
+    LINK_NAMES,
+    NetworkError,
+    Profile,
+    active_profile,
+    profile_from_dict,
+    resolve,
+    summary,
+)
 from sandbox.network.profile import parse_bandwidth, parse_duration, parse_rtt_overrides, read_profile_file
 from tests.sandbox.network_helpers import ROOT
 
@@ -103,7 +111,7 @@ def test_a_bad_profile_is_one_line_naming_file_and_key(tmp_path: Path, text: str
 
 
 def test_unknown_profile_names_the_shipped_ones(tmp_path: Path) -> None:
-    with pytest.raises(NetworkError, match="shipped: .*spike"):
+    with pytest.raises(NetworkError, match=r"shipped: .*spike"):
         resolve("moon")
     with pytest.raises(NetworkError, match="no such file"):
         resolve(str(tmp_path / "missing.toml"))
