@@ -7,12 +7,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NPM ?= npm
 
+# The sandbox's network (docs/network.md): a profile (loopback, same-region,
+# cross-region-us, asia-us, spike, or a .toml/.json file) and RTT overrides
+# (`NETWORK_RTT=supabase=80ms,convex=20ms`), for demo, ui and swarm.
+NETWORK ?=
+NETWORK_RTT ?=
+SANDBOX_UP_ARGS = $(if $(NETWORK),--network $(NETWORK)) $(if $(NETWORK_RTT),--network-rtt $(NETWORK_RTT))
+
 # Load settings (override on the command line: `make demo DEMO_DURATION=120`).
 LOCUSTFILE ?= locustfiles/ai_context.py
 DEMO_CONTACTS ?= 2000
 DEMO_DURATION ?= 60
-DEMO_USERS ?= 14
-DEMO_SPAWN_RATE ?= 7
+# With a NETWORK, users mostly wait on the links: a closed model of 14 users would
+# collect too few lookups for a verdict, so the demo offers a fixed rate instead
+# (open model: DEMO_OPEN_RATE lookups/s per target, enough users for ~1 s lookups).
+DEMO_OPEN_RATE ?= $(if $(NETWORK)$(NETWORK_RTT),20,)
+DEMO_USERS ?= $(if $(DEMO_OPEN_RATE),140,14)
+DEMO_SPAWN_RATE ?= $(if $(DEMO_OPEN_RATE),70,7)
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
@@ -23,8 +34,8 @@ WORKERS ?= 2
 # The settings file for run/ui/swarm against real deployments.
 ENV_FILE ?= .env
 # ui/swarm: `sandbox` (the local stack) or `env` (the deployments named in ENV_FILE);
-# default: ENV_FILE when it exists.
-AGAINST ?= $(if $(wildcard $(ENV_FILE)),env,sandbox)
+# default: the sandbox when a NETWORK is given, else ENV_FILE when it exists.
+AGAINST ?= $(if $(NETWORK)$(NETWORK_RTT),sandbox,$(if $(wildcard $(ENV_FILE)),env,sandbox))
 CHROMIUM ?= /usr/bin/chromium
 # Exports the running sandbox's env into the recipe's shell (values may hold
 # shell metacharacters, so they are quoted rather than sourced).
@@ -46,6 +57,8 @@ DEMO_RUNS ?= $(RUNS)
 help:
 	@echo "make demo    - start the sandbox, seed, migrate, load-test every target, print the decision"
 	@echo "               (DEMO_CONTACTS=$(DEMO_CONTACTS) DEMO_DURATION=$(DEMO_DURATION)s DEMO_USERS=$(DEMO_USERS))"
+	@echo "               NETWORK=spike (or same-region, cross-region-us, asia-us, a profile file) puts"
+	@echo "               real-world latency on the sandbox's links, also for ui/swarm; docs/network.md"
 	@echo "make test    - install everything and run the test suites"
 	@echo "make ui      - Locust web UI on http://127.0.0.1:8089 (AGAINST=sandbox|env, now: $(AGAINST))"
 	@echo "make swarm   - headless run, master + WORKERS=$(WORKERS) workers (AGAINST=sandbox|env, now: $(AGAINST))"
@@ -116,7 +129,7 @@ lint: venv
 # --------------------------------------------------------------------------- sandbox + seed
 
 sandbox-up: venv node nextjs-deps
-	$(PY) -m sandbox up > /dev/null
+	$(PY) -m sandbox up $(SANDBOX_UP_ARGS) > /dev/null
 
 sandbox-down:
 	@if [ -x $(PY) ]; then $(PY) -m sandbox down; fi
@@ -147,8 +160,8 @@ demo-run:
 	out="$(DEMO_OUT)"; out="$${out:-reports/out/demo-$$stamp}"; \
 	run="$(DEMO_RUNS)/demo-$$stamp"; mkdir -p "$$run"; \
 	if [ "$(DEMO_KEEP_SANDBOX)" != 1 ]; then trap 'echo "== stopping the sandbox"; env -u DATABASE_URL $(PY) -m sandbox down || true' EXIT; fi; \
-	echo "== starting the sandbox (PostgreSQL, Supabase-compatible gateway, Convex runtime, Next.js)"; \
-	$(PY) -m sandbox up > /dev/null; \
+	echo "== starting the sandbox (PostgreSQL, Supabase-compatible gateway, Convex runtime, Next.js)$(if $(NETWORK)$(NETWORK_RTT), network: $(strip $(NETWORK) $(NETWORK_RTT)))"; \
+	$(PY) -m sandbox up $(SANDBOX_UP_ARGS) > /dev/null; \
 	$(LOAD_SANDBOX_ENV); \
 	targets="supabase_rest supabase_nested supabase_rpc"; \
 	if [ -n "$${CONVEX_URL:-}" ]; then targets="$$targets convex_http convex_query"; \
@@ -159,9 +172,9 @@ demo-run:
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
 	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \
 	$(PY) -m seed -q workload --out "$$run/workload.json"; \
-	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
+	echo "== load test: $$targets; $(DEMO_USERS) users$(if $(DEMO_OPEN_RATE), offering $(DEMO_OPEN_RATE) lookups/s per target), $(DEMO_DURATION) s"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
-		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s \
+		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s $(if $(DEMO_OPEN_RATE),--open-rate $(DEMO_OPEN_RATE)) \
 		--csv "$$run/run" --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
 		--targets $$targets --no-verdict-exit-code > "$$run/locust.log" 2>&1 || rc=$$?; \
 	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then \
@@ -182,10 +195,11 @@ demo-run:
 
 # ENV_SETUP: the shell lines that point the settings at the sandbox or at .env.
 ifeq ($(AGAINST),sandbox)
-ENV_SETUP = $(PY) -m sandbox up > /dev/null && $(LOAD_SANDBOX_ENV) && \
+ENV_SETUP = $(PY) -m sandbox up $(SANDBOX_UP_ARGS) > /dev/null && $(LOAD_SANDBOX_ENV) && \
 	{ { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed -q workload --out $(WORKLOAD) 2>/dev/null; } || $(MAKE) --no-print-directory sandbox-seed; }
 else
-ENV_SETUP = $(MAKE) --no-print-directory check-dotenv && export ENV_FILE="$(ENV_FILE)" && \
+ENV_SETUP = $(if $(NETWORK)$(NETWORK_RTT),{ echo "error: NETWORK/NETWORK_RTT apply to the sandbox; drop them or use AGAINST=sandbox" >&2; exit 2; } && )\
+	$(MAKE) --no-print-directory check-dotenv && export ENV_FILE="$(ENV_FILE)" && \
 	{ test -f $(WORKLOAD) || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD); }; }
 endif
 

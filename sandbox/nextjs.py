@@ -138,9 +138,15 @@ def _prepare(ctx: Context) -> None:
     build(app, log)
 
 
-def _argv(ctx: Context) -> list[str]:
+def _argv(ctx: Context, port: int = PORT) -> list[str]:
     next_bin = app_dir(ctx) / "node_modules" / "next" / "dist" / "bin" / "next"
-    return ["node", str(next_bin), "start", "-H", HOST, "-p", str(PORT)]
+    return ["node", str(next_bin), "start", "-H", HOST, "-p", str(port)]
+
+
+def server_command(ctx: Context, port: int = PORT) -> tuple[list[str], dict[str, str]]:
+    """``next start`` of the built app on ``port`` and the environment entries it runs with
+    (the service's own command; a second server beside it, e.g. the same app with other URLs)."""
+    return _argv(ctx, port), _env(ctx)
 
 
 def app_urls(ctx: Context) -> dict[str, str]:
