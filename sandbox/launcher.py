@@ -3,8 +3,8 @@
 State lives in ``.sandbox/`` at the repository root (``SANDBOX_DIR`` overrides):
 ``env`` (dotenv of everything a client needs), ``network.json`` (the active
 network profile), ``pg/``, ``keys/`` (secrets, generated at first start),
-``logs/<service>.log`` and ``<service>.pid`` (the pid, then a hash of the
-command and environment it was started with).
+``logs/<service>.log``, ``<service>.pid`` and ``<service>.started`` (a hash of
+the command and environment it was started with).
 Services run detached and outlive the command; ``up`` is idempotent (it restarts
 only what its configuration changed) and ``down`` stops only processes whose pid
 files it wrote.
@@ -134,10 +134,9 @@ def _fingerprint(service: Service, ctx: Context) -> str:
 
 def _started_with(state: Path, name: str) -> str | None:
     try:
-        fields = _pidfile(state, name).read_text().split()
+        return (state / f"{name}.started").read_text().strip() or None
     except OSError:
         return None
-    return fields[1] if len(fields) > 1 else None
 
 
 def _port_free(port: int) -> bool:
@@ -194,7 +193,8 @@ def _start_process(service: Service, ctx: Context, fingerprint: str = "") -> Non
             stderr=subprocess.STDOUT,
             start_new_session=True,  # detached: survives this command and its terminal
         )
-    _pidfile(state, service.name).write_text(f"{proc.pid} {fingerprint}".rstrip() + "\n")
+    _pidfile(state, service.name).write_text(f"{proc.pid}\n")
+    (state / f"{service.name}.started").write_text(f"{fingerprint}\n")
     deadline = time.monotonic() + service.startup_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -228,6 +228,7 @@ def _terminate(state: Path, name: str, timeout: float = 10.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
     _pidfile(state, name).unlink(missing_ok=True)
+    (state / f"{name}.started").unlink(missing_ok=True)
 
 
 def _select(names: list[str] | None, ctx: Context) -> list[Service]:
@@ -379,6 +380,7 @@ def down(state_dir: Path | None = None) -> list[str]:
                 stopped.append(service.name)
             else:
                 _pidfile(state, service.name).unlink(missing_ok=True)
+                (state / f"{service.name}.started").unlink(missing_ok=True)
     return stopped
 
 
