@@ -19,11 +19,12 @@ LOCUSTFILE ?= locustfiles/ai_context.py
 DEMO_CONTACTS ?= 2000
 DEMO_DURATION ?= 60
 # With a NETWORK, users mostly wait on the links: a closed model of 14 users would
-# collect too few lookups for a verdict, so the demo offers a fixed rate instead
-# (open model: DEMO_OPEN_RATE lookups/s per target, enough users for ~1 s lookups).
-DEMO_OPEN_RATE ?= $(if $(NETWORK)$(NETWORK_RTT),20,)
-DEMO_USERS ?= $(if $(DEMO_OPEN_RATE),140,14)
-DEMO_SPAWN_RATE ?= $(if $(DEMO_OPEN_RATE),70,7)
+# collect too few lookups for a verdict (1000 per target), so the demo offers a fixed
+# rate instead (open model: DEMO_OPEN_RATE lookups/s per target, 90 % of them known
+# phones; 50 users per target keep 25 lookups/s of up to ~2 s each going).
+DEMO_OPEN_RATE ?= $(if $(NETWORK)$(NETWORK_RTT),25,)
+DEMO_USERS ?= $(if $(DEMO_OPEN_RATE),350,14)
+DEMO_SPAWN_RATE ?= $(if $(DEMO_OPEN_RATE),175,7)
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=

@@ -254,7 +254,7 @@ async def run(args: argparse.Namespace) -> Results:
         for proc in (*delayed.values(), zero, backend):
             proc.stop()
     for rtt, proc in delayed.items():
-        m = re.search(r"late by (p50 \S+ us, p99 \S+ us)", proc.log)
+        m = re.search(r"\): (p1 \S+ us, p50 \S+ us, p99 \S+ us)", proc.log)
         res.lateness[f"{rtt:g} ms"] = m.group(1) if m else "-"
     return res
 
@@ -277,7 +277,8 @@ def tables(res: Results) -> str:
     lines += ["", "| RTT | load | requests | error p50 ms | error p95 ms |", "|---:|---|---:|---:|---:|"]
     for a in res.accuracy:
         lines.append(f"| {a['rtt']:g} ms | {a['load']} | {a['n']} | {a['p50']:+.3f} | {a['p95']:+.3f} |")
-    lines += ["", "Relay's own view, deliveries late by: " + "; ".join(f"{k}: {v}" for k, v in res.lateness.items())]
+    lines += ["", "The relays' own view, each delivery's time minus its deadline: "
+              + "; ".join(f"{k}: {v}" for k, v in res.lateness.items())]
     return "\n".join(lines)
 
 

@@ -5,8 +5,11 @@ its timeout in whole milliseconds, so ``loop.call_at`` fires up to a millisecond
 late (or, with uvloop's rounding, early). A relay that plants a delay "within
 0.2 ms" cannot use them. On Linux this scheduler arms one ``timerfd`` (CLOCK_MONOTONIC,
 absolute, nanosecond resolution) at the earliest deadline, slightly ahead of it
-by the process's measured wake-up latency, and spins the last few microseconds
-inside the callback; the loop watches the fd like any socket. Elsewhere it falls
+by the process's measured wake-up latency (at most 100 us), and spins the last
+few microseconds inside the callback; the loop watches the fd like any socket.
+The spinning has a budget of 2 % of a core: beyond it (a very busy relay), a
+callback due within the lead runs when the process wakes, up to 100 us early,
+rather than burning the CPU the rest of the machine needs. Elsewhere it falls
 back to ``loop.call_at`` (millisecond accuracy, said at start).
 
 Deadlines are ``time.monotonic_ns()`` values (CLOCK_MONOTONIC on Linux, the
@@ -34,9 +37,11 @@ _TFD_TIMER_ABSTIME = 1
 _PR_SET_TIMERSLACK = 29
 
 # Bounds of the wake-up lead: the scheduler wakes this much before a deadline and spins the rest.
-MIN_LEAD_NS = 20_000
-MAX_LEAD_NS = 500_000
-INITIAL_LEAD_NS = 150_000
+MIN_LEAD_NS = 10_000
+MAX_LEAD_NS = 100_000
+INITIAL_LEAD_NS = 50_000
+# Busy-waiting allowed, as a share of one core (a token bucket holding at most this much of a second).
+SPIN_SHARE = 0.02
 
 
 class _Timespec(ctypes.Structure):
@@ -69,6 +74,9 @@ class Scheduler:
         self._armed_ns: int | None = None  # when the timer is set to fire (deadline - lead)
         self._lead_ns = INITIAL_LEAD_NS
         self._late_ewma_ns = INITIAL_LEAD_NS / 2
+        self._spin_tokens_ns = SPIN_SHARE * 1e9
+        self._spin_refill_at = time.monotonic_ns()
+        self.spun_ns = 0  # total busy-waiting, for the relay's report
         self._libc = _libc()
         self._fd = -1
         self._handle: asyncio.TimerHandle | None = None
@@ -138,20 +146,26 @@ class Scheduler:
             # learn this process's wake-up latency; wake that much (and a margin) before deadlines
             late = now - self._armed_ns
             self._late_ewma_ns += (late - self._late_ewma_ns) / 16
-            self._lead_ns = int(min(MAX_LEAD_NS, max(MIN_LEAD_NS, 2 * self._late_ewma_ns + 10_000)))
+            self._lead_ns = int(min(MAX_LEAD_NS, max(MIN_LEAD_NS, self._late_ewma_ns + 10_000)))
         self._run_due()
 
     def _run_due(self) -> None:
         self._armed_ns = None
         self._handle = None
         heap = self._heap
-        horizon = time.monotonic_ns() + (self._lead_ns if self.precise else 0)
+        now = time.monotonic_ns()
+        horizon = now + (self._lead_ns if self.precise else 0)
+        self._spin_tokens_ns = min(SPIN_SHARE * 1e9, self._spin_tokens_ns + (now - self._spin_refill_at) * SPIN_SHARE)
+        self._spin_refill_at = now
         while heap and heap[0][0] <= horizon:
             deadline, _, fn, args = heapq.heappop(heap)
             now = time.monotonic_ns()
-            if self.precise:
+            if now < deadline and self._spin_tokens_ns > 0:
+                start = now
                 while now < deadline:  # at most the lead: tens of microseconds
                     now = time.monotonic_ns()
+                self._spin_tokens_ns -= now - start
+                self.spun_ns += now - start
             self.lateness.append(now - deadline)
             try:
                 fn(*args)

@@ -433,11 +433,12 @@ def serve(name: str, spec: LinkSpec, routes: list[Route], seed: int | None = Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        late = [relay.scheduler.lateness_us(q) for q in (0.5, 0.99)]
-        count = len(relay.scheduler.lateness)
+        sched = relay.scheduler
+        late = [sched.lateness_us(q) for q in (0.01, 0.5, 0.99)]
+        count, spun = len(sched.lateness), sched.spun_ns / 1e6
         await relay.stop()
-        accuracy = (f"; deliveries late by p50 {late[0]:.0f} us, p99 {late[1]:.0f} us (last {count})"
-                    if late[0] is not None else "")
+        accuracy = (f"; deliveries vs their deadlines (last {count}): p1 {late[0]:+.0f} us, p50 {late[1]:+.0f} us, "
+                    f"p99 {late[2]:+.0f} us; busy-waited {spun:.0f} ms in all" if late[0] is not None else "")
         log(f"relay {name}: stopped after {relay.accepted} connections ({relay.failed} could not reach the backend)"
             f"{accuracy}")
         return 0
