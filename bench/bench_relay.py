@@ -237,7 +237,7 @@ async def run(args: argparse.Namespace) -> Results:
             })
 
         # accuracy, one connection
-        for rtt, rounds, per_slice in ((1.0, 8, 50), (20.0, 6, 25), (100.0, 4, 10)):
+        for rtt, rounds, per_slice in ((1.0, 8, 50), (20.0, 8, 25), (100.0, 6, 10)):
             got = await sequential({"zero": zero.port, "delayed": delayed[rtt].port}, per_slice, rounds)
             base = statistics.median(got["zero"])
             errors = [t - rtt - base for t in got["delayed"]]
@@ -307,7 +307,13 @@ def write_docs(text: str, command: str, load: tuple[float, float]) -> None:
         f"Command: `{command}`  \n"
         f"Machine: {machine()}; load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} "
         "(a shared machine: absolute numbers move with the background load).\n\n"
-        f"{text}\n"
+        f"{text}\n\n"
+        "Reading: the relay's own deliveries land within tens of microseconds of their deadlines (the "
+        "timerfd, a wake-up lead of at most 100 us and a bounded busy-wait); what the client sees on top, "
+        "the error column, is mostly the client and the backend waking up after sleeping through the "
+        "delay, which grows with the machine's background load. Each relayed request costs the relay "
+        "tens of microseconds of CPU, so one relay carries thousands of requests per second, far above "
+        "the demo's ~200 lookups/s (about 600 requests/s over all links).\n"
     )
     if header in current:
         start = current.index(header)
