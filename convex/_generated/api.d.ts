@@ -13,6 +13,7 @@ import type * as http from "../http.js";
 import type * as lib_auth from "../lib/auth.js";
 import type * as lib_fingerprint from "../lib/fingerprint.js";
 import type * as lib_lookup from "../lib/lookup.js";
+import type * as loadtest from "../loadtest.js";
 import type * as messages from "../messages.js";
 import type * as migrate from "../migrate.js";
 
@@ -28,6 +29,7 @@ declare const fullApi: ApiFromModules<{
   "lib/auth": typeof lib_auth;
   "lib/fingerprint": typeof lib_fingerprint;
   "lib/lookup": typeof lib_lookup;
+  loadtest: typeof loadtest;
   messages: typeof messages;
   migrate: typeof migrate;
 }>;

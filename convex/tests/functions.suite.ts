@@ -352,4 +352,101 @@ export function functionSuite(makeBackend: () => Promise<Backend>) {
       await expectConvexError(b.admin.mutation(internal.migrate.clearTable, { table: "messages", batchSize: 0 }), { code: "BadRequest" });
     });
   });
+
+  describe("load-test rows", () => {
+    // Two writes through the load tests' write path, to C1's newest conversation (V2).
+    async function written(): Promise<Backend> {
+      const b = await loaded();
+      for (const content of ["loadtest 0123456789ab", "loadtest ba9876543210"]) {
+        const response = await b.fetch("/messages/outbound", {
+          method: "POST",
+          headers: { "x-api-key": b.crmApiKey, "content-type": "application/json" },
+          body: JSON.stringify({ workspaceId: W1, phone: PHONE, content }),
+        });
+        expect(response.status).toBe(201);
+      }
+      return b;
+    }
+    // V2 as the seed's rule gives it without the writes: its newest other message, "message 24".
+    const restoredConversations = conversations.map((c) =>
+      c.supabaseId === V2 ? { ...c, lastMessageAt: T0 + 10_000 + 24 * 1000, lastMessagePreview: "message 24" } : c,
+    );
+
+    test("tableDigestWithoutLoadtest sees the tables as if the writes had not happened", async () => {
+      const b = await written();
+      const raw = await b.admin.query(internal.migrate.tableDigest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(raw.count).toBe(messages.length + 2);
+      const msgs = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(msgs).toMatchObject({ count: messages.length, digest: referenceDigest(messages), skipped: 2, touched: [], isDone: true });
+      const convs = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs).toMatchObject({
+        count: conversations.length, digest: referenceDigest(restoredConversations), skipped: 0, touched: [V2], isDone: true,
+      });
+      const notesDigest = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "contactNotes", cursor: null, numItems: 3 });
+      expect(notesDigest).toMatchObject({ count: 3, skipped: 0, touched: [], isDone: false });
+    });
+
+    test("countRows counts one workspace's rows page by page, loadtest messages left out", async () => {
+      const b = await written();
+      async function count(table: string, workspaceIds: string[], numItems = 8192): Promise<number> {
+        let cursor: string | null = null;
+        let total = 0;
+        for (let pages = 0; pages < 50; pages++) {
+          const page: any = await b.admin.query(internal.migrate.countRows, { table: table as any, workspaceIds, cursor, numItems });
+          total += page.count;
+          if (page.isDone) return total;
+          cursor = page.cursor;
+        }
+        throw new Error("countRows never finished");
+      }
+      expect(await count("workspaces", [W1, W2, uuid(0xdead)])).toBe(2);
+      expect(await count("contacts", [W1])).toBe(2);
+      expect(await count("contacts", [W2])).toBe(1);
+      expect(await count("contacts", [W1, W2], 1)).toBe(3);
+      expect(await count("messages", [W1], 5)).toBe(messages.length);
+      expect(await count("messages", [W2])).toBe(0);
+      expect(await count("workspaceMembers", [W2])).toBe(1);
+      expect(await count("contactNotes", [uuid(0xdead)])).toBe(0);
+      await expectConvexError(
+        b.admin.query(internal.migrate.countRows, { table: "contacts", workspaceIds: [W1], cursor: null, numItems: 0 }),
+        { code: "BadRequest" },
+      );
+    });
+
+    test("cleanupPage deletes the loadtest messages and restores their conversations; a rerun changes nothing", async () => {
+      const b = await written();
+      let cursor: string | null = null;
+      let deleted = 0;
+      let restored = 0;
+      for (let pages = 0; pages < 50; pages++) {
+        const page: any = await b.admin.mutation(internal.loadtest.cleanupPage, { cursor, numItems: 4 });
+        deleted += page.deleted;
+        restored += page.restored;
+        if (page.isDone) break;
+        cursor = page.cursor;
+      }
+      expect({ deleted, restored }).toEqual({ deleted: 2, restored: 1 });
+      const msgs = await b.admin.query(internal.migrate.tableDigest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(msgs).toMatchObject({ count: messages.length, digest: referenceDigest(messages) });
+      const convs = await b.admin.query(internal.migrate.tableDigest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs).toMatchObject({ count: conversations.length, digest: referenceDigest(restoredConversations) });
+      expect(await b.admin.mutation(internal.loadtest.cleanupPage, { cursor: null, numItems: 4000 })).toMatchObject({
+        deleted: 0, restored: 0, isDone: true,
+      });
+      expect(await b.admin.mutation(internal.loadtest.restoreConversationsPage, { cursor: null })).toMatchObject({
+        restored: 0, isDone: true,
+      });
+    });
+
+    test("restoreConversationsPage repairs a conversation whose loadtest messages are already gone", async () => {
+      const b = await written();
+      await b.admin.mutation(internal.migrate.clearTable, { table: "messages", batchSize: 4000 });
+      await b.admin.mutation(internal.migrate.upsertMessages, { rows: messages });
+      expect(await b.admin.mutation(internal.loadtest.restoreConversationsPage, { cursor: null })).toMatchObject({
+        restored: 1, isDone: true,
+      });
+      const convs = await b.admin.query(internal.migrate.tableDigest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs.digest).toBe(referenceDigest(restoredConversations));
+    });
+  });
 }
