@@ -19,6 +19,10 @@ DEMO_KEEP_SANDBOX ?=
 RUN_DURATION ?= 120
 RUN_USERS ?= 21
 RUN_SPAWN_RATE ?= 5
+RUN_WARMUP ?= 10
+# VERBOSE=1: Locust's periodic stats table during run/swarm (otherwise only the final summary)
+VERBOSE ?=
+QUIET_STATS = $(if $(filter 1,$(VERBOSE)),,--only-summary)
 WORKERS ?= 2
 # The settings file for run/ui/swarm against real deployments.
 ENV_FILE ?= .env
@@ -49,7 +53,7 @@ help:
 	@echo "make test    - install everything and run the test suites"
 	@echo "make ui      - Locust web UI on http://127.0.0.1:8089 (AGAINST=sandbox|env, now: $(AGAINST))"
 	@echo "make swarm   - headless run, master + WORKERS=$(WORKERS) workers (AGAINST=sandbox|env, now: $(AGAINST))"
-	@echo "make run     - headless run against the deployments in .env, then the decision table"
+	@echo "make run     - headless run against the deployments in .env, then the decision table (VERBOSE=1: live stats)"
 	@echo "make lint    - ruff + mypy"
 
 check-tools:
@@ -159,13 +163,15 @@ demo-run:
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
 	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \
 	$(PY) -m seed -q workload --out "$$run/workload.json"; \
-	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s"; \
+	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s (the first $(DEMO_WARMUP) s are warm-up, left out of the decision)"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
 		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s \
 		--csv "$$run/run" --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
 		--targets $$targets --no-verdict-exit-code > "$$run/locust.log" 2>&1 || rc=$$?; \
 	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then \
 		echo "note: some requests failed (Locust exit 1); the report weighs them; details: $$run/locust.log"; \
+	elif [ $$rc -eq 2 ]; then grep '^error:' "$$run/locust.log" >&2 || tail -n 5 "$$run/locust.log" >&2; rm -rf "$$run"; \
+		echo "error: the run did not start (exit 2): nothing was measured" >&2; exit 2; \
 	elif [ $$rc -ne 0 ]; then tail -n 20 "$$run/locust.log" >&2; echo "error: the load test failed (exit $$rc); log: $$run/locust.log" >&2; exit $$rc; fi; \
 	if [ -z "$${CONVEX_URL:-}" ]; then \
 		echo "== no decision: it needs a Convex target; the lookups measured (ms):"; \
@@ -173,8 +179,9 @@ demo-run:
 		exit 0; \
 	fi; \
 	echo "== decision"; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" --strict || rc=$$?; \
+	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see the failures in $$out/decision.md)" >&2; exit 3;; \
+		*) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
 	echo "Sandbox numbers exercise the method on this machine; they are not a verdict on hosted Supabase or Convex."; \
 	echo "== demo finished in $$(( $$(date +%s) - started )) s; report: $$out/report.html"
 
@@ -194,6 +201,17 @@ ui: venv node nextjs-deps
 	echo "Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)" && \
 	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload $(WORKLOAD)
 
+# After a headless Locust run ($$rc, $$run set): exit 1 with stats is a run with failed requests
+# (the report weighs them); exit 2 is a run that never started (its folder is removed); then
+# the decision, where exit 3 is a run that cannot decide (a failing target, data that differs).
+AFTER_RUN = if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
+	elif [ $$rc -eq 2 ]; then rm -rf "$$run"; echo "error: the run did not start (exit 2): nothing was measured" >&2; exit 2; \
+	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); files in $$run/" >&2; exit $$rc; fi; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/$$(basename "$$run")" --strict || rc=$$?; \
+	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see reports/out/$$(basename "$$run")/decision.md)" >&2; exit 3;; \
+		*) exit $$rc;; esac
+WARMUP_NOTE = echo "== load test: $(RUN_USERS) users, $(RUN_DURATION) s; the first $(RUN_WARMUP) s are warm-up, left out of the decision"
+
 swarm: venv node nextjs-deps
 	@set -euo pipefail; $(ENV_SETUP); \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/swarm-$$stamp"; mkdir -p "$$run"; \
@@ -201,24 +219,21 @@ swarm: venv node nextjs-deps
 	for i in $$(seq 1 $(WORKERS)); do \
 		$(PY) -m locust -f $(LOCUSTFILE) --worker --master-host 127.0.0.1 > "$$run/worker-$$i.log" 2>&1 & pids+=($$!); \
 	done; \
+	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --master --master-bind-host 127.0.0.1 --headless --expect-workers $(WORKERS) \
 		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload $(WORKLOAD) \
-		--no-verdict-exit-code || rc=$$?; \
-	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
-	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); worker logs in $$run/" >&2; exit $$rc; fi; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/swarm-$$stamp" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
+		--warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
+	kill $${pids[@]} 2>/dev/null || true; wait 2>/dev/null || true; \
+	$(AFTER_RUN)
 
 run: venv check-dotenv
 	@set -euo pipefail; export ENV_FILE="$(ENV_FILE)"; \
 	test -f $(WORKLOAD) || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD); }; \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/run-$$stamp"; mkdir -p "$$run"; \
+	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
-		--csv "$$run/run" --workload $(WORKLOAD) --no-verdict-exit-code || rc=$$?; \
-	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
-	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/run-$$stamp" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
+		--csv "$$run/run" --workload $(WORKLOAD) --warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
+	$(AFTER_RUN)
 
 clean:
 	rm -rf $(VENV) node_modules nextjs/node_modules nextjs/.next

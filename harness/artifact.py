@@ -1,4 +1,4 @@
-"""The HDR artifact ``PREFIX_hdr.json`` (format ``crm-latency-hdr/1``, docs/formats.md)."""
+"""The HDR artifact ``PREFIX_hdr.json`` (format ``crm-latency-hdr/2``, docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from harness import targets as T
 if TYPE_CHECKING:
     from harness.runtime import Harness
 
-FORMAT = "crm-latency-hdr/1"
+FORMAT = "crm-latency-hdr/2"
 
 
 def _iso(dt: Any) -> str | None:
@@ -50,6 +50,9 @@ def document(h: Harness) -> dict[str, Any]:
             "steps": list(h.steps),
             "workers": h.worker_count,
             "open_model": h.pacer_summary() if o.open_rate else None,
+            # what was checked before the first user started (docs/formats.md)
+            "preflight": h.preflight or {"status": "not run"},
+            "data_parity": h.data_parity or {"status": "not checked", "reason": "not run"},
             "hdr": {"unit": "us", "lowest": 1, "highest": 3_600_000_000, "significant_digits": 3},
         },
         # transactions ("lookup", "lookup-miss", "write" / "<target>") and HTTP calls ("GET" / "<target> <what>")

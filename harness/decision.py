@@ -27,8 +27,20 @@ def compute(h: Harness) -> dict[str, Decision]:
         if e is None:
             continue
         rps = e.count / elapsed if elapsed else None
-        stats[t] = target_from_histogram(t, e.hist, failures=e.failures, rps=rps)
-    return decide_all(stats, thresholds(h))
+        others = [o for rtype in ("lookup-miss", "write") if (o := h.recorder.get(rtype, t)) is not None]
+        stats[t] = target_from_histogram(
+            t, e.hist, failures=e.failures, rps=rps,
+            other_requests=sum(o.count + o.failures for o in others), other_failures=sum(o.failures for o in others),
+        )
+    return decide_all(stats, thresholds(h), run_problems(h))
+
+
+def run_problems(h: Harness) -> list[str]:
+    """What was found before the run that forbids a GO or OPTIMISE SUPABASE verdict."""
+    parity = h.data_parity or {}
+    if parity.get("status") == "mismatch":
+        return ["data differs between Supabase and Convex (run with --allow-data-mismatch)"]
+    return []
 
 
 def exit_code(decisions: dict[str, Decision], targets: tuple[str, ...]) -> int:

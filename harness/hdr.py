@@ -42,6 +42,7 @@ class Entry:
     min_us: int | None = None
     max_us: int | None = None
     round_trips: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)  # HTTP status per call (0: no response)
 
     @property
     def count(self) -> int:
@@ -63,6 +64,7 @@ class Entry:
                 self.min_us = v if self.min_us is None else min(self.min_us, v)
                 self.max_us = v if self.max_us is None else max(self.max_us, v)
         self.round_trips.update(other.round_trips)
+        self.statuses.update(other.statuses)
 
     def encode(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class Entry:
             "max": self.max_us,
             "hdr": self.hist.encode().decode("ascii"),
             "round_trips": {str(k): v for k, v in sorted(self.round_trips.items())},
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
         }
 
     @classmethod
@@ -83,6 +86,7 @@ class Entry:
             max_us=doc.get("max"),
         )
         e.round_trips.update({int(k): int(v) for k, v in (doc.get("round_trips") or {}).items()})
+        e.statuses.update({int(k): int(v) for k, v in (doc.get("statuses") or {}).items()})
         return e
 
 
@@ -117,7 +121,8 @@ class Recorder:
         return e
 
     def record(
-        self, rtype: str, name: str, response_time_ms: float, failed: bool, round_trips: int | None = None
+        self, rtype: str, name: str, response_time_ms: float, failed: bool, round_trips: int | None = None,
+        status: int | None = None,
     ) -> None:
         warm = self.in_warmup()
         us = to_us(response_time_ms)
@@ -135,6 +140,8 @@ class Recorder:
                 e.record(us)
             if round_trips is not None:
                 e.round_trips[round_trips] += 1
+            if status is not None:
+                e.statuses[status] += 1
 
     # ------------------------------------------------------------ shipping
     def drain(self) -> list[dict[str, Any]]:
@@ -178,5 +185,7 @@ class Recorder:
                    "unit": "us", "min": e.min_us, "max": e.max_us, "hdr": e.hist.encode().decode("ascii")}
             if e.round_trips:
                 doc["round_trips"] = {str(k): v for k, v in sorted(e.round_trips.items())}
+            if e.statuses:
+                doc["statuses"] = {str(k): v for k, v in sorted(e.statuses.items())}
             out.append(doc)
         return out

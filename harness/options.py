@@ -51,6 +51,18 @@ def add_arguments(parser: Any) -> None:
         "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=True,
         help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",
     )
+    g.add_argument(
+        "--skip-preflight", action="store_true", default=False,
+        help="Start without one real lookup per target and without the data-parity check (the report says so)",
+    )
+    g.add_argument(
+        "--allow-data-mismatch", action="store_true", default=False,
+        help="Run even when the backends hold different data (the verdict is then INCONCLUSIVE)",
+    )
+    g.add_argument(
+        "--verify-data", action="store_true", default=False,
+        help="Data parity by full table fingerprints and sampled lookups (python -m seed verify), not row counts",
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,9 @@ class HarnessOptions:
     p95_target_ms: float = 500.0
     min_samples: int = 1000
     verdict_exit_code: bool = True
+    skip_preflight: bool = False
+    allow_data_mismatch: bool = False
+    verify_data: bool = False
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> HarnessOptions:

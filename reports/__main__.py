@@ -14,6 +14,8 @@ Exit codes
    0  GO: migrate to Convex
   10  OPTIMISE SUPABASE
   11  INCONCLUSIVE (thin evidence, a straddling interval, or Convex 20–50 % faster)
+   3  with --strict: the run cannot decide (a target failed beyond the ceiling, data differs
+      between the backends): the report is written, its verdict INCONCLUSIVE
    2  bad input or usage (one line on stderr naming the file and row)
    1  unexpected internal error
 ``compare`` exits 0 when both runs were read, 2 on bad input.
@@ -33,13 +35,14 @@ from reports.rules import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
     EXIT_INTERNAL_ERROR,
+    EXIT_RUN_CANNOT_DECIDE,
     Decision,
     Thresholds,
     decide_all,
     primary,
 )
 
-EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 2 bad input · 1 internal error
+EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 3 run cannot decide (--strict) · 2 bad input · 1 internal error
 (compare: 0 or 2)"""
 
 
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("prefix", metavar="PREFIX", help="Locust --csv prefix, a *_stats.csv path, or a run directory")
     d.add_argument("--out", type=Path, default=None, help="output directory (default reports/out/<prefix>-<UTC time>/)")
     d.add_argument("--no-charts", action="store_true", help="skip the charts in report.html (faster)")
+    d.add_argument("--strict", action="store_true",
+                   help="exit 3 (not 11) when the run cannot decide: a target failing beyond the ceiling, "
+                        "data that differs between the backends")
     d.add_argument("--hdr", type=Path, default=None,
                    help="the harness's HDR artifact, when written away from the CSVs (default PREFIX_hdr.json)")
     _add_thresholds(d)
@@ -109,7 +115,7 @@ def _default_out(run: Run) -> Path:
 def cmd_decide(args: argparse.Namespace) -> int:
     th = _thresholds(args)
     run = load_run(args.prefix, args.warmup, args.hdr)
-    decisions = decide_all(run.targets, th)
+    decisions = decide_all(run.targets, th, run.problems)
     from reports import render
 
     out = args.out or _default_out(run)
@@ -133,7 +139,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # e.g. piped into `head`: the files are written and the verdict stands
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    return EXIT_CODES[primary(decisions).verdict]
+    main = primary(decisions)
+    if args.strict and main.run_problems:
+        sys.stderr.write(f"reports: the run cannot decide: {'; '.join(main.run_problems)}\n")
+        return EXIT_RUN_CANNOT_DECIDE
+    return EXIT_CODES[main.verdict]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -142,8 +152,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
     run_a = load_run(args.run_a, args.warmup)
     run_b = load_run(args.run_b, args.warmup)
-    da: dict[str, Decision] = decide_all(run_a.targets, th)
-    db: dict[str, Decision] = decide_all(run_b.targets, th)
+    da: dict[str, Decision] = decide_all(run_a.targets, th, run_a.problems)
+    db: dict[str, Decision] = decide_all(run_b.targets, th, run_b.problems)
     changes = compare.compare_targets(run_a.targets, run_b.targets, th)
     table = render._text_table(compare.HEADER, compare.rows(changes))
     lines = [

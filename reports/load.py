@@ -12,7 +12,7 @@ import json
 import math
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from reports.rules import LEVELS, TARGETS, TargetStats, target_from_distribution, targets_of
 from reports.stats import Distribution, distribution_from_histogram
 
-HDR_FORMAT = "crm-latency-hdr/1"
+HDR_FORMAT = "crm-latency-hdr/2"
+HDR_FORMATS_READ = ("crm-latency-hdr/1", HDR_FORMAT)  # /1: no statuses, no preflight or parity record
 TRANSACTION = "lookup"
 TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 
@@ -84,6 +85,7 @@ class HdrEntry:
     count: int
     failures: int
     distribution: Distribution
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> calls (0: no response)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,26 @@ class Run:
     targets: dict[str, TargetStats]
     start_ts: float | None
     notes: list[str]
+    problems: list[str] = field(default_factory=list)  # why the run cannot decide (from its metadata)
+
+    @property
+    def data_parity(self) -> dict[str, Any] | None:
+        record = self.metadata.get("data_parity")
+        return record if isinstance(record, dict) else None
+
+    @property
+    def preflight(self) -> dict[str, Any] | None:
+        record = self.metadata.get("preflight")
+        return record if isinstance(record, dict) else None
+
+    def status_mix(self, target: str) -> dict[int, int]:
+        """HTTP statuses of the target's calls (after the warm-up), from the artifact."""
+        mix: dict[int, int] = {}
+        for e in self.hdr_entries or []:
+            if e.step is None and e.name.startswith(target + " "):
+                for code, n in e.statuses.items():
+                    mix[code] = mix.get(code, 0) + n
+        return dict(sorted(mix.items()))
 
     @property
     def source(self) -> str:
@@ -336,9 +358,9 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
         raise BadInput(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}; truncated file?)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != HDR_FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") not in HDR_FORMATS_READ:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise BadInput(f"{path}: format is {found!r}, expected {HDR_FORMAT!r}")
+        raise BadInput(f"{path}: format is {found!r}, expected {' or '.join(repr(f) for f in HDR_FORMATS_READ)}")
     metadata = doc.get("metadata")
     entries = doc.get("entries")
     if not isinstance(metadata, dict) or not isinstance(entries, list):
@@ -384,7 +406,12 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
         declared = e.get("count")
         if isinstance(declared, int) and declared != dist.total:
             raise BadInput(f"{where} ({name}): 'count' is {declared} but the histogram holds {dist.total} values")
-        out.append(HdrEntry(etype, name, step, dist.total, failures, dist))
+        statuses = e.get("statuses") or {}
+        try:
+            codes = {int(k): int(v) for k, v in statuses.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise BadInput(f"{where} ({name}): 'statuses' must map HTTP status codes to counts") from None
+        out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes))
     return metadata, out
 
 
@@ -490,6 +517,9 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             target=name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
             count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv",
         )
+    for name, t in list(targets.items()):
+        requests, failed = _other_transactions(name, stats, hdr_entries if t.source == "hdr" else None)
+        targets[name] = replace(t, other_requests=requests, other_failures=failed)
     if warmup_s > 0 and hdr_entries is None:
         per_target = any(k[0] == TRANSACTION for k in history)
         notes.append(
@@ -510,26 +540,26 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
         if not any(c in lookups or c in targets for c in convex):
             raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
-        _all_failed(stats_path, failures_path, lookups, failures, [baseline])
-        _all_failed(stats_path, failures_path, lookups, failures, convex)
 
+    problems: list[str] = []
+    parity = metadata.get("data_parity")
+    if isinstance(parity, dict) and parity.get("status") == "mismatch":
+        problems.append("data differs between Supabase and Convex (the run was started with --allow-data-mismatch)")
     for t in targets.values():
         if t.round_trips is not None:
             declared = (metadata.get("targets") or {}).get(t.target)
             if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
                 notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
-    return Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes)
+    return Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
 
 
-def _all_failed(stats_path: Path, failures_path: Path, lookups: dict[str, StatsRow],
-                failures: list[FailureRow], names: list[str]) -> None:
-    """Raise when every named target that was measured has zero requests or only failures."""
-    rows = [lookups[n] for n in names if n in lookups]
-    if not rows or any(r.count > r.failures for r in rows):
-        return
-    r = rows[0]
-    if r.count == 0:
-        raise BadInput(f"{stats_path} line {r.line}: {r.name} made zero requests")
-    first = next((f for f in failures if f.name == r.name or f.name.startswith(r.name + " ")), None)
-    error = f"; first error in {failures_path.name}: {first.error!r}" if first else ""
-    raise BadInput(f"{stats_path} line {r.line}: every {r.name} lookup failed ({r.failures} of {r.count}){error}")
+def _other_transactions(target: str, stats: list[StatsRow], hdr_entries: list[HdrEntry] | None) -> tuple[int, int]:
+    """(requests, failures) of the target's lookups of unknown phones and writes: from the histograms
+    (after the warm-up) when the lookups come from them, else from the CSV."""
+    others = ("lookup-miss", "write")
+    if hdr_entries is not None:
+        rows = [(e.count + e.failures, e.failures) for e in hdr_entries
+                if e.step is None and e.name == target and e.type in others]
+    else:
+        rows = [(r.count, r.failures) for r in stats if r.name == target and r.type in others]
+    return sum(r for r, _ in rows), sum(f for _, f in rows)

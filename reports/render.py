@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from reports import failures
 from reports.charts import Chart
 from reports.load import Run
 from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval, primary
 
 SANDBOX_BANNER = "sandbox numbers exercise the method; they are not a verdict on hosted Supabase or Convex"
+MISMATCH_BANNER = (
+    "data differs between Supabase and Convex: the two backends did not answer the same lookups; "
+    "this run cannot produce GO or OPTIMISE SUPABASE"
+)
 LEVEL_TITLES = {"direct": "Direct backends", "api": "API routes (Next.js)"}
 COLUMNS = ["target", "what", "P50 ms", "P95 ms [95% CI]", "P99 ms", "req/s", "failure %", "samples",
            "round trips", "evidence"]
@@ -142,6 +148,71 @@ def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
     })
 
 
+def ground_lines(run: Run) -> list[str]:
+    """What was checked before the run started: the preflight and the data parity."""
+    from harness.parity import summary
+
+    pre = run.preflight
+    if pre is None:
+        pre_line = "preflight: not recorded (an artifact from before the preflight, or no artifact)"
+    elif pre.get("status") == "ok":
+        pre_line = f"preflight: one real lookup per target OK ({pre.get('contact') or 'workload'})"
+    else:
+        pre_line = f"preflight: {pre.get('status', 'not run')}"
+    return [pre_line, summary(run.data_parity)]
+
+
+def _mismatch(run: Run) -> bool:
+    return bool(run.data_parity and run.data_parity.get("status") == "mismatch")
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    target: str
+    requests: int
+    failed: int
+    reasons: list[tuple[str, str, int, str | None]]  # (transaction type, error, occurrences, hint)
+    statuses: dict[int, int]
+
+
+def failure_reports(run: Run) -> list[FailureReport]:
+    """Per target with failures: the top reasons with counts and hints, and the HTTP status mix."""
+    rows = [(f.method.strip(), f.name.strip(), f.error, f.occurrences) for f in run.failures]
+    out = []
+    for t in ordered(tuple(run.targets.values())):
+        failed = t.failures + t.other_failures
+        ranked = failures.reasons(rows, t.target)
+        if not failed and not ranked:
+            continue
+        out.append(FailureReport(
+            t.target, t.requests, failed,
+            [(m, e, n, failures.hint(t.target, e, m)) for m, e, n in ranked],
+            run.status_mix(t.target),
+        ))
+    return out
+
+
+def _status_text(mix: dict[int, int]) -> str:
+    if not mix:
+        return "no HTTP statuses recorded (artifact without them, or no calls after the warm-up)"
+    return ", ".join(f"{'no response' if code == 0 else code}: {n:,}" for code, n in mix.items())
+
+
+def _failures_md(run: Run) -> list[str]:
+    reports = failure_reports(run)
+    if not reports:
+        return []
+    out = ["## Failures\n"]
+    for r in reports:
+        share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
+        out.append(f"**{r.target}**: {r.failed:,} of {r.requests:,} requests failed ({share}) · "
+                   f"HTTP statuses: {_status_text(r.statuses)}\n")
+        rows = [[m, e, f"{n:,}", h or ""] for m, e, n, h in r.reasons]
+        if rows:
+            out.append(_md_table(["request", "error", "count", "likely cause"], rows) + "\n")
+    return out
+
+
 def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
     out: list[str] = []
     for level in LEVELS:
@@ -167,9 +238,12 @@ def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
 def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
     main = primary(decisions)
     parts = ["# Supabase → Convex latency decision\n"]
+    if _mismatch(run):
+        parts.append(f"> **DATA DIFFERS:** {MISMATCH_BANNER}.\n")
     if run.sandbox:
         parts.append(f"> **Sandbox run:** {SANDBOX_BANNER}.\n")
     parts.append(f"**Verdict: {main.verdict.value}** (exit code {main.exit_code})\n")
+    parts.append(" · ".join(ground_lines(run)) + "\n")
     parts.append(f"Thresholds: {thresholds_line(main.thresholds)}\n")
     parts.append(
         f"Run `{run.prefix}` · source: "
@@ -179,6 +253,7 @@ def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
     if run.hosts:
         parts.append(f"Target hosts: {hosts_line(run)}\n")
     parts += _level_sections_md(decisions)
+    parts += _failures_md(run)
     header, steps = step_table(run)
     if steps:
         parts.append("## P95 per concurrency step\n")
@@ -199,10 +274,13 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
 
 def to_text(run: Run, decisions: dict[str, Decision]) -> str:
     out: list[str] = []
+    if _mismatch(run):
+        out.append(f"DATA DIFFERS: {MISMATCH_BANNER}.")
     if run.sandbox:
         out.append(f"SANDBOX RUN: {SANDBOX_BANNER}.")
     main = primary(decisions)
     out.append(f"VERDICT: {main.verdict.value} (exit {main.exit_code})")
+    out.extend(ground_lines(run))
     out.append(f"thresholds: {thresholds_line(main.thresholds)}")
     out.append(f"source: {'HDR histograms' if run.source == 'hdr' else 'Locust CSV percentiles (bucketed; no CI)'}")
     if run.hosts:
@@ -223,8 +301,15 @@ def to_text(run: Run, decisions: dict[str, Decision]) -> str:
         if d.second_finding is not None:
             out.append("")
             out.append("second finding: " + d.second_finding.text)
-    for n in run.notes:
-        out.append("note: " + n)
+    for r in failure_reports(run):
+        out.append("")
+        share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
+        out.append(f"failures of {r.target}: {r.failed:,} of {r.requests:,} requests ({share}); "
+                   f"HTTP statuses: {_status_text(r.statuses)}")
+        for m, e, n, h in r.reasons[:3]:
+            out.append(f"  {n:>7,}  {m}: {e}" + (f"  -> {h}" if h else ""))
+    for note in run.notes:
+        out.append("note: " + note)
     return "\n".join(out) + "\n"
 
 
@@ -236,6 +321,7 @@ th{background:#f3f3f3}
 .banner{background:#fff3cd;border:1px solid #e0c36b;padding:.8em;margin:1em 0}
 .verdict{font-size:1.6em;font-weight:bold;padding:.4em .8em;display:inline-block;border-radius:4px}
 .GO{background:#d4edda}.OPTIMISE{background:#fde2c8}.INCONCLUSIVE{background:#e2e3e5}
+.mismatch{background:#f8d7da;border:1px solid #d9534f;padding:.8em;margin:1em 0;font-weight:bold}
 .pass{color:#155724;font-weight:bold}.fail{color:#a71d2a;font-weight:bold}.undetermined{color:#856404}
 img{max-width:100%}.note{color:#555;font-size:.9em}
 """
@@ -259,11 +345,14 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
     main = primary(decisions)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(main.verdict.value)}</title>",
              f"<style>{CSS}</style></head><body>", "<h1>Supabase → Convex latency decision</h1>"]
+    if _mismatch(run):
+        parts.append(f"<div class='mismatch'>DATA DIFFERS: {e(MISMATCH_BANNER)}.</div>")
     if run.sandbox:
         parts.append(f"<div class='banner'><b>Sandbox run:</b> {e(SANDBOX_BANNER)}.</div>")
     parts.append(f"<p><span class='verdict {e(main.verdict.value.split()[0])}'>{e(main.verdict.value)}</span> "
                  f"exit code {main.exit_code}</p>")
     parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(main.thresholds))}</p>")
+    parts.append(f"<p class='note'>{' · '.join(e(x) for x in ground_lines(run))}</p>")
     source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
     parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
     if run.hosts:
@@ -282,6 +371,16 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
         if d.second_finding is not None:
             parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
         parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
+    reports = failure_reports(run)
+    if reports:
+        parts.append("<h2>Failures</h2>")
+        for r in reports:
+            share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
+            parts.append(f"<p><b>{e(r.target)}</b>: {r.failed:,} of {r.requests:,} requests failed ({share}) · "
+                         f"HTTP statuses: {e(_status_text(r.statuses))}</p>")
+            if r.reasons:
+                parts.append(_html_table(["request", "error", "count", "likely cause"],
+                                         [[m, err, f"{n:,}", h or ""] for m, err, n, h in r.reasons]))
     header, steps = step_table(run)
     if steps:
         parts.append("<h2>P95 per concurrency step</h2>")

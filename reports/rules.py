@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +61,7 @@ class Verdict(StrEnum):
 #: Process exit codes of ``python -m reports decide`` (for CI gating).
 EXIT_CODES: dict[Verdict, int] = {Verdict.GO: 0, Verdict.OPTIMISE_SUPABASE: 10, Verdict.INCONCLUSIVE: 11}
 EXIT_BAD_INPUT = 2
+EXIT_RUN_CANNOT_DECIDE = 3  # `decide --strict`: the run did not measure what it claims
 EXIT_INTERNAL_ERROR = 1
 
 
@@ -145,9 +146,12 @@ class TargetStats:
     """What the rules need to know about one target's lookups.
 
     ``count`` is successful samples (after warm-up); ``failures`` failed ones.
-    Latencies in ms; ``None`` when there were no successes.  ``distribution``
-    (from an HDR histogram or raw samples) enables confidence intervals;
-    without it, the percentiles are taken to be Locust's bucketed values.
+    ``other_requests`` / ``other_failures`` are the target's other transactions
+    (lookups of unknown phones, writes), so the failure ratio counts every
+    request of the target.  Latencies in ms; ``None`` when there were no
+    successes.  ``distribution`` (from an HDR histogram or raw samples) enables
+    confidence intervals; without it, the percentiles are taken to be Locust's
+    bucketed values.
     """
 
     target: str
@@ -162,6 +166,8 @@ class TargetStats:
     queries: int | None = None
     distribution: Distribution | None = None
     source: str = "csv"  # "hdr", "samples" or "csv"
+    other_requests: int = 0
+    other_failures: int = 0
 
     def __post_init__(self) -> None:
         info = TARGETS.get(self.target)
@@ -174,12 +180,18 @@ class TargetStats:
                 object.__setattr__(self, "queries", info.queries)
 
     @property
+    def requests(self) -> int:
+        """Every transaction of the target: lookups, lookups of unknown phones, writes."""
+        return self.count + self.failures + self.other_requests
+
+    @property
     def failure_ratio(self) -> float:
-        total = self.count + self.failures
-        return self.failures / total if total else 0.0
+        total = self.requests
+        return (self.failures + self.other_failures) / total if total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "distribution"}
+        out["requests"] = self.requests
         out["failure_ratio"] = self.failure_ratio
         return out
 
@@ -291,6 +303,7 @@ class Decision:
     targets: tuple[TargetStats, ...]
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # target -> problems
     notes: tuple[str, ...] = ()
+    run_problems: tuple[str, ...] = ()  # why the run cannot decide (the verdict is then INCONCLUSIVE)
 
     @property
     def exit_code(self) -> int:
@@ -311,6 +324,7 @@ class Decision:
             "targets": [t.to_dict() for t in self.targets],
             "evidence": {k: list(v) for k, v in self.evidence.items()},
             "notes": list(self.notes),
+            "run_problems": list(self.run_problems),
         }
 
 
@@ -332,6 +346,15 @@ def evidence_problems(t: TargetStats, th: Thresholds) -> list[str]:
             f"{t.target}: failure ratio {t.failure_ratio:.2%} (> {th.max_failure_ratio:.2%} ceiling)"
         )
     return problems
+
+
+def failing_targets(targets: Iterable[TargetStats], th: Thresholds) -> list[str]:
+    """One line per target whose requests (lookups, misses and writes) failed beyond the ceiling."""
+    return [
+        f"{t.target} failed {t.failure_ratio:.2%} of its {t.requests} requests (> {th.max_failure_ratio:.2%})"
+        for t in sorted(targets, key=lambda t: t.target)
+        if t.requests and t.failure_ratio > th.max_failure_ratio
+    ]
 
 
 def p95_interval(t: TargetStats, th: Thresholds) -> Interval:
@@ -477,8 +500,30 @@ def decide(
     targets: Iterable[TargetStats] | Mapping[str, TargetStats],
     thresholds: Thresholds | None = None,
     level: str = "direct",
+    run_problems: Iterable[str] = (),
 ) -> Decision:
-    """Apply the spike's rules to one level's targets.  Pure: no I/O, deterministic for a seed."""
+    """Apply the spike's rules to one level's targets.  Pure: no I/O, deterministic for a seed.
+
+    ``run_problems`` (the run could not measure what it claims: data that
+    differs between the backends, a failing target, a saturated load
+    generator) turn any verdict into INCONCLUSIVE, with those problems as its reason.
+    """
+    decision = _decide(targets, thresholds, level)
+    problems = list(run_problems)
+    if not problems:
+        return decision
+    would = (f"Without these problems the rules would give {decision.verdict.value}: {decision.reason}",)
+    return replace(
+        decision, verdict=Verdict.INCONCLUSIVE, reason="The run cannot decide: " + "; ".join(problems) + ".",
+        notes=decision.notes + would, run_problems=tuple(problems),
+    )
+
+
+def _decide(
+    targets: Iterable[TargetStats] | Mapping[str, TargetStats],
+    thresholds: Thresholds | None,
+    level: str,
+) -> Decision:
     th = thresholds or Thresholds()
     th.validate()
     if level not in LEVELS:
@@ -604,13 +649,21 @@ def decide(
 
 
 def decide_all(
-    targets: Iterable[TargetStats] | Mapping[str, TargetStats], thresholds: Thresholds | None = None
+    targets: Iterable[TargetStats] | Mapping[str, TargetStats],
+    thresholds: Thresholds | None = None,
+    run_problems: Iterable[str] = (),
 ) -> dict[str, Decision]:
-    """A decision per level that was measured: "direct" (always, unless the run was API routes only), then "api"."""
+    """A decision per level that was measured: "direct" (always, unless the run was API routes only), then "api".
+
+    A target failing beyond the ceiling, at any level, leaves every level INCONCLUSIVE: the run did not
+    measure what it claims.
+    """
+    th = thresholds or Thresholds()
     by_id = _as_mapping(targets)
+    problems = [*run_problems, *failing_targets(by_id.values(), th)]
     measured = {TARGETS[t].level for t in by_id if t in TARGETS}
     levels = [level for level in LEVELS if level in measured] or ["direct"]
-    return {level: decide(by_id, thresholds, level) for level in levels}
+    return {level: decide(by_id, th, level, problems) for level in levels}
 
 
 def primary(decisions: Mapping[str, Decision]) -> Decision:

@@ -8,6 +8,11 @@
    ``contacts:getContextByPhone`` (called as a member of the workspace, via the
    admin key's acting-as identity), deep-compared in canonical form. Plus one
    phone that does not exist: both must answer null.
+
+By default the load tests' writes are left out (:mod:`seed.loadtest`): their
+messages are skipped and the conversations they touched are compared as they
+were before; contacts with such a conversation on either side are not sampled.
+``include_loadtest`` compares the data as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .convex_client import ConvexClient
 from .errors import SeedError
 from .fingerprint import Digest, digest_docs
 from .generate import random_phone
+from .loadtest import MESSAGE_TYPE, fields_without_loadtest, touched
 from .supabase_rest import SupabaseRest
 from .tables import TABLES, Table, to_convex
 
@@ -56,10 +62,20 @@ class LookupParity:
 class Report:
     tables: list[TableParity] = field(default_factory=list)
     lookups: list[LookupParity] = field(default_factory=list)
+    loadtest_messages: dict[str, int] = field(default_factory=lambda: {"supabase": 0, "convex": 0})
+    touched_contacts: int = 0  # contacts left out of the sampled lookups
 
     @property
     def ok(self) -> bool:
         return all(t.ok for t in self.tables) and all(lk.ok for lk in self.lookups)
+
+    def empty_side(self) -> str | None:
+        """"supabase", "convex" or "both" when a side holds no rows at all."""
+        sb = sum(t.supabase_count for t in self.tables)
+        cx = sum(t.convex_count for t in self.tables)
+        if sb == 0 and cx == 0:
+            return "both"
+        return "supabase" if sb == 0 else "convex" if cx == 0 else None
 
     def mismatches(self) -> list[str]:
         out = [
@@ -74,26 +90,45 @@ class Report:
         return out
 
 
-def supabase_digest(rest: SupabaseRest, table: Table, keep: Callable[[dict], None] | None = None) -> Digest:
+def supabase_digest(
+    rest: SupabaseRest,
+    table: Table,
+    keep: Callable[[dict], None] | None = None,
+    without_loadtest: bool = False,
+) -> tuple[Digest, int]:
+    """The table's digest (and how many loadtest messages were skipped)."""
     d = Digest()
+    skipped = 0
     for page in rest.scan(table):
+        rows = page
+        if without_loadtest and table.name == "messages":
+            rows = [r for r in page if r.get("message_type") != MESSAGE_TYPE]
+            skipped += len(page) - len(rows)
+        elif without_loadtest and table.name == "conversations":
+            rows = [{**r, **fields_without_loadtest(rest, r["id"])} if touched(r) else r for r in page]
         if keep is not None:
             for row in page:
                 keep(row)
-        digest_docs([to_convex(table, row) for row in page], d)
-    return d
+        digest_docs([to_convex(table, row) for row in rows], d)
+    return d, skipped
 
 
-def convex_digest(convex: ConvexClient, table: Table) -> Digest:
+def convex_digest(
+    convex: ConvexClient, table: Table, without_loadtest: bool = False
+) -> tuple[Digest, int, set[str]]:
+    """The table's digest, loadtest messages skipped, and the conversations the write task touched."""
     d = Digest()
+    skipped = 0
+    touched_ids: set[str] = set()
+    path = "migrate:tableDigestWithoutLoadtest" if without_loadtest else "migrate:tableDigest"
     cursor: str | None = None
     while True:
-        value = convex.query(
-            "migrate:tableDigest", {"table": table.convex, "cursor": cursor, "numItems": DIGEST_PAGE}
-        )
+        value = convex.query(path, {"table": table.convex, "cursor": cursor, "numItems": DIGEST_PAGE})
         d.add_hex(int(value["count"]), str(value["digest"]))
+        skipped += int(value.get("skipped", 0))
+        touched_ids.update(value.get("touched") or ())
         if value.get("isDone"):
-            return d
+            return d, skipped, touched_ids
         cursor = value["cursor"]
 
 
@@ -132,34 +167,49 @@ def verify(
     *,
     samples: int = 20,
     seed: int = 7,
+    include_loadtest: bool = False,
     on_table: Callable[[TableParity], None] | None = None,
 ) -> Report:
     report = Report()
-    contacts: list[tuple[str, str]] = []
+    without = not include_loadtest
+    contacts: list[tuple[str, str, str]] = []  # (workspace, phone, contact id)
     members: dict[str, str] = {}
+    touched_contacts: set[str] = set()
 
     for t in TABLES:
+        # Convex first: the conversations it reports as touched decide which contacts the Supabase scan sets aside.
+        cd, cx_skipped, cx_touched = convex_digest(convex, t, without)
         keep: Callable[[dict], None] | None = None
         if t.name == "contacts":
 
             def keep(row: dict) -> None:
-                contacts.append((row["workspace_id"], row["phone"]))
+                contacts.append((row["workspace_id"], row["phone"], row["id"]))
         elif t.name == "workspace_members":
 
             def keep(row: dict) -> None:
                 members.setdefault(row["workspace_id"], row["user_id"])
+        elif t.name == "conversations" and without:
 
-        sd = supabase_digest(rest, t, keep)
-        cd = convex_digest(convex, t)
+            def keep(row: dict, cx_touched: set[str] = cx_touched) -> None:
+                if touched(row) or row["id"] in cx_touched:
+                    touched_contacts.add(row["contact_id"])
+
+        sd, sb_skipped = supabase_digest(rest, t, keep, without)
+        if t.name == "messages":
+            report.loadtest_messages = {"supabase": sb_skipped, "convex": cx_skipped}
         parity = TableParity(t.name, sd.count, sd.hex, cd.count, cd.hex)
         report.tables.append(parity)
         if on_table:
             on_table(parity)
+    report.touched_contacts = len(touched_contacts)
+    if report.empty_side() is not None:
+        return report  # nothing to sample on one side: the caller says which
 
     rng = random.Random(seed)
-    picked = rng.sample(contacts, min(samples, len(contacts)))
+    candidates = [(ws, phone) for ws, phone, cid in contacts if cid not in touched_contacts]
+    picked = rng.sample(candidates, min(samples, len(candidates)))
     if picked:
-        used = {p for _, p in contacts}
+        used = {p for _, p, _ in contacts}
         picked.append((picked[0][0], random_phone(rng, used)))  # a phone that does not exist
     clients: dict[str, ConvexClient] = {}
     try:

@@ -34,6 +34,7 @@ class Data:
         self.contacts = {f"62812000{i:05d}": _uuid(1000 + i) for i in range(contacts)}
         self.lock = threading.Lock()
         self.writes = 0
+        self.read_only = False  # the role may read but not write (403 42501, as PostgREST)
 
     def contact(self, ws: str, phone: str) -> dict[str, Any] | None:
         cid = self.contacts.get(phone) if ws == WORKSPACE else None
@@ -116,6 +117,10 @@ class FakeBackend:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def requests_seen(self) -> int:
+        with self.lock:
+            return sum(self.counts.values())
+
     def __enter__(self) -> FakeBackend:
         self.thread.start()
         return self
@@ -158,6 +163,8 @@ class FakeBackend:
                 return 200, [{"id": _uuid(7), "conversation_id": _uuid(100)}], "rest messages"
             if table == "contact_notes":
                 return 200, [], "rest contact_notes"
+            if method in ("POST", "PATCH") and table in ("messages", "conversations") and d.read_only:
+                return 403, {"code": "42501", "message": f"permission denied for table {table}"}, "rest 403"
             if table == "messages" and method == "POST":
                 doc = json.loads(body)
                 if doc.get("message_type") != "loadtest":
@@ -183,6 +190,9 @@ class FakeBackend:
             ctx = d.context(q.get("workspaceId", ""), q.get("phone", ""))
             return (200, ctx, p) if ctx else (404, {"error": "contact not found"}, p)
         if p == "/messages/outbound" and method == "POST":
+            doc = json.loads(body)
+            if d.contact(doc.get("workspaceId", ""), doc.get("phone", "")) is None:
+                return 404, {"error": "contact not found"}, p
             with d.lock:
                 d.writes += 1
             return 201, {"id": str(uuid.uuid4()), "conversationId": _uuid(100)}, p
