@@ -31,7 +31,12 @@ def member_tokens(settings: Settings, workload: Workload) -> dict[str, str]:
         user = sandbox_member(settings, ws)
         if user is not None:
             members[ws] = user
-    return {ws: mint_jwt(sub=user, alg="ES256") for ws, user in members.items()}
+    try:
+        return {ws: mint_jwt(sub=user, alg="ES256") for ws, user in members.items()}
+    except (OSError, ValueError) as e:  # keys of another sandbox state dir (SANDBOX_DIR), or none
+        log.warning(f"cannot mint sandbox member tokens ({type(e).__name__}: {e}); set SANDBOX_DIR to the "
+                    "running sandbox's state dir, or CONVEX_AUTH_TOKEN")
+        return {}
 
 
 def sandbox_member(settings: Settings, workspace_id: str) -> str | None:

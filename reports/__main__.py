@@ -3,6 +3,7 @@
 Commands
   decide PREFIX [--out DIR] [thresholds…]   verdict, decision.md/json, report.html
   compare RUN_A RUN_B [--out DIR]           the same table for two runs, with significance
+                                            (RUN: a PREFIX as above, or a report folder of `decide`)
 
 PREFIX is Locust's --csv prefix (``runs/x/run`` for ``runs/x/run_stats.csv``),
 a ``*_stats.csv`` path, or a directory holding one run.
@@ -162,6 +163,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         *(["SANDBOX RUN: " + render.SANDBOX_BANNER + "."] if run_a.sandbox or run_b.sandbox else []),
         table,
         "significance: bootstrap 95% CI of P95 B/A excludes 1; 'not significant (n.s.)' otherwise; "
+        f"'too few samples' under --min-samples ({th.min_samples}) in either run; "
         "'unknown (CSV only)' without HDR histograms in both runs.",
     ]
     text = "\n".join(lines) + "\n"

@@ -3,6 +3,9 @@
 A P95 change is *significant* when the bootstrap 95 % CI of the ratio
 P95_B / P95_A excludes 1.  That needs HDR histograms in both runs; with CSV
 percentiles only, the change is reported but its significance is "unknown".
+A target with fewer than ``min_samples`` successful lookups in either run is
+"too few samples", whatever its interval says: a P95 from a handful of
+samples is not a measurement to compare.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class Change:
     a: TargetStats | None
     b: TargetStats | None
     ratio: Interval | None  # P95 B / P95 A
-    significance: str  # "significant", "not significant", "unknown (CSV only)", "n/a"
+    significance: str  # "significant", "not significant", "too few samples", "unknown (CSV only)", "n/a"
 
     @property
     def delta(self) -> float | None:
@@ -36,7 +39,9 @@ def compare_targets(a: dict[str, TargetStats], b: dict[str, TargetStats], th: Th
             out.append(Change(target, ta, tb, None, "n/a"))
             continue
         iv = p95_ratio(tb, ta, th)
-        if iv.method != "bootstrap":
+        if min(ta.count, tb.count) < th.min_samples:
+            significance = "too few samples"
+        elif iv.method != "bootstrap":
             significance = "unknown (CSV only)"
         elif iv.low > 1 or iv.high < 1:
             significance = "significant"

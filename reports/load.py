@@ -175,10 +175,20 @@ class Run:
 
 
 def resolve_prefix(arg: str) -> Path:
-    """Accept ``dir/run``, ``dir/run_stats.csv`` or a directory holding exactly one ``*_stats.csv``."""
+    """Accept ``dir/run``, ``dir/run_stats.csv``, a directory holding exactly one ``*_stats.csv``, or a
+    report folder (``reports decide --out``): its ``decision.json`` names the run it was made from."""
     path = Path(arg)
     if path.name.endswith("_stats.csv"):
         return path.with_name(path.name[: -len("_stats.csv")])
+    if path.is_dir() and (path / "decision.json").is_file() and not any(path.glob("*_stats.csv")):
+        try:
+            prefix = json.loads((path / "decision.json").read_text(encoding="utf-8"))["run"]["prefix"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BadInput(f"{path / 'decision.json'}: no run.prefix (not a report of `python -m reports decide`)") from None
+        run = Path(prefix)
+        if not _file(run, "_stats.csv").is_file():
+            raise BadInput(f"{path / 'decision.json'}: its run {run} is gone ({run}_stats.csv not found)")
+        return run
     if path.is_dir():
         found = sorted(p for p in path.glob("*_stats.csv"))
         if len(found) == 1:

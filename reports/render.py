@@ -131,7 +131,7 @@ def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
         "format": "crm-latency-decision/1",
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "run": {
-            "prefix": str(run.prefix),
+            "prefix": str(run.prefix.resolve()),
             "source": run.source,
             "sandbox": run.sandbox,
             "hosts": run.hosts,
