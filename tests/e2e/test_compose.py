@@ -81,6 +81,9 @@ def test_referenced_files_exist(compose: dict[str, Any]) -> None:
             source = str(volume).split(":", 1)[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: volume source {source} does not exist"
+        env_files = service.get("env_file") or []
+        for env_file in [env_files] if isinstance(env_files, str) else env_files:
+            assert (ROOT / env_file).is_file(), f"{name}: env_file {env_file} does not exist"
         build = service.get("build")
         if build:
             context = ROOT / build["context"]
