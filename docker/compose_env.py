@@ -263,6 +263,9 @@ def main(argv: list[str]) -> int:
     except ComposeEnvError as exc:
         print(f"compose_env: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"compose_env: cannot write {exc.filename or args.env_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
