@@ -1,34 +1,68 @@
-"""Fresh secrets for the docker-compose stack, printed as a .env.
+"""The docker-compose stack's .env: fresh secrets, written once.
 
-    python docker/compose_env.py > .env           # new secrets; keys in docker/.keys/
+    python docker/compose_env.py                   # writes .env next to docker-compose.yml
+    python docker/compose_env.py --env-file PATH   # another file (docker compose --env-file PATH ...)
+    python docker/compose_env.py --force           # replace it, after `docker compose down -v`
     python docker/compose_env.py token SUB         # CONVEX_AUTH_TOKEN for user id SUB
 
-The printed URLs are the stack's published loopback ports, so the same .env
-also serves `make run` / `make ui AGAINST=env` from the host. The ES256 key
-that signs member tokens stays in docker/.keys/ (git-ignored); Convex gets its
-public half as a data: URI JWKS (SUPABASE_JWKS_URL). CONVEX_ADMIN_KEY is left
-empty: the backend derives it from CONVEX_INSTANCE_SECRET
-(`docker compose exec convex-backend ./generate_admin_key.sh`).
+It never replaces an existing .env without --force, and never writes new
+secrets while the stack's volumes exist (when Docker can be asked): the
+database volume keeps the POSTGRES_PASSWORD and the Convex volume the
+CONVEX_INSTANCE_SECRET they were created with. `docker compose down -v`
+removes them, with the stack's data.
+
+Every secret is hex, so it is a valid command-line argument. The URLs are the
+stack's published loopback ports (SUPABASE_PORT, DB_PORT, CONVEX_PORT,
+CONVEX_SITE_PORT, APP_PORT and LOCUST_WEB_PORT from the environment move them),
+so the same .env also serves `make run` / `make ui AGAINST=env` from the host.
+The ES256 key that signs member tokens stays in docker/.keys/ (git-ignored);
+Convex gets its public half as a data: URI JWKS (SUPABASE_JWKS_URL).
+CONVEX_ADMIN_KEY is left empty: the backend derives it from
+CONVEX_INSTANCE_SECRET (`docker compose exec convex-backend ./generate_admin_key.sh`).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
+import re
 import secrets
+import shutil
+import stat
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+ROOT = Path(__file__).resolve().parent.parent
 KEYS = Path(__file__).resolve().parent / ".keys"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 ISSUER = "http://127.0.0.1:54321/auth/v1"
 TEN_YEARS = 10 * 365 * 24 * 3600
+# Secrets the stack's volumes are created with (and the admin key derived from one).
+VOLUME_SECRETS = ("POSTGRES_PASSWORD", "CONVEX_INSTANCE_SECRET")
+# docker-compose.yml's volumes that hold them.
+STATEFUL_VOLUMES = ("db-data", "convex-data")
+PORTS = {
+    "SUPABASE_PORT": 54321,
+    "DB_PORT": 54322,
+    "CONVEX_PORT": 3210,
+    "CONVEX_SITE_PORT": 3211,
+    "APP_PORT": 3000,
+    "LOCUST_WEB_PORT": 8089,
+}
+
+
+class ComposeEnvError(Exception):
+    """One line for the user; the exit code is 1."""
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -62,8 +96,23 @@ def member_token(sub: str, ttl: int = 24 * 3600) -> str:
     return jwt.encode(claims, pem, algorithm="ES256", headers={"typ": "JWT", "kid": kid})
 
 
-def env_file() -> str:
-    jwt_secret = secrets.token_urlsafe(48)
+def ports_from(environ: Mapping[str, str]) -> dict[str, int]:
+    """The published ports: the defaults of docker-compose.yml, moved by the environment."""
+    ports = dict(PORTS)
+    for name in PORTS:
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise ComposeEnvError(f"{name}={raw!r} is not a TCP port (1-65535)")
+        ports[name] = int(raw)
+    return ports
+
+
+def env_values(ports: dict[str, int] | None = None) -> dict[str, str]:
+    """A fresh, consistent set of the stack's variables (secrets are hex)."""
+    ports = ports or dict(PORTS)
+    jwt_secret = secrets.token_hex(32)
     now = int(time.time())
 
     def api_key(role: str) -> str:
@@ -74,33 +123,149 @@ def env_file() -> str:
     _pem, jwks = _signing_key()
     jwks_uri = "data:text/plain;charset=utf-8;base64," + base64.b64encode(json.dumps(jwks).encode()).decode()
     values = {
-        "SUPABASE_URL": "http://127.0.0.1:54321",
+        "SUPABASE_URL": f"http://127.0.0.1:{ports['SUPABASE_PORT']}",
         "SUPABASE_ANON_KEY": api_key("anon"),
         "SUPABASE_SERVICE_ROLE_KEY": api_key("service_role"),
         "SUPABASE_JWT_SECRET": jwt_secret,
-        "DATABASE_URL": f"postgresql://postgres:{password}@127.0.0.1:54322/postgres",
-        "CONVEX_URL": "http://127.0.0.1:3210",
-        "CONVEX_SITE_URL": "http://127.0.0.1:3211",
+        "DATABASE_URL": f"postgresql://postgres:{password}@127.0.0.1:{ports['DB_PORT']}/postgres",
+        "CONVEX_URL": f"http://127.0.0.1:{ports['CONVEX_PORT']}",
+        "CONVEX_SITE_URL": f"http://127.0.0.1:{ports['CONVEX_SITE_PORT']}",
         "CONVEX_ADMIN_KEY": "",
         "CONVEX_AUTH_TOKEN": "",
-        "CRM_API_KEY": secrets.token_urlsafe(32),
-        "APP_URL": "http://127.0.0.1:3000",
+        "CRM_API_KEY": secrets.token_hex(32),
+        "APP_URL": f"http://127.0.0.1:{ports['APP_PORT']}",
         "POSTGRES_PASSWORD": password,
         "CONVEX_INSTANCE_SECRET": secrets.token_hex(32),
         "SUPABASE_JWT_ISSUER": ISSUER,
         "SUPABASE_JWKS_URL": jwks_uri,
     }
-    return "".join(f"{name}={value}\n" for name, value in values.items())
+    values.update({name: str(port) for name, port in ports.items() if port != PORTS[name]})
+    return values
+
+
+def env_file(ports: dict[str, int] | None = None) -> str:
+    return "".join(f"{name}={value}\n" for name, value in env_values(ports).items())
+
+
+def read_dotenv(path: Path) -> dict[str, str] | None:
+    """NAME=value pairs of an existing, non-empty file; None when there is none."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComposeEnvError(f"cannot read {path}: {exc}") from None
+    if not text.strip():
+        return None
+    pairs = re.findall(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", text, flags=re.M)
+    return {name: value.strip("'\"") for name, value in pairs}
+
+
+def project_name() -> str:
+    """The compose project: COMPOSE_PROJECT_NAME, else docker-compose.yml's `name:`."""
+    if os.environ.get("COMPOSE_PROJECT_NAME"):
+        return os.environ["COMPOSE_PROJECT_NAME"]
+    try:
+        match = re.search(r"^name:\s*['\"]?([\w.-]+)", COMPOSE_FILE.read_text(), flags=re.M)
+    except OSError:
+        match = None
+    return match.group(1) if match else ROOT.name.lower()
+
+
+def existing_volumes(project: str) -> list[str] | None:
+    """The stack's stateful volumes that exist; None when Docker cannot tell."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    found = []
+    for volume in STATEFUL_VOLUMES:
+        name = f"{project}_{volume}"
+        try:
+            result = subprocess.run(
+                [docker, "volume", "inspect", "--format", "{{.Name}}", name],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if result.returncode == 0:
+            found.append(name)
+        elif "no such volume" not in (result.stderr + result.stdout).lower():
+            return None  # the daemon did not answer: unknown, not absent
+    return found
+
+
+def _is_our_stdout(path: Path) -> bool:
+    """True when the shell redirected stdout into ``path`` (`> .env` empties it first)."""
+    try:
+        out, target = os.fstat(sys.stdout.fileno()), path.stat()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
+
+
+def write_env(path: Path, *, force: bool) -> str:
+    """Write a fresh .env at ``path``; return the line to show. Raises ComposeEnvError."""
+    redirected = _is_our_stdout(path)
+    existing = read_dotenv(path)
+    if existing is not None and not force:
+        held = [name for name in VOLUME_SECRETS if existing.get(name)]
+        if held:
+            raise ComposeEnvError(
+                f"{path} already holds {' and '.join(held)}, which the stack's volumes are created with: "
+                "keep it; to start over, `docker compose down -v` (deletes the stack's data), then rerun with --force"
+            )
+        raise ComposeEnvError(
+            f"{path} exists and holds other settings (no POSTGRES_PASSWORD): move it aside, "
+            "or write elsewhere with --env-file PATH and use `docker compose --env-file PATH ...`"
+        )
+    ports = ports_from(os.environ)
+    project = project_name()
+    volumes = existing_volumes(project)
+    if volumes:
+        hint = " (the shell's `> .env` emptied it before this ran: restore it from a backup)" if redirected else ""
+        raise ComposeEnvError(
+            f"volumes {', '.join(volumes)} exist and keep the POSTGRES_PASSWORD and CONVEX_INSTANCE_SECRET "
+            f"of the .env that created them{hint}; new secrets would lock the stack out. "
+            "Restore that .env, or `docker compose down -v` (deletes the stack's data) and rerun"
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_private(tmp, env_file(ports).encode())
+    os.replace(tmp, path)
+    note = (
+        ""
+        if volumes is not None
+        else f"; Docker could not say whether volumes of {project} exist: if a stack ran before, "
+        "`docker compose down -v` first"
+    )
+    return f"wrote {path} (new secrets; CONVEX_ADMIN_KEY empty until generate_admin_key.sh){note}"
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["token"] and len(argv) == 2:
+    if argv[:1] == ["token"]:
+        if len(argv) != 2:
+            print("usage: python docker/compose_env.py token SUB", file=sys.stderr)
+            return 2
         print(f"CONVEX_AUTH_TOKEN={member_token(argv[1])}")
         return 0
-    if argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    sys.stdout.write(env_file())
+    parser = argparse.ArgumentParser(
+        prog="python docker/compose_env.py",
+        description="Write the docker-compose stack's .env with fresh secrets (never over a stack's own).",
+        epilog="python docker/compose_env.py token SUB  prints a CONVEX_AUTH_TOKEN for user id SUB",
+    )
+    parser.add_argument("--env-file", type=Path, default=ROOT / ".env", help="where to write (default: .env)")
+    parser.add_argument("--force", action="store_true", help="replace an existing file (after `docker compose down -v`)")
+    args = parser.parse_args(argv)
+    try:
+        print(write_env(args.env_file, force=args.force), file=sys.stderr)
+    except ComposeEnvError as exc:
+        print(f"compose_env: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"compose_env: cannot write {exc.filename or args.env_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
