@@ -53,6 +53,9 @@ def document(h: Harness) -> dict[str, Any]:
             # what was checked before the first user started (docs/formats.md)
             "preflight": h.preflight or {"status": "not run"},
             "data_parity": h.data_parity or {"status": "not checked", "reason": "not run"},
+            "connections": o.connections,
+            # the load generator's own CPU, per process: [unix time, percent of one core] each second
+            "generator_cpu": {"interval_s": h.cpu.interval_s, "processes": h.cpu_summary()},
             "hdr": {"unit": "us", "lowest": 1, "highest": 3_600_000_000, "significant_digits": 3},
         },
         # transactions ("lookup", "lookup-miss", "write" / "<target>") and HTTP calls ("GET" / "<target> <what>")

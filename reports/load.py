@@ -86,6 +86,13 @@ class HdrEntry:
     failures: int
     distribution: Distribution
     statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> calls (0: no response)
+    # where the time went (docs/formats.md): phase -> distribution (ms); server metric -> mean ms
+    phases: dict[str, Distribution] = field(default_factory=dict)
+    server_metrics: dict[str, float] = field(default_factory=dict)
+    new_connections: int = 0
+    server_timed: int = 0
+    split: tuple[tuple[float, float, float | None], ...] = ()  # lookups: sampled (total, connect, server) ms
+    split_n: int = 0  # lookups the sample stands for
 
 
 @dataclass(frozen=True)
@@ -421,8 +428,26 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
             codes = {int(k): int(v) for k, v in statuses.items()}
         except (AttributeError, TypeError, ValueError):
             raise BadInput(f"{where} ({name}): 'statuses' must map HTTP status codes to counts") from None
-        out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes))
+        out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes, *_timing(e, where, name, HdrHistogram)))
     return metadata, out
+
+
+def _timing(e: dict[str, Any], where: str, name: str, histogram: Any) -> tuple[Any, ...]:
+    """An entry's phases, server metrics, connections and split sample (absent before format /2)."""
+    try:
+        phases = {}
+        for phase, p in (e.get("phases") or {}).items():
+            phases[str(phase)] = distribution_from_histogram(histogram.decode(p["hdr"].encode("ascii")), 1000.0)
+        metrics = {str(m): float(v["sum_ms"]) / int(v["count"])
+                   for m, v in (e.get("server_metrics") or {}).items() if int(v["count"]) > 0}
+        split = e.get("split") or {}
+        samples = tuple((float(t), float(c), None if sv is None else float(sv)) for t, c, sv in split.get("samples") or [])
+        return phases, metrics, int(e.get("new_connections", 0)), int(e.get("server_timed", 0)), samples, \
+            int(split.get("n", len(samples)))
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise BadInput(f"{where} ({name}): unreadable 'phases', 'server_metrics' or 'split'") from None
+    except Exception:  # the histogram codec raises assorted types on corrupt input
+        raise BadInput(f"{where} ({name}): a phase's 'hdr' is not a decodable HdrHistogram encoding") from None
 
 
 # --------------------------------------------------------------------------- the run
@@ -560,7 +585,11 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             declared = (metadata.get("targets") or {}).get(t.target)
             if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
                 notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
-    return Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
+    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
+    from reports.timing import saturation_problems  # reads the Run built here
+
+    run.problems += saturation_problems(run)
+    return run
 
 
 def _other_transactions(target: str, stats: list[StatsRow], hdr_entries: list[HdrEntry] | None) -> tuple[int, int]:
