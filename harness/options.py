@@ -6,8 +6,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from harness.contracts import API_TARGETS, TARGET_IDS, TARGETS
 from harness.settings import SettingsError, load_settings
-from harness.targets import API_TARGETS, TARGET_IDS, TARGETS
 
 AUTO = -1
 CONNECTION_MODES = ("reuse", "per-lookup", "per-request")

@@ -37,6 +37,7 @@ from typing import Any
 import gevent.event
 
 from harness import artifact, decision, parity, phases, preflight
+from harness.contracts import WRITE_TARGETS
 from harness.cpu import CpuSampler
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
@@ -44,7 +45,7 @@ from harness.pacer import Pacer, PacerCounts
 from harness.paths import Paths
 from harness.raw import RawSampleWriter
 from harness.settings import Settings, SettingsError, load_settings
-from harness.targets import WRITE_TARGETS, Endpoints
+from harness.targets import Endpoints
 from harness.tokens import member_tokens
 from harness.workload import Sampler, Workload, WorkloadError, resolve
 

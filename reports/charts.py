@@ -15,8 +15,9 @@ matplotlib.use("Agg")  # headless: never opens a display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from harness.contracts import TARGETS
 from reports.load import TRANSACTION, Run, Series
-from reports.rules import TARGETS, TargetStats
+from reports.rules import TargetStats
 
 MAX_POINTS = 1500  # per line: a 2-hour 1-second history is thinned to this many points
 COLOURS = {

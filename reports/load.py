@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reports.rules import LEVELS, TARGETS, TargetStats, target_from_distribution, targets_of
+from harness.contracts import (
+    LEVELS,
+    TARGETS,
+    TRANSACTION,
+    TRANSACTION_TYPES,
+    ArtifactError,
+    read_artifact,
+    targets_of,
+)
+from reports.rules import TargetStats, target_from_distribution
 from reports.stats import Distribution, distribution_from_histogram
-
-HDR_FORMAT = "crm-latency-hdr/2"
-HDR_FORMATS_READ = ("crm-latency-hdr/1", HDR_FORMAT)  # /1: no statuses, no preflight or parity record
-TRANSACTION = "lookup"
-TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "Failures/s", "50%", "95%", "99%")
 HISTORY_COLUMNS = (
@@ -370,18 +374,9 @@ def read_failures(path: Path) -> list[FailureRow]:
 
 def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}; truncated file?)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") not in HDR_FORMATS_READ:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise BadInput(f"{path}: format is {found!r}, expected {' or '.join(repr(f) for f in HDR_FORMATS_READ)}")
-    metadata = doc.get("metadata")
-    entries = doc.get("entries")
-    if not isinstance(metadata, dict) or not isinstance(entries, list):
-        raise BadInput(f"{path}: needs an object 'metadata' and a list 'entries'")
+        _, metadata, entries = read_artifact(path)
+    except ArtifactError as exc:
+        raise BadInput(str(exc)) from None
     for key, kind in (("targets", dict), ("steps", list), ("settings", dict)):
         if metadata.get(key) is not None and not isinstance(metadata[key], kind):
             raise BadInput(f"{path}: metadata.{key} must be {'an object' if kind is dict else 'a list'}")
@@ -393,15 +388,7 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
     out = []
     for i, e in enumerate(entries):
         where = f"{path} entries[{i}]"
-        if not isinstance(e, dict):
-            raise BadInput(f"{where}: not an object")
-        name, etype = e.get("name"), e.get("type")
-        if not isinstance(name, str) or not isinstance(etype, str):
-            raise BadInput(f"{where}: 'type' and 'name' must be strings")
-        # same naming as the CSV rows: transactions are "<target id>", HTTP calls "<target id> <what>"
-        if name.split(" ", 1)[0] not in TARGETS or (etype in TRANSACTION_TYPES and name not in TARGETS):
-            raise BadInput(f"{where}: unknown name {name!r} for type {etype!r}; names start with a target id "
-                           f"({', '.join(TARGETS)})")
+        name, etype = e["name"], e["type"]  # read_artifact checked both
         step = e.get("step")
         if step is not None and not isinstance(step, int):
             raise BadInput(f"{where} ({name}): 'step' must be null or an integer")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.contracts import LEVELS, TARGETS
 from reports import charts as charts_module
 from reports import failures, timing
 from reports.charts import Chart
 from reports.load import Run
-from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval, primary
+from reports.rules import Decision, TargetStats, Thresholds, p95_interval, primary
 
 SANDBOX_BANNER = "sandbox numbers exercise the method; they are not a verdict on hosted Supabase or Convex"
 MISMATCH_BANNER = (

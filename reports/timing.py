@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.contracts import TARGETS
 from reports.load import HdrEntry, Run
-from reports.rules import TARGETS
 
 BAND = 0.02  # ± percentile points around P50 / P95
 SATURATED_CPU = 90.0  # % of one core
