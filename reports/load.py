@@ -24,6 +24,7 @@ from harness.contracts import (
     TRANSACTION_TYPES,
     ArtifactError,
     read_artifact,
+    target_of,
     targets_of,
 )
 from reports.rules import TargetStats, target_from_distribution
@@ -217,6 +218,53 @@ def _file(prefix: Path, suffix: str) -> Path:
 # --------------------------------------------------------------------------- CSV
 
 
+def _check_header(path: Path, required: tuple[str, ...]) -> list[str]:
+    """The header, when the file is a complete Locust 2.x CSV with the required columns; else BadInput."""
+    header, body = _read_csv(path, required)
+    body.close()  # type: ignore[attr-defined]  # a generator: closing it closes the file
+    with path.open("rb") as raw:
+        size = path.stat().st_size
+        raw.seek(max(size - 1, 0))
+        if size and raw.read(1) != b"\n" and b"\n" in path.read_bytes()[:-1]:
+            # Locust ends every row with a newline; a missing one means the file was cut.
+            lines = path.read_bytes().count(b"\n") + 1
+            raise BadInput(f"{path} line {lines}: last row has no line end (truncated file?)")
+    return header
+
+
+def _frame(path: Path, required: tuple[str, ...], text: tuple[str, ...], explain: Any) -> Any:
+    """The CSV as a pandas DataFrame of ``required`` columns (``text`` as strings, the rest numbers, "N/A"
+    and "" as NaN).  Whenever pandas cannot read it, ``explain`` re-reads it row by row and raises the
+    exact one-line error (file, line, column)."""
+    import pandas as pd
+
+    _check_header(path, required)
+    # text as categories: a 2-hour history repeats a few dozen names 180,000 times
+    dtypes = {c: ("category" if c in text else "float64") for c in required}
+    try:
+        df = pd.read_csv(path, usecols=list(required), dtype=dtypes, na_values=["N/A", ""], keep_default_na=False,
+                         encoding="utf-8", skip_blank_lines=True)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        explain(path)
+        raise BadInput(f"{path}: not a readable CSV file") from None
+    for c in text:
+        if "" not in df[c].cat.categories:
+            df[c] = df[c].cat.add_categories([""])
+        df[c] = df[c].fillna("")
+    return df[list(required)]  # usecols keeps the file's column order: put them in the caller's
+
+
+def _valid_counts(df: Any, columns: tuple[str, ...], integer: tuple[str, ...]) -> bool:
+    """No missing, negative or (for counts) fractional value in these columns."""
+    import numpy as np
+
+    values = df[list(columns)].to_numpy(dtype="float64")
+    if np.isnan(values).any() or (values < 0).any():
+        return False
+    ints = df[list(integer)].to_numpy(dtype="float64")
+    return bool((ints == np.floor(ints)).all())
+
+
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """Header and a lazy iterator of (line number, row); rows are checked as they stream past."""
     if not path.is_file():
@@ -299,7 +347,8 @@ def _check_name(path: Path, line: int, rtype: str, name: str) -> None:
         raise BadInput(f"{path} line {line}: unknown target id {name!r} for Type {rtype!r}")
 
 
-def read_stats(path: Path) -> list[StatsRow]:
+def _exact_stats(path: Path) -> list[StatsRow]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, STATS_COLUMNS)
     col = {h: i for i, h in enumerate(header)}
     pct_cols = [h for h in header if h.endswith("%")]
@@ -319,7 +368,8 @@ def read_stats(path: Path) -> list[StatsRow]:
     return out
 
 
-def read_history(path: Path) -> dict[tuple[str, str], Series]:
+def _exact_history(path: Path) -> dict[tuple[str, str], Series]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, HISTORY_COLUMNS)
     c = {h: i for i, h in enumerate(header)}
     ts, uc, ty, nm, rp, fp = c["Timestamp"], c["User Count"], c["Type"], c["Name"], c["Requests/s"], c["Failures/s"]
@@ -357,7 +407,8 @@ def read_history(path: Path) -> dict[tuple[str, str], Series]:
     return series
 
 
-def read_failures(path: Path) -> list[FailureRow]:
+def _exact_failures(path: Path) -> list[FailureRow]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, FAILURE_COLUMNS)
     col = {h: i for i, h in enumerate(header)}
     out = []
@@ -367,6 +418,96 @@ def read_failures(path: Path) -> list[FailureRow]:
         out.append(FailureRow(row[col["Method"]], name, row[col["Error"]],
                               _count(path, line, "Occurrences", row[col["Occurrences"]])))
     return out
+
+
+def _names_ok(df: Any, type_col: str) -> bool:
+    pairs = df[[type_col, "Name"]].drop_duplicates()
+    for rtype, name in pairs.itertuples(index=False):
+        rtype, name = str(rtype).strip(), str(name).strip()
+        if rtype == "" and name == "Aggregated":
+            continue
+        if target_of(name) not in TARGETS or (rtype in TRANSACTION_TYPES and name not in TARGETS):
+            return False
+    return True
+
+
+def read_stats(path: Path) -> list[StatsRow]:
+    header = _check_header(path, STATS_COLUMNS)
+    pct_cols = tuple(h for h in header if h.endswith("%"))
+    columns = tuple(dict.fromkeys((*STATS_COLUMNS, *pct_cols)))
+    df = _frame(path, columns, ("Type", "Name"), _exact_stats)
+    counts = ("Request Count", "Failure Count")
+    numbers = df[[c for c in columns if c not in ("Type", "Name", *counts)]].to_numpy(dtype="float64")
+    if (not _valid_counts(df, counts, counts) or (numbers[~(numbers != numbers)] < 0).any()  # NaN: N/A
+            or (df["Failure Count"] > df["Request Count"]).any() or not _names_ok(df, "Type")):
+        _exact_stats(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    out = []
+    for i, r in enumerate(df.itertuples(index=False)):
+        row = dict(zip(columns, r, strict=True))
+        pcts = {h: _na(row[h]) for h in pct_cols}
+        out.append(StatsRow(i + 2, str(row["Type"]).strip(), str(row["Name"]).strip(), int(row["Request Count"]),
+                            int(row["Failure Count"]), _na(row["Requests/s"]) or 0.0, pcts["50%"], pcts["95%"],
+                            pcts["99%"], pcts))
+    return out
+
+
+def _na(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN is "N/A"
+
+
+def read_history(path: Path) -> dict[tuple[str, str], Series]:
+    import numpy as np
+
+    df = _frame(path, HISTORY_COLUMNS, ("Type", "Name"), _exact_history)
+    required = ("Timestamp", "User Count", "Requests/s", "Failures/s", "Total Request Count", "Total Failure Count")
+    counts = ("User Count", "Total Request Count", "Total Failure Count")
+    pct = df[["50%", "95%", "99%"]].to_numpy(dtype="float64")
+    if not _valid_counts(df, required, counts) or (pct[~np.isnan(pct)] < 0).any() or not _names_ok(df, "Type"):
+        _exact_history(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    # group rows by (Type, Name) on the categories' codes, keeping each series in file (time) order
+    types, names = df["Type"].cat, df["Name"].cat
+    key = types.codes.to_numpy(dtype="int64") * (len(names.categories) + 1) + names.codes.to_numpy(dtype="int64")
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    type_codes, name_codes = types.codes.to_numpy(), names.codes.to_numpy()
+    type_labels, name_labels = list(types.categories), list(names.categories)
+    columns = {c: df[c].to_numpy(dtype="float64") for c in (*required, "50%", "95%", "99%")}
+    del df, types, names  # the columns above are all that is left to read: keep the peak memory down
+    series: dict[tuple[str, str], Series] = {}
+    groups = sorted(np.split(order, bounds), key=lambda rows: rows[0])  # first appearance first, as in the file
+    for rows in groups:
+        first = rows[0]
+        label = (str(type_labels[type_codes[first]]), str(name_labels[name_codes[first]]))
+        series[label] = Series(
+            t=_doubles(columns["Timestamp"][rows]), users=_ints(columns["User Count"][rows]),
+            rps=_doubles(columns["Requests/s"][rows]), fps=_doubles(columns["Failures/s"][rows]),
+            p50=_doubles(columns["50%"][rows]), p95=_doubles(columns["95%"][rows]), p99=_doubles(columns["99%"][rows]),
+            total=_ints(columns["Total Request Count"][rows]), total_failures=_ints(columns["Total Failure Count"][rows]),
+        )
+    return series
+
+
+def _doubles(values: Any) -> array[float]:
+    out = array("d")
+    out.frombytes(values.astype("<f8").tobytes())
+    return out
+
+
+def _ints(values: Any) -> array[int]:
+    out = array("q")
+    out.frombytes(values.astype("<i8").tobytes())
+    return out
+
+
+def read_failures(path: Path) -> list[FailureRow]:
+    df = _frame(path, FAILURE_COLUMNS, ("Method", "Name", "Error"), _exact_failures)
+    if not _valid_counts(df, ("Occurrences",), ("Occurrences",)) or not _names_ok(df, "Method"):
+        _exact_failures(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    return [FailureRow(str(m), str(n).strip(), str(e), int(o))
+            for m, n, e, o in df[list(FAILURE_COLUMNS)].itertuples(index=False)]
 
 
 # --------------------------------------------------------------------------- HDR JSON
