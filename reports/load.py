@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.contracts import (
-    LEVELS,
     TARGETS,
     TRANSACTION,
     TRANSACTION_TYPES,
     ArtifactError,
+    decision_level,
     read_artifact,
     target_of,
     targets_of,
@@ -596,14 +596,12 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
     """Read a run; ``hdr`` names the HDR artifact when it was written away from the CSVs (``--hdr-out``)."""
     prefix = resolve_prefix(str(prefix_arg))
     stats_path = _file(prefix, "_stats.csv")
-    history_path = _file(prefix, "_stats_history.csv")
-    failures_path = _file(prefix, "_failures.csv")
     hdr_path = _file(prefix, "_hdr.json") if hdr is None else Path(hdr)
     if hdr is not None and not hdr_path.is_file():
         raise BadInput(f"{hdr_path}: file not found (--hdr)")
     stats = read_stats(stats_path)
-    history = read_history(history_path)
-    failures = read_failures(failures_path)
+    history = read_history(_file(prefix, "_stats_history.csv"))
+    failures = read_failures(_file(prefix, "_failures.csv"))
     notes: list[str] = []
 
     metadata: dict[str, Any] = {}
@@ -616,25 +614,8 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             "(±5 ms between 100 ms and 1 s), include the warm-up, allow no bootstrap CI, and may miss the "
             "run's last second (Locust does not rewrite _stats.csv at shutdown)."
         )
-
-    aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)
-    total_requests = aggregated.count if aggregated else sum(r.count for r in stats)
-    if total_requests == 0:
-        raise BadInput(f"{stats_path}: the run recorded zero requests")
-    lookups = {r.name: r for r in stats if r.type == TRANSACTION}
-    if not lookups:
-        raise BadInput(f"{stats_path}: no transaction rows (Type {TRANSACTION!r}, Name <target id>); "
-                       "was the run made with this project's locustfiles?")
-
-    meta_warmup = metadata.get("warmup_s")
-    if warmup_s is None:
-        warmup_s = float(meta_warmup) if isinstance(meta_warmup, int | float) else 0.0
-    elif hdr_entries is not None and isinstance(meta_warmup, int | float) and float(meta_warmup) != warmup_s:
-        notes.append(
-            f"The HDR histograms exclude the harness's own warm-up ({float(meta_warmup):g} s); "
-            f"--warmup {warmup_s:g} applies to the CSV-derived series only."
-        )
-
+    lookups = _lookup_rows(stats_path, stats)
+    warmup_s = _warmup(warmup_s, metadata, hdr_entries is not None, notes)
     agg_series = history.get(("", "Aggregated"))
     start_ts = _iso_ts(metadata.get("started_at"))
     if start_ts is None and agg_series and agg_series.t:
@@ -642,44 +623,11 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
 
     targets: dict[str, TargetStats] = {}
     if hdr_entries is not None:
-        whole: dict[str, HdrEntry] = {}
-        for e in hdr_entries:
-            if e.step is None and e.type == TRANSACTION:
-                seen = whole.get(e.name)
-                # several entries for one target (e.g. one per worker) are merged, as HDR add() would
-                whole[e.name] = e if seen is None else HdrEntry(
-                    e.type, e.name, None, seen.count + e.count, seen.failures + e.failures,
-                    seen.distribution.merged(e.distribution),
-                )
-        end_ts = _iso_ts(metadata.get("ended_at"))
-        measured_s = (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
-        for name, e in whole.items():
-            total = e.count + e.failures
-            rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
-            targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
-        if not whole:
-            notes.append(
-                f"{hdr_path.name} holds no lookup samples (a run shorter than its {warmup_s:g} s warm-up?): "
-                "using Locust's CSV percentiles."
-            )
-        for name in lookups:
-            if whole and name not in whole:
-                notes.append(f"{name} has a CSV row but no HDR entry: using its CSV percentiles.")
+        measured_s = _measured_s(metadata, start_ts, warmup_s)
+        targets = _hdr_targets(hdr_entries, lookups, measured_s, hdr_path.name, warmup_s, notes)
     for name, row in lookups.items():
-        if name in targets:
-            continue
-        successes, fails = row.count - row.failures, row.failures
-        series = history.get((TRANSACTION, name))
-        if warmup_s > 0 and series and series.t and start_ts is not None:
-            before = [i for i, t in enumerate(series.t) if t < start_ts + warmup_s]
-            if before:
-                i = before[-1]
-                successes -= series.total[i] - series.total_failures[i]
-                fails -= series.total_failures[i]
-        targets[name] = TargetStats(
-            target=name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
-            count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv",
-        )
+        if name not in targets:
+            targets[name] = _csv_target(row, history.get((TRANSACTION, name)), start_ts, warmup_s)
     for name, t in list(targets.items()):
         requests, failed = _other_transactions(name, stats, hdr_entries if t.source == "hdr" else None)
         targets[name] = replace(t, other_requests=requests, other_failures=failed)
@@ -690,34 +638,107 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             + (" (per-target history rows)" if per_target else " only where per-target history exists (run with --csv-full-history)")
             + "; Locust's cumulative CSV percentiles still include it."
         )
-
-    measured = [
-        level for level in LEVELS
-        if any(t in lookups or t in targets for t in targets_of(level, "baseline") + targets_of(level, "convex"))
-    ]
-    # a run of the API routes only is decided at that level; anything else needs the direct backends
-    for level in (["api"] if measured == ["api"] else ["direct"]):
-        (baseline,) = targets_of(level, "baseline")
-        convex = targets_of(level, "convex")
-        if baseline not in lookups and baseline not in targets:
-            raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
-        if not any(c in lookups or c in targets for c in convex):
-            raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
-
-    problems: list[str] = []
-    parity = metadata.get("data_parity")
-    if isinstance(parity, dict) and parity.get("status") == "mismatch":
-        problems.append("data differs between Supabase and Convex (the run was started with --allow-data-mismatch)")
-    for t in targets.values():
-        if t.round_trips is not None:
-            declared = (metadata.get("targets") or {}).get(t.target)
-            if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
-                notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
-    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
-    from reports.timing import saturation_problems  # reads the Run built here
-
-    run.problems += saturation_problems(run)
+    _check_measured(stats_path, set(lookups) | set(targets))
+    notes += _round_trip_notes(targets, metadata)
+    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes)
+    run.problems += _run_problems(run)
     return run
+
+
+def _lookup_rows(stats_path: Path, stats: list[StatsRow]) -> dict[str, StatsRow]:
+    aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)
+    if (aggregated.count if aggregated else sum(r.count for r in stats)) == 0:
+        raise BadInput(f"{stats_path}: the run recorded zero requests")
+    lookups = {r.name: r for r in stats if r.type == TRANSACTION}
+    if not lookups:
+        raise BadInput(f"{stats_path}: no transaction rows (Type {TRANSACTION!r}, Name <target id>); "
+                       "was the run made with this project's locustfiles?")
+    return lookups
+
+
+def _warmup(warmup_s: float | None, metadata: dict[str, Any], has_hdr: bool, notes: list[str]) -> float:
+    meta_warmup = metadata.get("warmup_s")
+    if warmup_s is None:
+        return float(meta_warmup) if isinstance(meta_warmup, int | float) else 0.0
+    if has_hdr and isinstance(meta_warmup, int | float) and float(meta_warmup) != warmup_s:
+        notes.append(
+            f"The HDR histograms exclude the harness's own warm-up ({float(meta_warmup):g} s); "
+            f"--warmup {warmup_s:g} applies to the CSV-derived series only."
+        )
+    return warmup_s
+
+
+def _measured_s(metadata: dict[str, Any], start_ts: float | None, warmup_s: float) -> float | None:
+    end_ts = _iso_ts(metadata.get("ended_at"))
+    return (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
+
+
+def _hdr_targets(entries: list[HdrEntry], lookups: dict[str, StatsRow], measured_s: float | None, artifact: str,
+                 warmup_s: float, notes: list[str]) -> dict[str, TargetStats]:
+    whole: dict[str, HdrEntry] = {}
+    for e in entries:
+        if e.step is None and e.type == TRANSACTION:
+            seen = whole.get(e.name)
+            # several entries for one target (e.g. one per worker) are merged, as HDR add() would
+            whole[e.name] = e if seen is None else HdrEntry(
+                e.type, e.name, None, seen.count + e.count, seen.failures + e.failures,
+                seen.distribution.merged(e.distribution),
+            )
+    targets = {}
+    for name, e in whole.items():
+        total = e.count + e.failures
+        rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
+        targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
+    if not whole:
+        notes.append(f"{artifact} holds no lookup samples (a run shorter than its {warmup_s:g} s warm-up?): "
+                     "using Locust's CSV percentiles.")
+    notes += [f"{name} has a CSV row but no HDR entry: using its CSV percentiles."
+              for name in lookups if whole and name not in whole]
+    return targets
+
+
+def _csv_target(row: StatsRow, series: Series | None, start_ts: float | None, warmup_s: float) -> TargetStats:
+    """A target from Locust's CSV row, its warm-up's samples taken out of the counts where the history allows."""
+    successes, fails = row.count - row.failures, row.failures
+    if warmup_s > 0 and series and series.t and start_ts is not None:
+        before = [i for i, t in enumerate(series.t) if t < start_ts + warmup_s]
+        if before:
+            i = before[-1]
+            successes -= series.total[i] - series.total_failures[i]
+            fails -= series.total_failures[i]
+    return TargetStats(target=row.name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
+                       count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv")
+
+
+def _check_measured(stats_path: Path, measured: set[str]) -> None:
+    """The decision's level needs its baseline and a Convex target (harness.contracts.decision_level)."""
+    level = decision_level(measured)
+    (baseline,) = targets_of(level, "baseline")
+    convex = targets_of(level, "convex")
+    if baseline not in measured:
+        raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
+    if not any(c in measured for c in convex):
+        raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
+
+
+def _round_trip_notes(targets: dict[str, TargetStats], metadata: dict[str, Any]) -> list[str]:
+    notes = []
+    for t in targets.values():
+        declared = (metadata.get("targets") or {}).get(t.target)
+        if t.round_trips is not None and isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
+            notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
+    return notes
+
+
+def _run_problems(run: Run) -> list[str]:
+    """Why the run cannot decide, from its metadata: data that differed, a saturated load generator."""
+    from reports.timing import saturation_problems  # reads the Run
+
+    problems = []
+    parity = run.data_parity
+    if parity is not None and parity.get("status") == "mismatch":
+        problems.append("data differs between Supabase and Convex (the run was started with --allow-data-mismatch)")
+    return problems + saturation_problems(run)
 
 
 def _other_transactions(target: str, stats: list[StatsRow], hdr_entries: list[HdrEntry] | None) -> tuple[int, int]:

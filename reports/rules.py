@@ -619,25 +619,27 @@ def _decide(
     if missing or base is None or chosen is None:
         return result(Verdict.INCONCLUSIVE, "Not enough evidence: " + "; ".join(missing) + ".")
 
-    iv = ratios[chosen.target]
-    chosen_set = sets[chosen.target]
-    target_c, queries_c = chosen_set.target, chosen_set.queries
-    speed_c, equiv_c = chosen_set.speedup, chosen_set.equivalence
-    tag = f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, ratio {_fmt_ratio(iv)} ({iv.method})"
+    return result(*_verdict(chosen, base, ratios[chosen.target], sets[chosen.target], th))
 
+
+def _verdict(chosen: TargetStats, base: TargetStats, iv: Interval, crit: CriteriaSet, th: Thresholds) -> tuple[Verdict, str]:
+    """The verdict of the deciding Convex variant against the baseline, and its reason."""
+    tag = f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, ratio {_fmt_ratio(iv)} ({iv.method})"
     if th.require_ci and iv.method != "bootstrap":
-        return result(Verdict.INCONCLUSIVE, f"{tag}. A bootstrap CI is required (--require-ci) but only CSV percentiles are available.")
-    if target_c.passed and queries_c.passed and speed_c.passed:
-        return result(
-            Verdict.GO,
-            f"{tag}: Convex's P95 is under {th.p95_target_ms:g} ms and at least {th.min_speedup:.0%} below Supabase's.",
-        )
-    if equiv_c.passed:
+        return Verdict.INCONCLUSIVE, f"{tag}. A bootstrap CI is required (--require-ci) but only CSV percentiles are available."
+    if crit.target.passed and crit.queries.passed and crit.speedup.passed:
+        return (Verdict.GO,
+                f"{tag}: Convex's P95 is under {th.p95_target_ms:g} ms and at least {th.min_speedup:.0%} below Supabase's.")
+    if crit.equivalence.passed:
         slower = chosen.p95_ms is not None and base.p95_ms is not None and chosen.p95_ms >= base.p95_ms
         how = "Convex is the slower" if slower else f"they differ by less than {th.equivalence:.0%}"
-        return result(Verdict.OPTIMISE_SUPABASE, f"{tag}: {how}.")
+        return Verdict.OPTIMISE_SUPABASE, f"{tag}: {how}."
+    return Verdict.INCONCLUSIVE, f"{tag}: " + "; ".join(_unsettled(crit, th)) + "."
 
-    # INCONCLUSIVE: say which test could not be settled
+
+def _unsettled(crit: CriteriaSet, th: Thresholds) -> list[str]:
+    """Why neither GO nor OPTIMISE SUPABASE holds: which test could not be settled."""
+    target_c, queries_c, speed_c, equiv_c = crit.target, crit.queries, crit.speedup, crit.equivalence
     why: list[str] = []
     if speed_c.passed and target_c.passed is False:
         why.append(f"Convex is ≥ {th.min_speedup:.0%} faster but its P95 is not under {th.p95_target_ms:g} ms")
@@ -657,7 +659,7 @@ def _decide(
         )
     if not why:
         why.append("the criteria do not settle it")
-    return result(Verdict.INCONCLUSIVE, f"{tag}: " + "; ".join(why) + ".")
+    return why
 
 
 def decide_all(
