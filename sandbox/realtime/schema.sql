@@ -131,28 +131,34 @@ $$;
 
 -- Which of the given subscribers may see a row, as Realtime's apply_rls
 -- decides it: for each subscriber's JWT claims, its role and claims are set
--- and the row is looked up by primary key under the table's RLS.
+-- and the row is looked up by primary key under the table's RLS, with a
+-- statement prepared once per table and session (apply_rls: walrus_rls_stmt).
 create or replace function realtime.sandbox_visible(entity regclass, pk jsonb, claims jsonb[])
 returns boolean[]
 language plpgsql
 set search_path = ''
 as $$
 declare
-  pk_match text := (
-    select string_agg(format('t.%1$I = k.%1$I', a.attname), ' and ')
-    from pg_catalog.pg_index i
-    join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-    where i.indrelid = entity and i.indisprimary
-  );
-  query text := format(
-    'select exists (select 1 from %s t, jsonb_populate_record(null::%s, $1) k where %s)', entity, entity, pk_match);
+  stmt text := 'realtime_sandbox_rls_' || entity::oid;
+  pk_match text;
   result boolean[] := '{}';
   c jsonb;
   visible boolean;
 begin
+  if not exists (select from pg_catalog.pg_prepared_statements where name = stmt) then
+    pk_match := (
+      select string_agg(format('t.%1$I = k.%1$I', a.attname), ' and ')
+      from pg_catalog.pg_index i
+      join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+      where i.indrelid = entity and i.indisprimary
+    );
+    execute format(
+      'prepare %I(jsonb) as select exists (select 1 from %s t, jsonb_populate_record(null::%s, $1) k where %s)',
+      stmt, entity, entity, pk_match);
+  end if;
   foreach c in array claims loop
     perform set_config('role', c ->> 'role', true), set_config('request.jwt.claims', c::text, true);
-    execute query using pk into visible;
+    execute format('execute %I(%L)', stmt, pk) into visible;
     perform set_config('role', null, true);
     result := result || visible;
   end loop;

@@ -65,6 +65,22 @@ class Binding:
     table: str
     filters: list[filters_mod.Filter]
 
+    def index_key(self) -> tuple[str, str, str, Any] | None:
+        """Where the dispatcher files this binding: under its first ``eq`` filter's value when it has one."""
+        if self.schema == "*" or self.table == "*":
+            return None
+        for f in self.filters:
+            if f.op == "eq":
+                return (self.schema, self.table, f.column, value_key(f.values[0]))
+        return None
+
+
+def value_key(value: Any) -> Any:
+    """A hashable key under which equal typed values meet (numbers by value)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return ("n", float(value))
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
 
 @dataclass(eq=False)
 class Channel:
@@ -232,8 +248,12 @@ class Realtime:
         self.api_keys = api_keys
         self.feed = Feed(db_uri, self.dispatch)
         self._started: asyncio.Task[None] | None = None
-        # (schema, table) with "*" wildcards → channels with a binding on it
-        self._index: dict[tuple[str, str], set[Channel]] = defaultdict(set)
+        # Channels by binding: those with an `eq` filter under (schema, table, column, value),
+        # so a change only looks at the channels its row can match; the rest under
+        # (schema, table), either possibly "*".
+        self._by_value: dict[tuple[str, str, str, Any], set[Channel]] = defaultdict(set)
+        self._by_table: dict[tuple[str, str], set[Channel]] = defaultdict(set)
+        self._eq_columns: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
 
     async def start(self) -> None:
         if self._started is None:
@@ -290,21 +310,43 @@ class Realtime:
 
     def subscribe(self, channel: Channel) -> None:
         for b in channel.bindings:
-            self._index[(b.schema, b.table)].add(channel)
+            key = b.index_key()
+            if key is None:
+                self._by_table[(b.schema, b.table)].add(channel)
+            else:
+                self._by_value[key].add(channel)
+                columns = self._eq_columns[(b.schema, b.table)]
+                columns[key[2]] = columns.get(key[2], 0) + 1
 
     def unsubscribe(self, channel: Channel) -> None:
         for b in channel.bindings:
-            subscribers = self._index.get((b.schema, b.table))
-            if subscribers is not None:
-                subscribers.discard(channel)
-                if not subscribers:
-                    del self._index[(b.schema, b.table)]
+            key = b.index_key()
+            if key is None:
+                _discard(self._by_table, (b.schema, b.table), channel)
+            elif _discard(self._by_value, key, channel):
+                columns = self._eq_columns[(b.schema, b.table)]
+                columns[key[2]] -= 1
+                if columns[key[2]] == 0:
+                    del columns[key[2]]
+                if not columns:
+                    del self._eq_columns[(b.schema, b.table)]
+
+    def _candidates(self, change: Change) -> set[Channel]:
+        """The channels that may want a change: by table, and by the row's value in each indexed column."""
+        channels: set[Channel] = set()
+        for key in ((change.schema, change.table), (change.schema, "*"), ("*", change.table), ("*", "*")):
+            channels.update(self._by_table.get(key, ()))
+        columns = self._eq_columns.get((change.schema, change.table))
+        if columns:
+            row = change.record if change.type != "DELETE" else change.old_record
+            for column in columns:
+                if row and column in row and row[column] is not None:
+                    channels.update(self._by_value.get((change.schema, change.table, column, value_key(row[column])), ()))
+        return channels
 
     # ------------------------------------------------------------------ changes
     async def dispatch(self, change: Change) -> None:
-        channels: set[Channel] = set()
-        for key in ((change.schema, change.table), (change.schema, "*"), ("*", change.table), ("*", "*")):
-            channels.update(self._index.get(key, ()))
+        channels = self._candidates(change)
         if not channels:
             return
         info = await self.feed.table(change.schema, change.table)
@@ -430,6 +472,16 @@ class Realtime:
                 await socket.handle(frame)
         finally:
             socket.closed()
+
+
+def _discard(index: dict[Any, set[Channel]], key: Any, channel: Channel) -> bool:
+    members = index.get(key)
+    if members is None or channel not in members:
+        return False
+    members.discard(channel)
+    if not members:
+        del index[key]
+    return True
 
 
 async def _refuse(send: Any, status: int, body: dict[str, Any] | None) -> None:
