@@ -25,6 +25,7 @@ private channels are refused as a project without Realtime policies refuses them
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -101,6 +102,9 @@ class Channel:
         return str(self.claims.get("role"))
 
 
+MAX_QUEUED_FRAMES = 10_000  # a client this far behind is disconnected
+
+
 class Socket:
     def __init__(self, server: Realtime, send: Any, serializer: Serializer, token: str) -> None:
         self.server = server
@@ -109,14 +113,35 @@ class Socket:
         self.token = token
         self.channels: dict[str, Channel] = {}
         self.open = True
+        # Frames go out in order through one writer task per socket, so a client
+        # that stops reading holds up only itself, never the change feed.
+        self._outbox: collections.deque[str] = collections.deque()
+        self._writing = False
+        self._writer: asyncio.Future[None] | None = None
 
     async def send(self, text: str) -> None:
         if not self.open:
             return
+        if len(self._outbox) >= MAX_QUEUED_FRAMES:
+            log.warning("realtime: a client stopped reading; closing its socket")
+            self.open = False
+            self._outbox.clear()
+            with contextlib.suppress(Exception):
+                await self._send({"type": "websocket.close", "code": 1008})
+            return
+        self._outbox.append(text)
+        if not self._writing:
+            self._writing = True
+            self._writer = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
         try:
-            await self._send({"type": "websocket.send", "text": text})
+            while self._outbox and self.open:
+                await self._send({"type": "websocket.send", "text": self._outbox.popleft()})
         except Exception:  # the client went away
             self.open = False
+        finally:
+            self._writing = False
 
     async def push(self, channel: Channel, event: str, payload: Any) -> None:
         await self.send(self.serializer.message(channel.topic, event, payload, None, channel.join_ref))

@@ -47,14 +47,34 @@ def add_message(crm: Crm, workspace: str, conversation: str, content: str) -> st
     return str(rows[0][0])
 
 
-def conversation_of(crm: Crm, workspace: str) -> str:
-    rows = crm.sql("select id::text from conversations where workspace_id = %s order by created_at limit 1", workspace)
-    if rows:
-        return str(rows[0][0])
-    contact = crm.sql("select id::text from contacts where workspace_id = %s limit 1", workspace)[0][0]
-    return str(crm.sql(
-        "insert into conversations (workspace_id, contact_id) values (%s, %s) returning id::text", workspace, contact
-    )[0][0])
+class Rt(Crm):
+    """Two workspaces of this module's own (a, b), a member each, one conversation each."""
+
+    conversation: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def crm(sandbox_env: dict[str, str]) -> Iterator[Rt]:
+    rt = Rt(sandbox_env["DATABASE_URL"])
+    rt.conversation = {}
+    tag = uuid.uuid4().hex[:8]
+    for label in ("a", "b"):
+        ws, user, contact = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+        rt.workspaces[label], rt.members[label] = ws, user
+        rt.sql("insert into workspaces (id, name, slug) values (%s, %s, %s)", ws, f"Realtime {label}", f"realtime-{label}-{tag}")
+        rt.sql("insert into workspace_members (workspace_id, user_id, role) values (%s, %s, 'agent')", ws, user)
+        rt.sql("insert into contacts (id, workspace_id, phone, name) values (%s, %s, '6281234500001', 'Budi')", contact, ws)
+        rt.conversation[label] = str(rt.sql(
+            "insert into conversations (workspace_id, contact_id) values (%s, %s) returning id::text", ws, contact
+        )[0][0])
+    try:
+        yield rt
+    finally:
+        rt.sql("delete from workspaces where id = any(%s)", list(rt.workspaces.values()))
+
+
+def conversation_of(crm: Rt, workspace: str) -> str:
+    return next(crm.conversation[label] for label, ws in crm.workspaces.items() if ws == workspace)
 
 
 class PySubscriber:
@@ -89,7 +109,7 @@ def run(coro: Any) -> Any:
 # ---------------------------------------------------------------- supabase-py
 
 
-def test_a_member_gets_its_workspaces_inserts_with_realtimes_payload(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_a_member_gets_its_workspaces_inserts_with_realtimes_payload(sandbox_env: dict[str, str], crm: Rt) -> None:
     a, b = crm.workspaces["a"], crm.workspaces["b"]
     conv_a, conv_b = conversation_of(crm, a), conversation_of(crm, b)
 
@@ -118,7 +138,7 @@ def test_a_member_gets_its_workspaces_inserts_with_realtimes_payload(sandbox_env
     assert COMMIT_TS.match(data["commit_timestamp"])
 
 
-def test_rls_decides_per_subscriber(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_rls_decides_per_subscriber(sandbox_env: dict[str, str], crm: Rt) -> None:
     a, b = crm.workspaces["a"], crm.workspaces["b"]
     conv_a, conv_b = conversation_of(crm, a), conversation_of(crm, b)
 
@@ -143,7 +163,7 @@ def test_rls_decides_per_subscriber(sandbox_env: dict[str, str], crm: Crm) -> No
 
 
 def test_update_and_delete_carry_the_old_row_as_far_as_replica_identity_and_rls_allow(
-    sandbox_env: dict[str, str], crm: Crm
+    sandbox_env: dict[str, str], crm: Rt
 ) -> None:
     a = crm.workspaces["a"]
     conv = conversation_of(crm, a)
@@ -170,7 +190,7 @@ def test_update_and_delete_carry_the_old_row_as_far_as_replica_identity_and_rls_
     assert set(delete["data"]["old_record"]) == {"id"}
 
 
-def test_an_access_token_update_switches_the_claims(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_an_access_token_update_switches_the_claims(sandbox_env: dict[str, str], crm: Rt) -> None:
     a = crm.workspaces["a"]
     conv = conversation_of(crm, a)
 
@@ -189,7 +209,7 @@ def test_an_access_token_update_switches_the_claims(sandbox_env: dict[str, str],
     assert run(scenario())["data"]["record"]["content"] == "visible to the member"
 
 
-def test_a_join_with_an_expired_token_is_refused(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_a_join_with_an_expired_token_is_refused(sandbox_env: dict[str, str], crm: Rt) -> None:
     async def scenario() -> tuple[RealtimeSubscribeStates, Exception | None]:
         sub = PySubscriber(sandbox_env, member_token(sandbox_env, crm.members["a"], ttl=-60))
         try:
@@ -206,7 +226,7 @@ def test_a_join_with_an_expired_token_is_refused(sandbox_env: dict[str, str], cr
 # ---------------------------------------------------------------- the wire (vsn 2.0.0)
 
 
-def test_v2_frames_heartbeat_join_change_leave(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_v2_frames_heartbeat_join_change_leave(sandbox_env: dict[str, str], crm: Rt) -> None:
     a = crm.workspaces["a"]
     conv = conversation_of(crm, a)
     url = sandbox_env["SUPABASE_URL"].replace("http", "ws") + "/realtime/v1/websocket"
@@ -252,7 +272,7 @@ def test_v2_frames_heartbeat_join_change_leave(sandbox_env: dict[str, str], crm:
     assert unmatched == [None, "4", "realtime:other", "phx_reply", {"status": "error", "response": {"reason": "unmatched topic"}}]
 
 
-def test_a_binding_on_an_unpublished_table_or_a_bad_filter_is_a_system_error(sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_a_binding_on_an_unpublished_table_or_a_bad_filter_is_a_system_error(sandbox_env: dict[str, str], crm: Rt) -> None:
     url = sandbox_env["SUPABASE_URL"].replace("http", "ws") + "/realtime/v1/websocket"
     token = member_token(sandbox_env, crm.members["a"])
 
@@ -316,7 +336,7 @@ def read_line(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return dict(json.loads(line))
 
 
-def test_supabase_js_subscribes_and_gets_typed_rows(js_peer: Any, sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_supabase_js_subscribes_and_gets_typed_rows(js_peer: Any, sandbox_env: dict[str, str], crm: Rt) -> None:
     a = crm.workspaces["a"]
     conv = conversation_of(crm, a)
     token = member_token(sandbox_env, crm.members["a"])
@@ -335,7 +355,7 @@ def test_supabase_js_subscribes_and_gets_typed_rows(js_peer: Any, sandbox_env: d
     assert updated["old"] == {"id": conv}
 
 
-def test_supabase_js_set_auth_pushes_the_new_token(js_peer: Any, sandbox_env: dict[str, str], crm: Crm) -> None:
+def test_supabase_js_set_auth_pushes_the_new_token(js_peer: Any, sandbox_env: dict[str, str], crm: Rt) -> None:
     b = crm.workspaces["b"]
     conv = conversation_of(crm, b)
     peer = js_peer(None, [{"event": "INSERT", "schema": "public", "table": "messages", "filter": f"workspace_id=eq.{b}"}])
