@@ -2,7 +2,7 @@
 // assembled in process around a small project: versions, query set changes,
 // read sets (which commits re-run which subscriptions), mutation responses
 // and their Transitions, re-sent mutations, auth and protocol errors.
-import { defineSchema, defineTable, mutationGeneric, queryGeneric } from "convex/server";
+import { actionGeneric, defineSchema, defineTable, makeFunctionReference, mutationGeneric, queryGeneric } from "convex/server";
 import { ConvexError, v } from "convex/values";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import WebSocket from "ws";
@@ -36,6 +36,16 @@ const items = {
     handler: async (ctx, args) => {
       await ctx.db.insert("items", args);
       return args.n;
+    },
+  }),
+  // An action that writes through a mutation, as HTTP actions do.
+  addTwice: actionGeneric({
+    args: { group: v.string(), n: v.number() },
+    handler: async (ctx, { group, n }) => {
+      const add = makeFunctionReference("items:add");
+      await ctx.runMutation(add, { group, n });
+      await ctx.runMutation(add, { group, n: n + 1 });
+      return "added";
     },
   }),
   bump: mutationGeneric({
@@ -206,6 +216,25 @@ test("a mutation is answered, then confirmed by a Transition at or after its com
   const failed = await peer.next();
   expect(failed).toMatchObject({ type: "MutationResponse", requestId: 2, success: false, ts: null, logLines: [] });
   expect(failed.result).toMatch(/ArgumentValidationError/);
+  peer.close();
+});
+
+test("an action is answered with ActionResponse; the writes it made reach the subscriptions", async () => {
+  const peer = new Peer();
+  await peer.start([[0, "items:top2", { group: "g8" }]]);
+  await peer.send({ type: "Action", requestId: 0, udfPath: "items:addTwice", args: [{ group: "g8", n: 1 }] });
+  const seen = [];
+  for (;;) {
+    const message = await peer.next();
+    seen.push(message);
+    if (message.type === "ActionResponse") break;
+  }
+  expect(seen.at(-1)).toEqual({ type: "ActionResponse", requestId: 0, success: true, result: "added", logLines: [] });
+  // Each of its mutations committed on its own; the last state shows both.
+  const values = seen.filter((m) => m.type === "Transition").flatMap((m) => m.modifications.map((x) => x.value));
+  const after = await peer.next();
+  expect(after.type).toBe("Transition");
+  expect([...values, ...after.modifications.map((x) => x.value)].at(-1)).toEqual([2, 1]);
   peer.close();
 });
 
