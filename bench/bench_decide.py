@@ -179,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
 
             got_a, got_b = pairs.run_pairs(opts.pairs, one, progress=progress)
             comparisons.append(pairs.Comparison(f"{CASES[case]}: time", "pandas", "previous", [r[0] for r in got_a],
-                                                [r[0] for r in got_b], unit="s", goal=TIME_GOAL))
+                                                [r[0] for r in got_b], unit="s", goal=TIME_GOAL, spec=".2f"))
             comparisons.append(pairs.Comparison(f"{CASES[case]}: peak RSS", "pandas", "previous", [r[1] for r in got_a],
                                                 [r[1] for r in got_b], unit="MiB", goal=MEMORY_GOAL))
-    table = pairs.summary_table(comparisons, spec=".2f")
+    table = pairs.summary_table(comparisons)
     print(table)
     for line in pairs.verdict_lines(comparisons):
         print(line)

@@ -263,6 +263,8 @@ class Comparison:
     goal: Goal | None = None
     #: for a ratio, compare ``b_i / a_i`` instead (e.g. capacity from CPU per lookup)
     inverse: bool = False
+    #: format of the absolute values
+    spec: str = ".0f"
     estimate: Estimate = field(init=False)
 
     def __post_init__(self) -> None:
@@ -291,7 +293,42 @@ class Comparison:
         }
 
 
-def summary_table(comparisons: Sequence[Comparison], spec: str = ".0f", estimate_spec: str = ".2f") -> str:
+@dataclass
+class Check:
+    """One quantity measured over repeated runs (no B side), e.g. an error against planted truth, or an
+    absolute latency that is a check by nature; decided on its median's interval."""
+
+    name: str
+    values: list[float]
+    unit: str = ""
+    goal: Goal | None = None
+    spec: str = ".2f"
+    estimate: Estimate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.estimate = median_interval(self.values)
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.goal.verdict(self.estimate) if self.goal else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "check", "unit": self.unit, "values": self.values,
+                "estimate": asdict(self.estimate), "goal": asdict(self.goal) if self.goal else None,
+                "verdict": self.verdict}
+
+
+def checks_table(checks: Sequence[Check], runs_label: str = "runs") -> str:
+    lines = [f"| measured | {runs_label} | min–max | median [95 % interval] | goal | verdict |", "|---|---:|---|---|---|---|"]
+    for c in checks:
+        unit = f" {c.unit}" if c.unit else ""
+        verdict = f"**{c.verdict}**" if c.verdict else "–"
+        lines.append(f"| {c.name} | {c.estimate.n} | {min(c.values):{c.spec}}–{max(c.values):{c.spec}}{unit} "
+                     f"| {c.estimate.format(c.spec, unit)} | {c.goal.describe() + unit if c.goal else '–'} | {verdict} |")
+    return "\n".join(lines)
+
+
+def summary_table(comparisons: Sequence[Comparison], estimate_spec: str = ".2f") -> str:
     """The Markdown table: both sides' spread, the estimate with its interval, the goal and its verdict."""
     lines = [
         "| measured | A: median (min–max) | B: median (min–max) | pairs | estimate | median [95 % interval] | goal | verdict |",
@@ -302,17 +339,21 @@ def summary_table(comparisons: Sequence[Comparison], spec: str = ".0f", estimate
         est_unit = unit if c.kind == "difference" else ""
         verdict = f"**{c.verdict}**" if c.verdict else "–"
         lines.append(
-            f"| {c.name} | {c.a_label} {Spread.of(c.a).format(spec, unit)} | {c.b_label} {Spread.of(c.b).format(spec, unit)} "
+            f"| {c.name} | {c.a_label} {Spread.of(c.a).format(c.spec, unit)} | {c.b_label} {Spread.of(c.b).format(c.spec, unit)} "
             f"| {c.estimate.n} | {c.what()} | {c.estimate.format(estimate_spec, est_unit)} "
             f"| {c.goal.describe() + est_unit if c.goal else '–'} | {verdict} |"
         )
     return "\n".join(lines)
 
 
-def verdict_lines(comparisons: Sequence[Comparison], estimate_spec: str = ".2f") -> list[str]:
+def verdict_lines(comparisons: Sequence[Comparison | Check], estimate_spec: str = ".2f") -> list[str]:
     out = []
     for c in comparisons:
         if c.goal is None:
+            continue
+        if isinstance(c, Check):
+            unit = f" {c.unit}" if c.unit else ""
+            out.append(f"{c.name}: {c.estimate.format(c.spec, unit)} (goal {c.goal.describe()}{unit}): {c.verdict}")
             continue
         unit = f" {c.unit}" if c.kind == "difference" and c.unit else ""
         out.append(f"{c.name}: {c.what()} {c.estimate.format(estimate_spec, unit)} "
@@ -320,7 +361,7 @@ def verdict_lines(comparisons: Sequence[Comparison], estimate_spec: str = ".2f")
     return out
 
 
-def exit_code(comparisons: Sequence[Comparison]) -> int:
+def exit_code(comparisons: Sequence[Comparison | Check]) -> int:
     """0 when every goal is met, 3 when one is not met, 4 when none failed but one is undecided."""
     verdicts = {c.verdict for c in comparisons if c.verdict}
     if "not met" in verdicts:
@@ -394,7 +435,7 @@ def header_lines(command: str, mach: Machine, load: LoadMonitor, pairs: int) -> 
             f"Machine: {mach.label()}; {load.label()}.")
 
 
-def write_json(path: Path, name: str, comparisons: Sequence[Comparison], mach: Machine, load: LoadMonitor,
+def write_json(path: Path, name: str, comparisons: Sequence[Comparison | Check], mach: Machine, load: LoadMonitor,
                command: str, extra: dict[str, Any] | None = None) -> None:
     doc = {
         "format": "crm-bench/1", "benchmark": name, "command": command,
