@@ -450,6 +450,23 @@ def write_json(path: Path, name: str, comparisons: Sequence[Comparison | Check],
 
 
 @contextlib.contextmanager
+def sandbox_lock(wait_s: float = 600.0) -> Iterator[None]:
+    """Holds the lock the test fixture and every benchmark take before using the fixed sandbox ports."""
+    with open(SANDBOX_LOCK, "w") as lock:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"error: the sandbox ports stayed busy for {wait_s:.0f} s "
+                                     f"(another job holds {SANDBOX_LOCK})") from None
+                time.sleep(0.5)
+        yield
+
+
+@contextlib.contextmanager
 def sandbox(services: list[str], wait_s: float = 600.0) -> Iterator[dict[str, str]]:
     """The sandbox's env for a benchmark: the developer's running stack when it has ``services``,
     otherwise a stack of its own in a temporary state dir, started under the shared lock (the ports
@@ -462,17 +479,7 @@ def sandbox(services: list[str], wait_s: float = 600.0) -> Iterator[dict[str, st
         if all(running.get(s) for s in services):
             yield {**launcher.read_env(default), "SANDBOX_DIR": str(default)}
             return
-    with open(SANDBOX_LOCK, "w") as lock:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"error: the sandbox ports stayed busy for {wait_s:.0f} s "
-                                     f"(another job holds {SANDBOX_LOCK})") from None
-                time.sleep(0.5)
+    with sandbox_lock(wait_s):
         state = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
         try:
             try:
