@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(pairs.summary_table(comps))
     if checks:
         parts.append(pairs.checks_table(checks, runs_label="rounds"))
+    if doc.get("markdown"):
+        parts.append(str(doc["markdown"]))
     decided: list[pairs.Comparison | pairs.Check] = [*comps, *checks]
     lines = [*pairs.verdict_lines(decided), *doc.get("notes", [])]
     for part in parts:

@@ -319,7 +319,7 @@ class Check:
 
 
 def checks_table(checks: Sequence[Check], runs_label: str = "runs") -> str:
-    lines = [f"| measured | {runs_label} | min–max | median [95 % interval] | goal | verdict |", "|---|---:|---|---|---|---|"]
+    lines = [f"| measured | {runs_label} | min–max | median [95 % interval] | check | verdict |", "|---|---:|---|---|---|---|"]
     for c in checks:
         unit = f" {c.unit}" if c.unit else ""
         verdict = f"**{c.verdict}**" if c.verdict else "–"
@@ -353,7 +353,7 @@ def verdict_lines(comparisons: Sequence[Comparison | Check], estimate_spec: str 
             continue
         if isinstance(c, Check):
             unit = f" {c.unit}" if c.unit else ""
-            out.append(f"{c.name}: {c.estimate.format(c.spec, unit)} (goal {c.goal.describe()}{unit}): {c.verdict}")
+            out.append(f"{c.name}: {c.estimate.format(c.spec, unit)} (check {c.goal.describe()}{unit}): {c.verdict}")
             continue
         unit = f" {c.unit}" if c.kind == "difference" and c.unit else ""
         out.append(f"{c.name}: {c.what()} {c.estimate.format(estimate_spec, unit)} "
