@@ -28,6 +28,7 @@ PyPI ``convex`` client blocks gevent and is never used here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import time
@@ -104,10 +105,8 @@ class _Socket:
         return json.loads(raw) if raw else None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, websocket.WebSocketException):  # already gone
             self.ws.close(timeout=1)
-        except (OSError, websocket.WebSocketException):
-            pass
 
 
 def decode_ts(value: Any) -> float | None:
