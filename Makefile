@@ -16,6 +16,8 @@ DEMO_SPAWN_RATE ?= 7
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
+# DEMO_REALTIME=1: also the inbox's update latency (convex_sub, supabase_realtime); it never changes the verdict
+DEMO_REALTIME ?=
 RUN_DURATION ?= 120
 RUN_USERS ?= 21
 RUN_SPAWN_RATE ?= 5
@@ -168,6 +170,7 @@ demo-run:
 	else echo "note: no Convex in this sandbox; the Convex targets are left out"; fi; \
 	if [ -n "$${APP_URL:-}" ]; then targets="$$targets api_supabase$${CONVEX_URL:+ api_convex}"; \
 	else echo "note: no Next.js app in this sandbox; the API-route targets are left out"; fi; \
+	if [ "$(DEMO_REALTIME)" = 1 ]; then targets="$$targets supabase_realtime$${CONVEX_URL:+ convex_sub}"; fi; \
 	echo "== seeding $(DEMO_CONTACTS) contacts$${CONVEX_URL:+, migrating to Convex, verifying parity}"; \
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
 	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \

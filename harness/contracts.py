@@ -23,8 +23,8 @@ from typing import Any
 @dataclass(frozen=True)
 class TargetInfo:
     target: str
-    level: str  # "direct" or "api"
-    role: str  # "baseline", "optimised", "convex"
+    level: str  # "direct", "api" (both decide), or "realtime" (reported beside the verdict)
+    role: str  # "baseline", "optimised", "convex"; "subscriber" for realtime
     round_trips: int  # client-visible requests per lookup
     queries: int  # data-layer queries per lookup (behind the route for "api")
     label: str
@@ -42,11 +42,16 @@ TARGETS: dict[str, TargetInfo] = {
         TargetInfo("convex_query", "direct", "convex", 1, 1, "Convex query", "CONVEX_URL", True),
         TargetInfo("api_supabase", "api", "baseline", 1, 4, "API route, Supabase", "APP_URL", False),
         TargetInfo("api_convex", "api", "convex", 1, 1, "API route, Convex", "APP_URL", False),
+        # the inbox's update latency (harness.realtime): reported beside the verdict, never deciding it
+        TargetInfo("convex_sub", "realtime", "subscriber", 0, 0, "Convex reactive query (inbox)", "CONVEX_URL", True),
+        TargetInfo("supabase_realtime", "realtime", "subscriber", 0, 0, "Supabase Realtime (inbox)", "SUPABASE_URL",
+                   True),
     )
 }
 TARGET_IDS = tuple(TARGETS)
 LEVELS = ("direct", "api")
 API_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "api")
+REALTIME_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "realtime")
 WRITE_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].writes)
 URL_SETTING: dict[str, str] = {t: info.url_setting for t, info in TARGETS.items()}
 
@@ -71,6 +76,7 @@ def decision_level(targets: Iterable[str]) -> str:
 
 TRANSACTION = "lookup"  # the row the decision is made on
 TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
+REALTIME = "realtime"  # an update's latency, named by its realtime target
 
 
 def target_of(row_name: str) -> str:
