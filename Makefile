@@ -126,7 +126,7 @@ lint: venv
 BENCH ?=
 PAIRS ?=
 bench: venv node
-	$(PY) -m bench --write-docs $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH)
+	$(PY) -m bench --write-docs --json-dir $(RUNS)/bench $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH)
 
 # --------------------------------------------------------------------------- sandbox + seed
 
