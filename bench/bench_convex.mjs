@@ -30,7 +30,7 @@ const { values: opts } = parseArgs({
     pairs: { type: "string", default: "10" },
     slice: { type: "string", default: "1" },
     clients: { type: "string", default: "1,8,32" },
-    "mock-lookups": { type: "string", default: "5" },
+    "mock-lookups": { type: "string", default: "3" },
     batch: { type: "string", default: "1000" },
     json: { type: "string" },
   },

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per path and pair (default 0.5)")
-    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrencies (default 1,8,32)")
+    parser.add_argument("--clients", default="1,8", help="comma-separated concurrencies (default 1,8: where the goals are)")
     parser.add_argument("--workloads", default="nested,rest4,rpc", help="comma-separated: nested,rest4,rpc")
     pairs.add_arguments(parser)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@
 // The first --warmup writes on each are not counted.
 //
 //   flock /tmp/sandbox-tests.lock node bench/bench_realtime.mjs
-//     [--pairs 10] [--round 1.5] [--subscriptions 1000] [--scenarios 5:5,100:5,100:100] [--rate 20]
+//     [--pairs 10] [--round 1] [--subscriptions 1000] [--scenarios 5:5,100:5,100:100] [--rate 20]
 //     [--warmup 20] [--targets convex,supabase] [--json FILE]
 //
 // With --json, each round's percentiles go to FILE for `python -m bench.node
@@ -49,7 +49,7 @@ const { values: opts } = parseArgs({
     warmup: { type: "string", default: "20" },
     rate: { type: "string", default: "20" },
     pairs: { type: "string", default: "10" },
-    round: { type: "string", default: "1.5" },
+    round: { type: "string", default: "1" },
     targets: { type: "string", default: "convex,supabase" },
     json: { type: "string" },
     python: { type: "string", default: join(ROOT, ".venv", "bin", "python") },

@@ -1,6 +1,6 @@
 """``seed migrate`` against the runtime's write path alone, in interleaved pairs, on the sandbox.
 
-    .venv/bin/python -m bench.bench_seed [--pairs 10] [--contacts 1000] [--write-docs]
+    .venv/bin/python -m bench.bench_seed [--pairs 10] [--contacts 500] [--write-docs]
 
 Generates a dataset (``--contacts``, seed 42) and loads it into the sandbox's
 PostgreSQL (COPY).  Then, as interleaved pairs, with the Convex tables cleared
@@ -81,7 +81,7 @@ def write_only(convex: ConvexClient, batches: list[tuple[str, list[bytes]]], in_
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--contacts", type=int, default=1_000)
+    p.add_argument("--contacts", type=int, default=500)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--batch-rows", type=int, default=mig.DEFAULT_BATCH_ROWS)
     p.add_argument("--in-flight", type=int, default=mig.DEFAULT_IN_FLIGHT)

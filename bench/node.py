@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.node", description=__doc__.splitlines()[0])
     ap.add_argument("name", choices=sorted(BENCHES))
     pairs.add_arguments(ap)
-    ap.add_argument("node_args", nargs=argparse.REMAINDER, help="options for the script, after --")
-    args = ap.parse_args(argv)
+    # the script's own options come after "--"
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = ap.parse_args(argv[:cut])
+    extra = argv[cut + 1:]
     bench = BENCHES[args.name]
-    extra = [a for a in args.node_args if a != "--"]
     mach = pairs.machine()
     with tempfile.TemporaryDirectory() as tmp, pairs.LoadMonitor() as load:
         out = Path(tmp) / "pairs.json"
