@@ -123,10 +123,12 @@ lint: venv
 # --------------------------------------------------------------------------- benchmarks
 
 # BENCH: one or more of `$(PY) -m bench --list` (default: all); PAIRS overrides each one's pair count.
+# Exit codes 3 (a goal not met) and 4 (undecided) are verdicts, written into the docs, not failures.
 BENCH ?=
 PAIRS ?=
 bench: venv node
-	$(PY) -m bench --write-docs --json-dir $(RUNS)/bench $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH)
+	@rc=0; $(PY) -m bench --write-docs --json-dir $(RUNS)/bench $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH) || rc=$$?; \
+	case $$rc in 0|3|4) ;; *) echo "error: a benchmark failed to run (exit $$rc)" >&2; exit $$rc;; esac
 
 # --------------------------------------------------------------------------- sandbox + seed
 

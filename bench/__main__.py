@@ -4,7 +4,8 @@ Each benchmark runs in a process of its own, bounded in time; those that need
 the sandbox start one under the shared lock and stop it (``bench.pairs.sandbox``).
 With ``--write-docs`` each rewrites its block of ``docs/benchmarks.md``.  Exit
 status: 0 when every goal is met, 3 when one is not met, 4 when one is
-undecided (and none missed), 1 when a benchmark failed to run.
+undecided (and none missed), 1 when a benchmark failed to run.  The bounds
+(``timeout_s``) include waiting for the sandbox lock when a test session holds it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ BENCHES = [
     Bench("generator", ("-m", "bench.bench_generator"), "harness vs plain FastHttpUser: Locust CPU per lookup", 300),
     Bench("decide", ("-m", "bench.bench_decide"), "reports decide: pandas vs the previous reader, time and peak RSS", 600),
     Bench("accuracy", ("-m", "bench.bench_accuracy"), "harness percentiles vs a server's ground truth", 300),
-    Bench("gateway", ("-m", "bench.bench_gateway"), "REST gateway vs the same SQL through asyncpg (sandbox)", 600),
-    Bench("seed", ("-m", "bench.bench_seed"), "seed migrate vs the runtime's write path alone (sandbox)", 600),
+    Bench("gateway", ("-m", "bench.bench_gateway"), "REST gateway vs the same SQL through asyncpg (sandbox)", 900),
+    Bench("seed", ("-m", "bench.bench_seed"), "seed migrate vs the runtime's write path alone (sandbox)", 900),
     Bench("convex", ("-m", "bench.node", "convex"), "Convex runtime: HTTP action vs api/query", 600),
-    Bench("realtime", ("-m", "bench.node", "realtime"), "Realtime fan-out: Convex sync vs Supabase Realtime (sandbox)", 600),
+    Bench("realtime", ("-m", "bench.node", "realtime"), "Realtime fan-out: Convex sync vs Supabase Realtime (sandbox)", 900),
 ]
 
 
