@@ -388,7 +388,7 @@ class Gateway:
     async def reload_schema(self) -> None:
         conn = await self.pool.acquire()
         try:
-            self.cache = await SchemaCache.load(conn, self.config.schemas)
+            self.cache = await SchemaCache.load(conn, self.config.schemas, self.config.extra_search_path)
             self._plans = {}
             self._role_sql = {}
         except BaseException:
@@ -522,7 +522,7 @@ class Gateway:
             raise ApiError(404, "PGRST125", f"Invalid path specified in request URL: {req.path}")
         table = self.cache.tables.get((schema, segments[0]))
         if table is None:
-            raise table_missing(schema, segments[0])
+            raise table_missing(self.cache, schema, segments[0])
         if method in ("GET", "HEAD"):
             return await self._read(req, table, schema, profile_header, str(role), claims, authenticated)
         if method in ("POST", "PATCH", "DELETE", "PUT"):
@@ -585,6 +585,9 @@ class Gateway:
                 f"Only the following schemas are exposed: {', '.join(schemas)}",
             )
         return wanted, True
+
+    def _builder(self, schema: str) -> Builder:
+        return Builder(self.cache, schema, aggregates=self.toggles.db_aggregates_enabled, max_rows=self.config.max_rows)
 
     def _negotiate(self, req: Request) -> MediaType:
         """The response's media type from ``Accept`` (406 PGRST107 when none can be produced)."""
@@ -756,7 +759,7 @@ class Gateway:
         offset, limit = self._range(req, parsed)
         if req.timing is not None:
             req.timing.lap("parse")
-        b = Builder(self.cache, schema)
+        b = self._builder(schema)
         items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
         source, count_sql = b.read_source(
             table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count is not None
@@ -892,7 +895,7 @@ class Gateway:
         ret = ret_pref if ret_pref in ("minimal", "representation", "headers-only") else "minimal"
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         missing_default = prefs.get("missing") == "default"
-        b = Builder(self.cache, schema)
+        b = self._builder(schema)
         root = parsed.nodes.get(()) or NodeParams()
         applied: list[str] = []
         resolution = None
@@ -971,7 +974,10 @@ class Gateway:
         nodes[()] = NodeParams()
         items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
         if rep:
-            outer, _ = b.read_source(table, '"pgrst_source"', "pgrst_source", items, nodes, None, None, False, star_columns=True)
+            outer, _ = b.read_source(
+                table, quote_ident(table.name), f'"pgrst_source" AS {quote_ident(table.name)}', items, nodes,
+                None, None, False, star_columns=True, mutation=True,
+            )
         else:
             outer = "SELECT 1 FROM pgrst_source"
         body = body_sql(media, "_postgrest_t") if rep else "''"
@@ -1065,7 +1071,7 @@ class Gateway:
         fn = single or find_function(self.cache, schema, name, set(args))
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         read_only = method in ("GET", "HEAD") or fn.volatility in ("s", "i")
-        b = Builder(self.cache, schema)
+        b = self._builder(schema)
         keys = list(args)
         if single is not None:
             call, args_from = f"{fn.qualified}({b.param(req.body.decode() or '{}')}::{fn.args[0].type})", None
@@ -1162,7 +1168,7 @@ def _content_type(media: MediaType) -> bytes:
 
 
 def _where(b: Builder, table: Table, root: NodeParams) -> list[str]:
-    return [b.tree_sql(table, table.qualified, f, None) for f in root.filters]
+    return [b.tree_sql(table, table.qualified, f) for f in root.filters]
 
 
 def _content_range(offset: int, page: int, total: int | None) -> str:

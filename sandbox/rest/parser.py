@@ -38,21 +38,28 @@ FTS = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsque
 IS_VALUES = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
 RESERVED = {"select", "columns", "on_conflict"}
 EMBEDDABLE_RESERVED = {"order", "limit", "offset", "or", "and"}
-_IDENT_CHARS = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]")
-# identifier chars joined by '-' (but not '->')
-_IDENT_RUN = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]+(?:-(?!>)[A-Za-z0-9_$ \u0080-\uffff]+)*")
-_CAST = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
-_JSON_KEY = re.compile(r"[^-,.:()>!\"']")
+AGGREGATES = ("sum", "avg", "count", "max", "min")
+_JSON_KEY_STOP = frozenset("(-:.,>)")
+
+
+def _ident_char(ch: str) -> bool:
+    """PostgREST's ``pIdentifierChar``: a letter (any script), an ASCII digit, ``_``, ``$`` or a space."""
+    return ch.isalpha() or "0" <= ch <= "9" or ch in "_ $"
 
 
 @dataclass(frozen=True)
 class FieldRef:
     name: str
-    json_path: tuple[tuple[str, str], ...] = ()  # (operator "->" | "->>", key)
+    # (operator "->" | "->>", key, is_index); an index is "+n" / "-n" as PostgREST keeps it
+    json_path: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def output_name(self) -> str:
-        return self.json_path[-1][1] if self.json_path else self.name
+        """The column name PostgREST gives a JSON path: its last key (``addAliases``)."""
+        for _op, key, is_index in reversed(self.json_path):
+            if not is_index:
+                return key
+        return self.name
 
 
 @dataclass
@@ -60,6 +67,8 @@ class SelectField:
     ref: FieldRef
     alias: str | None = None
     cast: str | None = None
+    agg: str | None = None  # sum | avg | count | max | min
+    agg_cast: str | None = None
 
 
 @dataclass
@@ -72,9 +81,13 @@ class SelectEmbed:
     name: str
     alias: str | None
     hint: str | None
-    inner: bool
+    join: str | None  # "inner" | "left" | None
     spread: bool
     items: list[SelectField | SelectEmbed | Star]
+
+    @property
+    def inner(self) -> bool:
+        return self.join == "inner"
 
 
 SelectItem = SelectField | SelectEmbed | Star
@@ -159,25 +172,38 @@ class _Cursor:
             self.i += 1
         raise self.fail('"\\"" to close the quoted name')
 
+    def _ident_run(self) -> str:
+        start = self.i
+        while self.i < len(self.s) and _ident_char(self.s[self.i]):
+            self.i += 1
+        return self.s[start : self.i]
+
+    def _dash(self) -> bool:
+        """A ``-`` joining two identifier runs (never the start of ``->``)."""
+        return self.peek() == "-" and self.peek(2) != "->"
+
     def identifier(self) -> str:
-        """Field name: a quoted string, or identifier chars joined by '-' (not '->')."""
+        """``pFieldName``: a quoted string, or identifier runs joined by ``-`` (not ``->``), trimmed."""
         self.skip_ws()
         if self.peek() == '"':
             return self.quoted()
-        start = self.i
-        while self.i < len(self.s):
-            ch = self.s[self.i]
-            if _IDENT_CHARS.match(ch) or (ch == "-" and self.peek(2) != "->" and self.i + 1 < len(self.s) and _IDENT_CHARS.match(self.s[self.i + 1])):
-                self.i += 1
-            else:
-                break
-        name = self.s[start : self.i].strip()
-        if not name:
+        runs = [self._ident_run()]
+        if not runs[0]:
             raise self.fail("field name (* or [a..z0..9_$])")
-        return name
+        while self._dash():
+            save = self.i
+            self.i += 1
+            run = self._ident_run()
+            if not run:
+                self.i = save
+                break
+            runs.append(run)
+        return "-".join(r.strip() for r in runs)
 
-    def json_path(self) -> tuple[tuple[str, str], ...]:
-        path: list[tuple[str, str]] = []
+    def json_path(self) -> tuple[tuple[str, str, bool], ...]:
+        """``pJsonPath``: ``->``/``->>`` then an index (``-?digits`` before ``->``, ``::``, ``.``, ``,``
+        or the end) or a key (quoted, or runs of anything but ``(-:.,>)`` joined by ``-``)."""
+        path: list[tuple[str, str, bool]] = []
         while True:
             if self.eat("->>"):
                 op = "->>"
@@ -185,16 +211,36 @@ class _Cursor:
                 op = "->"
             else:
                 return tuple(path)
+            match = re.match(r"-?[0-9]+", self.s[self.i :])
+            if match:
+                end = self.i + match.end()
+                rest = self.s[end:]
+                if not rest or rest.startswith(("->", "::", ".", ",")):
+                    digits = match.group(0)
+                    self.i = end
+                    path.append((op, digits if digits.startswith("-") else "+" + digits, True))
+                    continue
             if self.peek() == '"':
-                key = self.quoted()
-            else:
-                start = self.i
-                while self.i < len(self.s) and _JSON_KEY.match(self.s[self.i]):
-                    self.i += 1
-                key = self.s[start : self.i]
-                if not key:
-                    raise self.fail("json key")
-            path.append((op, key))
+                path.append((op, self.quoted(), False))
+                continue
+            runs = [self._json_key_run()]
+            if not runs[0]:
+                raise self.fail("any non reserved character different from: .,>()")
+            while self._dash():
+                save = self.i
+                self.i += 1
+                run = self._json_key_run()
+                if not run:
+                    self.i = save
+                    break
+                runs.append(run)
+            path.append((op, "-".join(r.strip() for r in runs), False))
+
+    def _json_key_run(self) -> str:
+        start = self.i
+        while self.i < len(self.s) and self.s[self.i] not in _JSON_KEY_STOP:
+            self.i += 1
+        return self.s[start : self.i]
 
 
 def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
@@ -231,57 +277,104 @@ def _select_items(cur: _Cursor, top: bool) -> list[SelectItem]:
         return items
 
 
+def _embed_params(cur: _Cursor) -> tuple[str | None, str | None]:
+    """``pEmbedParams``: up to two of ``!left``, ``!inner``, ``!<hint>``."""
+    hint: str | None = None
+    join: str | None = None
+    for _ in range(2):
+        if cur.peek() != "!":
+            break
+        cur.i += 1
+        if cur.eat("left"):
+            join = join or "left"
+        elif cur.eat("inner"):
+            join = join or "inner"
+        else:
+            hint = hint or cur.identifier()
+    return hint, join
+
+
+def _cast(cur: _Cursor) -> str | None:
+    """``::type`` (``pIdentifier``: letters, digits, ``_``, ``$`` and spaces only)."""
+    if not cur.eat("::"):
+        return None
+    cast = cur._ident_run().strip()
+    if not cast:
+        raise cur.fail("letter or digit")
+    return cast
+
+
+def _field_end(cur: _Cursor) -> None:
+    cur.skip_ws()
+    if not (cur.at_end() or cur.peek() in ",)"):
+        raise cur.fail('")", "," or end of input')
+
+
 def _select_item(cur: _Cursor) -> SelectItem:
     cur.skip_ws()
-    if cur.eat("*"):
-        return Star()
-    spread = cur.eat("...")
-    save = cur.i
-    first = cur.identifier()
-    alias: str | None = None
-    if cur.peek() == ":" and cur.peek(2) != "::":
-        cur.i += 1
-        if spread:
-            raise cur.fail("field name (spread embeds take no alias)")
-        alias = first
+    start = cur.i
+    # spread: ...rel[!hint][!inner](...)
+    if cur.eat("..."):
         name = cur.identifier()
-    else:
-        cur.i = save
-        name = cur.identifier()
-    hint: str | None = None
-    inner = False
-    bang_seen = False
-    while cur.peek() == "!":
-        cur.i += 1
-        bang_seen = True
-        word = cur.identifier()
-        if word == "inner":
-            inner = True
-        elif word == "left":
-            inner = False
-        else:
-            hint = word
-    if cur.peek() == "(":
-        cur.i += 1
-        sub = _select_items(cur, top=False)
-        cur.skip_ws()
-        if not cur.eat(")"):
-            raise cur.fail('")"')
-        return SelectEmbed(name, alias, hint, inner, spread, sub)
-    if bang_seen or spread:
+        hint, join = _embed_params(cur)
+        if cur.peek() == "(":
+            return SelectEmbed(name, None, hint, join, True, _embed_items(cur))
         raise cur.fail('"("')
-    path = cur.json_path()
-    cast: str | None = None
-    if cur.eat("::"):
-        start = cur.i
-        while cur.i < len(cur.s) and (cur.s[cur.i].isalnum() or cur.s[cur.i] in "_ []"):
+    # embed: [alias:]rel[!hint][!inner](...), never `count(`
+    alias: str | None = None
+    try:
+        first = cur.identifier()
+        if cur.peek() == ":" and cur.peek(2) != "::":
             cur.i += 1
-        cast = cur.s[start : cur.i].strip()
-        if not cast or not _CAST.match(cast):
-            raise cur.fail("cast type name")
-    if cur.peek() == "." and re.match(r"\.(sum|avg|count|max|min)\(\)", cur.s[cur.i :]):
-        raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
-    return SelectField(FieldRef(name, path), alias, cast)
+            alias, name = first, cur.identifier()
+        else:
+            name = first
+        hint, join = _embed_params(cur)
+        if cur.peek() == "(" and name != "count":
+            return SelectEmbed(name, alias, hint, join, False, _embed_items(cur))
+    except ApiError:
+        pass
+    cur.i = start
+    if cur.eat("*"):
+        _field_end(cur)
+        return Star()
+    alias = None
+    save = cur.i
+    try:
+        first = cur.identifier()
+        if cur.peek() == ":" and cur.peek(2) != "::":
+            cur.i += 1
+            alias = first
+        else:
+            cur.i = save
+    except ApiError:
+        cur.i = save
+    if cur.eat("count()"):
+        agg_cast = _cast(cur)
+        _field_end(cur)
+        return SelectField(FieldRef("*"), alias, None, "count", agg_cast)
+    name = cur.identifier()
+    path = cur.json_path()
+    cur.skip_ws()
+    cast = _cast(cur)
+    agg: str | None = None
+    match = re.match(r"\.(sum|avg|count|max|min)\(\)", cur.s[cur.i :])
+    if match:
+        agg = match.group(1)
+        cur.i += match.end()
+    agg_cast = _cast(cur) if agg else None
+    _field_end(cur)
+    return SelectField(FieldRef(name, path), alias, cast, agg, agg_cast)
+
+
+def _embed_items(cur: _Cursor) -> list[SelectItem]:
+    cur.i += 1  # "("
+    sub = _select_items(cur, top=False)
+    cur.skip_ws()
+    if not cur.eat(")"):
+        raise cur.fail('")"')
+    cur.skip_ws()
+    return sub
 
 
 # filters -----------------------------------------------------------------

@@ -29,7 +29,12 @@ _TENTH = Decimal("0.1")
 
 def fmt_ms(ms: float) -> str:
     """``showFFloat (Just 1)``: the shortest decimal digits of the double (``repr``),
-    rounded half to even at one decimal; never an exponent (0.35 -> 0.4, 0.25 -> 0.2)."""
+    rounded half to even at one decimal; never an exponent (0.35 -> 0.4, 0.25 -> 0.2).
+
+    Away from a tie, rounding the binary value (``%.1f``) gives the same digits, cheaply."""
+    tenths = ms * 10.0
+    if abs(tenths - int(tenths) - 0.5) > 1e-6:
+        return f"{ms:.1f}"
     return str(Decimal(repr(ms)).quantize(_TENTH, rounding=ROUND_HALF_EVEN))
 
 
