@@ -290,7 +290,8 @@ def _embed_params(cur: _Cursor) -> tuple[str | None, str | None]:
         elif cur.eat("inner"):
             join = join or "inner"
         else:
-            hint = hint or cur.identifier()
+            word = cur.identifier()
+            hint = hint or word
     return hint, join
 
 

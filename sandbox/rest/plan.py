@@ -139,6 +139,30 @@ def _init(node: Node, items: list[SelectItem]) -> None:
             _init(child, item.items)
 
 
+# the type names PostgreSQL's grammar knows beside pg_type's (SimpleTypename in gram.y)
+SQL_TYPES = frozenset({
+    "int", "integer", "smallint", "bigint", "real", "float", "double precision", "decimal", "dec", "numeric",
+    "boolean", "bit", "bit varying", "character", "character varying", "char", "char varying", "varchar",
+    "national character", "national character varying", "national char", "national char varying", "nchar",
+    "nchar varying", "timestamp", "timestamp with time zone", "timestamp without time zone", "time",
+    "time with time zone", "time without time zone", "interval", "json",
+})
+
+
+def _check_casts(cache: SchemaCache, node: Node) -> None:
+    """A ``::cast`` names a type the database knows; anything else is PostgreSQL's 42704 (it never
+    reaches the SQL)."""
+    for s in node.select:
+        for cast in (s.cast, s.agg_cast):
+            if cast is None:
+                continue
+            name = " ".join(cast.lower().split())
+            if name not in SQL_TYPES and name not in cache.type_names:
+                raise ApiError(400, "42704", f'type "{name}" does not exist')
+    for child in node.children:
+        _check_casts(cache, child)
+
+
 def _find(root: Node, path: tuple[str, ...]) -> Node:
     node = root
     for name in path:
@@ -432,6 +456,7 @@ def plan_tree(
             node.offset = params.offset or 0
             node.limit = params.limit
     _add_rels(cache, schema, root, table.name)
+    _check_casts(cache, root)
     _expand_stars(root, False)
     _add_aliases(root)
     _related_orders(root)

@@ -83,6 +83,13 @@ where n.nspname = any($1::text[]) and p.prokind = 'f'
 """
 
 
+# type names a `::cast` may use: what the search path (the exposed schemas, the extra ones, pg_catalog) resolves
+TYPES_SQL = """
+select distinct t.typname as name
+from pg_type t join pg_namespace n on n.oid = t.typnamespace
+where n.nspname = any($1::text[])
+"""
+
 ROLE_SETTINGS_SQL = """
 select r.rolname as role, s.setdatabase <> 0 as db_specific, s.setconfig as config
 from pg_db_role_setting s
@@ -212,6 +219,7 @@ class SchemaCache:
     relationships: dict[tuple[str, str], list[Relationship]] = field(default_factory=dict)
     functions: dict[tuple[str, str], list[Function]] = field(default_factory=dict)
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    type_names: frozenset[str] = frozenset()
 
     @classmethod
     async def load(cls, conn: Any, schemas: list[str], extra_search_path: list[str] | None = None) -> SchemaCache:
@@ -235,6 +243,8 @@ class SchemaCache:
             elif row["type"] == "u":
                 table.uniques.append(tuple(row["columns"]))
         views = await conn.fetch(VIEWS_SQL, [*schemas, *(extra_search_path or [])])
+        types = await conn.fetch(TYPES_SQL, ["pg_catalog", *schemas, *(extra_search_path or [])])
+        cache.type_names = frozenset(r["name"] for r in types)
         cache.relationships = _relationships(cache.tables, keys, views, set(schemas))
         for row in await conn.fetch(FUNCTIONS_SQL, schemas):
             cache._add_function(row)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -149,3 +150,30 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+GRAMMAR_FIXTURES = Path(__file__).parent / "fixtures" / "grammar.sql"
+
+
+def grammar_gateway(sandbox_env: dict[str, str], *args: str) -> contextlib.AbstractContextManager[str]:
+    """A standalone gateway exposing only the test-only ``grammar`` schema (in-database settings ignored)."""
+    env = {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]}
+    return standalone_gateway(env, "--db-schemas", "grammar", "--no-db-config", *args)
+
+
+@pytest.fixture(scope="session")
+def grammar_db(crm: Crm) -> Iterator[Crm]:
+    """The sandbox database with fixtures/grammar.sql applied (schemas grammar, grammar_private)."""
+    with psycopg.connect(crm.database_url, autocommit=True) as conn:
+        conn.execute(GRAMMAR_FIXTURES.read_text().encode())  # no parameters: `%` in the SQL is literal
+    try:
+        yield crm
+    finally:
+        crm.sql("drop schema if exists grammar cascade; drop schema if exists grammar_private cascade")
+
+
+@pytest.fixture(scope="session")
+def grammar_base(sandbox_env: dict[str, str], grammar_db: Crm) -> Iterator[str]:
+    """Base URL of a gateway over the grammar fixtures, aggregates enabled."""
+    with grammar_gateway(sandbox_env, "--db-aggregates-enabled") as url:
+        yield url

@@ -12,51 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from postgrest.exceptions import APIError
 
 from sandbox.tokens import mint_jwt
 from supabase import Client, ClientOptions, create_client
 
-from .conftest import Crm, standalone_gateway
+from .conftest import Crm, grammar_gateway
 
 pytestmark = pytest.mark.sandbox
-FIXTURES = Path(__file__).parent / "fixtures" / "grammar.sql"
 
 
 @pytest.fixture(scope="module")
-def grammar_db(crm: Crm) -> Iterator[Crm]:
-    with psycopg.connect(crm.database_url, autocommit=True) as conn:
-        conn.execute(FIXTURES.read_text().encode())  # no parameters: `%` in the SQL is literal
-    try:
-        yield crm
-    finally:
-        crm.sql("drop schema if exists grammar cascade; drop schema if exists grammar_private cascade")
-
-
-def _gateway(sandbox_env: dict[str, str], *args: str) -> Any:
-    env = {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]}
-    return standalone_gateway(env, "--db-schemas", "grammar", "--no-db-config", *args)
-
-
-@pytest.fixture(scope="module")
-def base(sandbox_env: dict[str, str], grammar_db: Crm) -> Iterator[str]:
-    with _gateway(sandbox_env, "--db-aggregates-enabled") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def http(base: str, sandbox_env: dict[str, str]) -> Iterator[httpx.Client]:
+def http(grammar_base: str, sandbox_env: dict[str, str]) -> Iterator[httpx.Client]:
     token = mint_jwt(role="service_role", state_dir=Path(sandbox_env["SANDBOX_DIR"]))
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+    with httpx.Client(base_url=grammar_base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def sb(base: str, sandbox_env: dict[str, str]) -> Client:
+def sb(grammar_base: str, sandbox_env: dict[str, str]) -> Client:
     token = mint_jwt(role="service_role", state_dir=Path(sandbox_env["SANDBOX_DIR"]))
-    return create_client(base, token, ClientOptions(schema="grammar", postgrest_client_retry=False))
+    return create_client(grammar_base, token, ClientOptions(schema="grammar", postgrest_client_retry=False))
 
 
 def sql_json(db: Crm, query: str, *params: object) -> Any:
@@ -180,6 +157,39 @@ def test_no_relationship_errors(http: httpx.Client) -> None:
     assert private_junction.json()["code"] == "PGRST200" and private_junction.json()["hint"] is None
     missing = http.get("/projectz")
     assert (missing.status_code, missing.json()["hint"]) == (404, "Perhaps you meant the table 'grammar.projects'")
+
+
+def test_views_of_views_rpc_and_mutations_embed(http: httpx.Client, sb: Client) -> None:
+    assert get(http, "/projects_view_view", select="project_name,clients(name),tasks(name)", project_id="eq.3",
+               **{"tasks.order": "id"}) == [
+        {"project_name": "IOS", "clients": {"name": "Apple"}, "tasks": [{"name": "Design IOS"}, {"name": "Code IOS"}]}
+    ]
+    rpc = sb.rpc("projects_of", {"client": 2}).select("name,clients(name),tasks(count)").execute().data
+    assert rpc == [{"name": "IOS", "clients": {"name": "Apple"}, "tasks": [{"count": 2}]},
+                   {"name": "OSX", "clients": {"name": "Apple"}, "tasks": [{"count": 2}]}]
+    created = http.post("/tasks", params={"select": "name,projects(name,...clients(client:name))"},
+                        json={"id": 99, "name": "Ship IOS", "project_id": 3}, headers={"Prefer": "return=representation"})
+    try:
+        assert (created.status_code, created.json()) == (201, [{"name": "Ship IOS",
+                                                                "projects": {"name": "IOS", "client": "Apple"}}])
+    finally:
+        http.delete("/tasks", params={"id": "eq.99"})
+
+
+def test_logic_trees_on_embedded_resources(http: httpx.Client) -> None:
+    got = get(http, "/clients", select="name,projects(name)", order="id",
+              **{"projects.or": "(name.eq.IOS,name.like.*7)", "projects.order": "id"})
+    assert got == [{"name": "Microsoft", "projects": [{"name": "Windows 7"}]}, {"name": "Apple",
+                                                                              "projects": [{"name": "IOS"}]}]
+    negated = get(http, "/clients", select="name,projects!inner(name)", order="id",
+                  **{"projects.not.and": "(name.like.Windows*,id.lt.5)"})
+    assert negated == [{"name": "Apple", "projects": [{"name": "IOS"}, {"name": "OSX"}]}]
+    not_embedded = http.get("/clients", params={"select": "name", "projects.or": "(id.eq.1)"})
+    assert (not_embedded.status_code, not_embedded.json()) == (400, {
+        "code": "PGRST108", "details": None,
+        "hint": "Verify that 'projects' is included in the 'select' query parameter.",
+        "message": "'projects' is not an embedded resource in this request",
+    })
 
 
 # !inner / !left and filters on embedded resources ---------------------------------
@@ -320,7 +330,7 @@ def test_aggregates(http: httpx.Client, sb: Client, grammar_db: Crm) -> None:
 
 
 def test_aggregates_off_by_default(sandbox_env: dict[str, str], grammar_db: Crm) -> None:
-    with _gateway(sandbox_env) as url:
+    with grammar_gateway(sandbox_env) as url:
         for select in ("invoice_total.sum()", "count()", "name,project_invoices(invoice_total.max())"):
             path = "/projects" if "project_invoices(" in select else "/project_invoices"
             resp = httpx.get(f"{url}{path}", params={"select": select})
