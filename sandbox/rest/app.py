@@ -720,8 +720,8 @@ class Gateway:
         await self.pool.release(conn)
 
     # reads -------------------------------------------------------------------
-    def _parse(self, req: Request, rpc_args: frozenset[str] | None = None) -> ParsedQuery:
-        return parse_query(req.query, rpc_args)
+    def _parse(self, req: Request, rpc_read: bool = False) -> ParsedQuery:
+        return parse_query(req.query, rpc_read)
 
     def _range(self, req: Request, parsed: ParsedQuery) -> tuple[int, int | None]:
         root = parsed.nodes.get(()) or NodeParams()
@@ -1039,13 +1039,12 @@ class Gateway:
     def plan_rpc(self, req: Request, name: str, schema: str) -> tuple[list[tuple[str, list[Any]]], RpcPlan]:
         """The statements an RPC call runs (also used by bench/ to run the same SQL directly)."""
         candidates = self.cache.functions.get((schema, name), [])
-        arg_names = frozenset(a.name for fn in candidates for a in fn.args)
         method = req.method
         if method in ("GET", "HEAD"):
-            parsed = self._parse(req, arg_names)
+            parsed = self._parse(req, rpc_read=True)
             args: dict[str, Any] = dict(parsed.rpc_args)
         elif method == "POST":
-            parsed = self._parse(req, None)
+            parsed = self._parse(req)
             payload = self._payload(req)
             if payload is None:
                 payload = {}
@@ -1068,7 +1067,7 @@ class Gateway:
             ),
             None,
         )
-        fn = single or find_function(self.cache, schema, name, set(args))
+        fn = single or find_function(self.cache, schema, name, set(args), post=method == "POST")
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         read_only = method in ("GET", "HEAD") or fn.volatility in ("s", "i")
         b = self._builder(schema)

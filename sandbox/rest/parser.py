@@ -623,7 +623,16 @@ class ParsedQuery:
     rpc_args: dict[str, str]
 
 
-def parse_query(pairs: list[tuple[str, str]], rpc_arg_names: frozenset[str] | None = None) -> ParsedQuery:
+# a value that starts an operator expression; anything else is an argument on a GET/HEAD RPC
+_OPERATOR_START = re.compile(
+    r"^(?:not\.|(?:eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|sl|sr|nxr|nxl|adj"
+    r"|fts|plfts|phfts|wfts)(?:\([^)]*\))?\.)"
+)
+
+
+def parse_query(pairs: list[tuple[str, str]], rpc_read: bool = False) -> ParsedQuery:
+    """The query string. ``rpc_read`` (GET/HEAD on /rpc): a parameter whose value is no operator
+    expression is a function argument, as ``QueryParams.pRequestFilter`` decides it."""
     select: list[SelectItem] | None = None
     nodes: dict[tuple[str, ...], NodeParams] = {}
     columns: list[str] | None = None
@@ -646,11 +655,11 @@ def parse_query(pairs: list[tuple[str, str]], rpc_arg_names: frozenset[str] | No
         if key == "on_conflict":
             on_conflict = [_strip_quotes(c) for c in _split_top(value) if c]
             continue
-        if rpc_arg_names is not None and key in rpc_arg_names:
-            rpc_args[key] = value
-            continue
         segments = split_key(key)
         last = segments[-1]
+        if rpc_read and last not in EMBEDDABLE_RESERVED and not _OPERATOR_START.match(value):
+            rpc_args[_strip_quotes(last)] = value
+            continue
         negated_tree = len(segments) >= 2 and segments[-2] == "not" and last in ("or", "and")
         if last in EMBEDDABLE_RESERVED and (len(segments) == 1 or negated_tree or last in EMBEDDABLE_RESERVED):
             path_segments = segments[:-2] if negated_tree else segments[:-1]

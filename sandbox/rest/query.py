@@ -232,7 +232,9 @@ def delete_source(table: Table, where: list[str]) -> str:
     return f"{sql} RETURNING {target}.*, false AS pgrst_inserted"
 
 
-def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str]) -> Function:
+def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str], post: bool = True) -> Function:
+    """The overload taking exactly these named arguments (all required ones, any optional ones), or
+    PGRST202 worded as PostgREST's ``NoRpc`` with its fuzzy hint."""
     candidates = cache.functions.get((schema, name), [])
     for fn in candidates:
         names = {a.name for a in fn.args}
@@ -240,12 +242,31 @@ def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str]) ->
         if keys <= names and required <= keys:
             return fn
     args = ", ".join(sorted(keys))
+    params = (f" with parameter{'s' if len(keys) > 1 else ''} {args}") if keys else " without parameters"
     details = (
-        f"Searched for the function {schema}.{name}"
-        + (f" with parameters {args}" if keys else " without parameters")
-        + " or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        f"Searched for the function {schema}.{name}{params}"
+        + (" or with a single unnamed json/jsonb parameter" if post else "")
+        + ", but no matches were found in the schema cache."
     )
-    raise ApiError(404, "PGRST202", f"Could not find the function {schema}.{name}({args}) in the schema cache", details)
+    message = f"Could not find the function {schema}.{name}" + (f"({args})" if keys else " without parameters")
+    raise ApiError(404, "PGRST202", message + " in the schema cache", details, _no_rpc_hint(cache, schema, name, keys))
+
+
+def _no_rpc_hint(cache: SchemaCache, schema: str, name: str, keys: set[str]) -> str | None:
+    """``Error.noRpcHint``: a close function name (score >= 0.75), or, when the name exists, the
+    closest parameter list."""
+    from .fuzzy import FuzzySet
+
+    overloads = cache.functions.get((schema, name), [])
+    if not overloads:
+        best = FuzzySet([n for s, n in cache.functions if s == schema]).get_one(name, 0.75)
+        return f"Perhaps you meant to call the function {schema}.{best}" if best else None
+
+    def listed(names: list[str]) -> str:
+        return "(" + ", ".join(sorted(names)) + ")"
+
+    best = FuzzySet([listed([a.name for a in fn.args]) for fn in overloads]).get_one(listed(list(keys)))
+    return f"Perhaps you meant to call the function {schema}.{name}{best}" if best else None
 
 
 def rpc_call(b: Builder, fn: Function, args_json: str, keys: list[str]) -> tuple[str, str | None]:

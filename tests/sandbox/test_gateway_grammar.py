@@ -355,3 +355,34 @@ def test_supabase_py_error_for_ambiguity(sb: Client) -> None:
     with pytest.raises(APIError) as err:
         sb.table("agents").select("*,departments(*)").execute()
     assert err.value.code == "PGRST201"
+
+
+def test_function_not_found_as_postgrest_words_it(http: httpx.Client) -> None:
+    cases = [
+        (http.get("/rpc/projects_off", params={"client": "1"}), {
+            "code": "PGRST202",
+            "details": "Searched for the function grammar.projects_off with parameter client, "
+                       "but no matches were found in the schema cache.",
+            "hint": "Perhaps you meant to call the function grammar.projects_of",
+            "message": "Could not find the function grammar.projects_off(client) in the schema cache",
+        }),
+        (http.post("/rpc/projects_of", json={}), {
+            "code": "PGRST202",
+            "details": "Searched for the function grammar.projects_of without parameters or with a single unnamed "
+                       "json/jsonb parameter, but no matches were found in the schema cache.",
+            "hint": None,  # "()" has no letters to compare with "(client)"
+            "message": "Could not find the function grammar.projects_of without parameters in the schema cache",
+        }),
+        (http.get("/rpc/projects_of", params={"client": "1", "nope": "x", "zzz": "y"}), {
+            "code": "PGRST202",
+            "details": "Searched for the function grammar.projects_of with parameters client, nope, zzz, "
+                       "but no matches were found in the schema cache.",
+            "hint": "Perhaps you meant to call the function grammar.projects_of(client)",
+            "message": "Could not find the function grammar.projects_of(client, nope, zzz) in the schema cache",
+        }),
+    ]
+    for resp, body in cases:
+        assert (resp.status_code, resp.json()) == (404, body)
+    # on GET, a value with an operator is a filter on the result, anything else an argument
+    filtered = get(http, "/rpc/projects_of", client="2", id="gt.3", select="id")
+    assert filtered == [{"id": 4}]
