@@ -289,7 +289,7 @@ def _view_origins(views: list[Any]) -> dict[int, dict[int, tuple[int, int]]]:
     for row in views:
         try:
             origins = view_columns(row["definition"])
-        except (IndexError, ValueError):  # a definition this reader does not follow: no keys through it
+        except (IndexError, ValueError, RecursionError):  # a definition this reader cannot follow: no keys through it
             origins = []
         direct[row["oid"]] = {attnum: origin for attnum, origin in zip(row["attnums"], origins, strict=False)}
 
