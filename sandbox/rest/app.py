@@ -800,8 +800,9 @@ class Gateway:
         single_row: bool = False,
     ) -> tuple[str, list[tuple[str, list[Any]]]]:
         statements: list[tuple[str, list[Any]]] = []
-        if count in ("planned", "estimated") and count_sql is not None and media.kind != "plan":
-            statements.append((f"EXPLAIN (FORMAT JSON) {count_sql}", b.params[: b.count_params]))
+        if count in ("planned", "estimated") and b.count_statement is not None and media.kind != "plan":
+            alone, alone_params = b.count_statement
+            statements.append((f"EXPLAIN (FORMAT JSON) {alone}", alone_params))
         ctes = f"WITH pgrst_source AS ({source})"
         total = "NULL::bigint"
         if count in ("exact", "estimated") and count_sql is not None:

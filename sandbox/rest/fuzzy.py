@@ -22,7 +22,7 @@ def _grams(text: str, size: int) -> Counter[str]:
     return Counter(padded[i : i + size] for i in range(len(padded) - size + 1))
 
 
-def _levenshtein(a: str, b: str) -> int:
+def levenshtein(a: str, b: str) -> int:
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
@@ -37,7 +37,7 @@ def _levenshtein(a: str, b: str) -> int:
 def similarity(a: str, b: str) -> float:
     """text-metrics' ``levenshteinNorm``: 1 - distance / longer length (1 for two empty strings)."""
     longest = max(len(a), len(b))
-    return 1.0 if longest == 0 else 1.0 - _levenshtein(a, b) / longest
+    return 1.0 if longest == 0 else 1.0 - levenshtein(a, b) / longest
 
 
 class FuzzySet:

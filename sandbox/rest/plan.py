@@ -526,7 +526,11 @@ class Writer:
         return f" LIMIT {limit} OFFSET {self.b.param(node.offset)}::bigint"
 
     def query(self, node: Node, root_limit: bool = True) -> str:
-        """``readPlanToQuery``."""
+        """``readPlanToQuery``. Written in the order PostgreSQL analyses it (FROM and its lateral joins,
+        then the select list, WHERE, GROUP BY, ORDER BY), so an unknown name is reported first where
+        PostgreSQL would report it first."""
+        joins = [self.join(rs, next(c for c in node.children if c.agg_alias == rs.agg_alias))
+                 for rs in node.rel_select]
         selects = [self.select_item(node, s) for s in node.select]
         if not node.select and not node.children:
             selects = [f"{node.ref}.*"]
@@ -538,7 +542,6 @@ class Writer:
                 assert child.table is not None
                 expr = self.b.field_expr(child.table, quote_ident(relation), relation, s.ref)[0]
                 selects.append(expr + _as(s.alias))
-        joins: list[str] = []
         for rs in node.rel_select:
             agg = quote_ident(rs.agg_alias)
             if rs.spread:
@@ -548,8 +551,6 @@ class Writer:
                     f"row_to_json({agg}.*)::jsonb AS {quote_ident(rs.name)}" if rs.to_one
                     else f"COALESCE( {agg}.{agg}, '[]') AS {quote_ident(rs.name)}"
                 )
-            child = next(c for c in node.children if c.agg_alias == rs.agg_alias)
-            joins.append(self.join(rs, child))
         sql = f"SELECT {', '.join(selects)} FROM {node.from_sql}"
         if joins:
             sql += " " + " ".join(joins)

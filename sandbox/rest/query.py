@@ -28,9 +28,30 @@ from .plan import Writer, plan_tree
 from .schema import Column, Function, SchemaCache, Table, quote_ident, quote_literal
 
 
-def column_missing(display: str, name: str) -> ApiError:
-    """PostgreSQL's own error for an unknown column, named as the query references the table."""
-    return ApiError(400, "42703", f"column {display}.{name} does not exist")
+def column_missing(display: str, name: str, columns: list[str] | None = None) -> ApiError:
+    """PostgreSQL's own error for an unknown column, named as the query references the table, with its
+    hint for a near miss (``parse_relation.c``: Levenshtein distance at most 3 and at most half the
+    name's length; one closest column, or two tied, else none)."""
+    from .fuzzy import levenshtein
+
+    best, first, second = 4, None, None
+    for column in columns or []:
+        distance = levenshtein(column, name)
+        if distance > len(name.encode()) // 2:
+            continue
+        if distance < best:
+            best, first, second = distance, column, None
+        elif distance == best and first is not None:
+            if second is None:
+                second = column
+            else:
+                first = second = None
+    hint = None
+    if first is not None and second is None:
+        hint = f'Perhaps you meant to reference the column "{display}.{first}".'
+    elif first is not None:
+        hint = f'Perhaps you meant to reference the column "{display}.{first}" or the column "{display}.{second}".'
+    return ApiError(400, "42703", f"column {display}.{name} does not exist", None, hint)
 
 
 def table_missing(cache: SchemaCache, schema: str, name: str) -> ApiError:
@@ -53,9 +74,9 @@ class Builder:
     cache: SchemaCache
     schema: str
     params: list[Any] = field(default_factory=list)
-    count_params: int = 0
     aggregates: bool = False
     max_rows: int | None = None
+    count_statement: tuple[str, list[Any]] | None = None
 
     def param(self, value: Any) -> str:
         self.params.append(value)
@@ -73,7 +94,7 @@ class Builder:
         if col is None:
             if ref.name == "count" and not ref.json_path:
                 return f"{ref_sql}.{quote_ident('count')}", "bigint"
-            raise column_missing(display, ref.name)
+            raise column_missing(display, ref.name, list(table.columns))
         expr = f"{ref_sql}.{quote_ident(col.name)}"
         typ = col.type
         if not ref.json_path:
@@ -140,7 +161,7 @@ class Builder:
         star_columns: bool = False,
         mutation: bool = False,
     ) -> tuple[str, str | None]:
-        """(the read's SELECT, its count query or None); the count query's parameters come first."""
+        """(the read's SELECT, its count query or None); PostgreSQL meets the main query's names first."""
         if star_columns:  # a mutation's CTE has an extra column: `*` is the table's own
             items = [i for it in items for i in ([SelectField(FieldRef(c)) for c in table.columns]
                                                   if isinstance(it, Star) else [it])]
@@ -150,10 +171,16 @@ class Builder:
             aggregates=self.aggregates, max_rows=None if mutation else self.max_rows, display=display,
         )
         root.limit, root.offset = limit, offset or 0
+        bound_before = list(self.params)  # what from_sql already refers to (an RPC's arguments)
         writer = Writer(self)
+        sql = writer.query(root)
         count_sql = writer.count_query(root) if with_count else None
-        self.count_params = len(self.params)
-        return writer.query(root), count_sql
+        if with_count:
+            # the count on its own, for EXPLAIN (count=planned|estimated): its own parameter numbering
+            alone = Builder(self.cache, self.schema, list(bound_before), aggregates=self.aggregates,
+                            max_rows=self.max_rows)
+            self.count_statement = (Writer(alone).count_query(root), alone.params)
+        return sql, count_sql
 
 
 def _array_of(typ: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from postgrest.exceptions import APIError
 
@@ -386,3 +387,29 @@ def test_function_not_found_as_postgrest_words_it(http: httpx.Client) -> None:
     # on GET, a value with an operator is a filter on the result, anything else an argument
     filtered = get(http, "/rpc/projects_of", client="2", id="gt.3", select="id")
     assert filtered == [{"id": 4}]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "sql"),
+    [
+        ("/projects", {"select": "id,nme"}, 'select "grammar"."projects"."nme" from "grammar"."projects"'),
+        ("/projects", {"select": "id", "clent_id": "eq.1"},
+         'select 1 from "grammar"."projects" where "grammar"."projects"."clent_id" = 1'),
+        ("/projects", {"select": "id,tasks(nam)"},
+         'select "tasks_1"."nam" from "grammar"."tasks" as "tasks_1"'),
+        ("/orders", {"select": "billing_address"},
+         'select "grammar"."orders"."billing_address" from "grammar"."orders"'),
+        ("/projects", {"select": "zzzzzz"}, 'select "grammar"."projects"."zzzzzz" from "grammar"."projects"'),
+        # an unknown column in an embed and in the root select: PostgreSQL meets the embed (FROM) first
+        ("/projects", {"select": "nme,tasks(nam)"}, 'select "tasks_1"."nam" from "grammar"."tasks" as "tasks_1"'),
+    ],
+)
+def test_unknown_columns_are_postgresqls_error(http: httpx.Client, grammar_db: Crm, path: str,
+                                               params: dict[str, str], sql: str) -> None:
+    with pytest.raises(psycopg.errors.UndefinedColumn) as pg:
+        grammar_db.sql(sql)
+    resp = http.get(path, params=params)
+    assert (resp.status_code, resp.json()) == (400, {
+        "code": "42703", "details": None, "hint": pg.value.diag.message_hint,
+        "message": pg.value.diag.message_primary,
+    })
