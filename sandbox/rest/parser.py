@@ -255,26 +255,29 @@ def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
 
 @functools.lru_cache(maxsize=1024)
 def parse_select(text: str) -> list[SelectItem]:
-    """Cached: the same select string repeats across requests (callers never mutate the result)."""
-    cur = _Cursor(text, "select parameter")
-    items = _select_items(cur, top=True)
-    if not cur.at_end():
-        raise cur.fail("\",\" or end of input")
-    return items
+    """``pFieldForest``, as parsec runs it: what follows the last item that parses is ignored, and
+    a first item that fails before consuming anything leaves an empty list (all columns).
+
+    Cached: the same select string repeats across requests (callers never mutate the result)."""
+    return _select_items(_Cursor(text, "select parameter"))
 
 
-def _select_items(cur: _Cursor, top: bool) -> list[SelectItem]:
+def _select_items(cur: _Cursor) -> list[SelectItem]:
+    """``pFieldTree `sepBy` lexeme (char ',')``."""
     items: list[SelectItem] = []
-    cur.skip_ws()
-    if not top and cur.peek() == ")":
-        return items
     while True:
-        items.append(_select_item(cur))
+        item = _select_item(cur)
+        if item is None:  # failed without consuming input
+            if not items:
+                return items
+            raise cur.fail("field name (* or [a..z0..9_$])")  # after a consumed ","
+        items.append(item)
+        save = cur.i
         cur.skip_ws()
-        if cur.eat(","):
-            cur.skip_ws()
-            continue
-        return items
+        if not cur.eat(","):
+            cur.i = save
+            return items
+        cur.skip_ws()
 
 
 def _embed_params(cur: _Cursor) -> tuple[str | None, str | None]:
@@ -311,36 +314,54 @@ def _field_end(cur: _Cursor) -> None:
         raise cur.fail('")", "," or end of input')
 
 
-def _select_item(cur: _Cursor) -> SelectItem:
-    cur.skip_ws()
+def _embed_head(cur: _Cursor, spread: bool) -> tuple[str | None, str, str | None, str | None] | None:
+    """``try pSpreadRelationSelect`` / ``try pRelationSelect`` up to the ``(`` they look ahead for:
+    (alias, name, hint, join), or None with the cursor back where it was."""
     start = cur.i
-    # spread: ...rel[!hint][!inner](...)
-    if cur.eat("..."):
-        name = cur.identifier()
+    try:
+        cur.skip_ws()
+        alias: str | None = None
+        if spread:
+            if not cur.eat("..."):
+                raise cur.fail('"..."')
+            name = cur.identifier()
+        else:
+            first = cur.identifier()
+            if cur.peek() == ":" and cur.peek(2) != "::":
+                cur.i += 1
+                alias, name = first, cur.identifier()
+            else:
+                name = first
+            if name == "count":
+                raise cur.fail('"("')
         hint, join = _embed_params(cur)
         if cur.peek() == "(":
-            return SelectEmbed(name, None, hint, join, True, _embed_items(cur))
-        raise cur.fail('"("')
-    # embed: [alias:]rel[!hint][!inner](...), never `count(`
-    alias: str | None = None
-    try:
-        first = cur.identifier()
-        if cur.peek() == ":" and cur.peek(2) != "::":
-            cur.i += 1
-            alias, name = first, cur.identifier()
-        else:
-            name = first
-        hint, join = _embed_params(cur)
-        if cur.peek() == "(" and name != "count":
-            return SelectEmbed(name, alias, hint, join, False, _embed_items(cur))
+            return alias, name, hint, join
     except ApiError:
         pass
     cur.i = start
-    if cur.eat("*"):
-        _field_end(cur)
-        return Star()
-    alias = None
+    return None
+
+
+def _select_item(cur: _Cursor) -> SelectItem | None:
+    """One ``pFieldTree``; None when it fails without consuming input."""
+    head = _embed_head(cur, True)
+    if head is not None:
+        return SelectEmbed(head[1], None, head[2], head[3], True, _embed_items(cur))
+    head = _embed_head(cur, False)
+    if head is not None:
+        return SelectEmbed(head[1], head[0], head[2], head[3], False, _embed_items(cur))
+    # pFieldSelect = lexeme (try star <|> try count() <|> field)
+    start = cur.i
+    cur.skip_ws()
+    consumed = cur.i > start
     save = cur.i
+    if cur.eat("*"):
+        if cur.at_end() or cur.peek() in ",)":
+            cur.skip_ws()
+            return Star()
+        cur.i = save
+    alias: str | None = None
     try:
         first = cur.identifier()
         if cur.peek() == ":" and cur.peek(2) != "::":
@@ -350,10 +371,16 @@ def _select_item(cur: _Cursor) -> SelectItem:
             cur.i = save
     except ApiError:
         cur.i = save
+    after_alias = cur.i
     if cur.eat("count()"):
-        agg_cast = _cast(cur)
-        _field_end(cur)
-        return SelectField(FieldRef("*"), alias, None, "count", agg_cast)
+        try:
+            agg_cast = _cast(cur)
+            _field_end(cur)
+            return SelectField(FieldRef("*"), alias, None, "count", agg_cast)
+        except ApiError:
+            cur.i = after_alias
+    if not consumed and cur.i == save and not (cur.peek() == '"' or (cur.peek() and _ident_char(cur.peek()))):
+        return None
     name = cur.identifier()
     path = cur.json_path()
     cur.skip_ws()
@@ -369,12 +396,11 @@ def _select_item(cur: _Cursor) -> SelectItem:
 
 
 def _embed_items(cur: _Cursor) -> list[SelectItem]:
+    """``between (char '(') (char ')') pFieldForest``."""
     cur.i += 1  # "("
-    sub = _select_items(cur, top=False)
-    cur.skip_ws()
+    sub = _select_items(cur)
     if not cur.eat(")"):
         raise cur.fail('")"')
-    cur.skip_ws()
     return sub
 
 

@@ -108,3 +108,28 @@ def test_view_columns_from_a_query_tree() -> None:
         ":resjunk true}) :onConflict <>})"
     )
     assert view_columns(tree) == [(16390, 1), (16390, 3), (0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("select", "parsed"),
+    [
+        # parsec's pFieldForest: trailing input after the last item is ignored, and a first item that
+        # fails before consuming anything is an empty select (every column)
+        ("", 0), (",id", 0), ("*!hint", 0), ("...y!a!b!c(z)", 0), ("id)", 1), ("a:count()::text,b", 2),
+        ("rel(id) , x", 2),
+    ],
+)
+def test_select_parsed_as_parsec_does(select: str, parsed: int) -> None:
+    from sandbox.rest.parser import parse_select
+
+    assert len(parse_select(select)) == parsed
+
+
+@pytest.mark.parametrize("select", ["id,", "id,,name", "a( )", "id,*!hint", "x:...y(z)", "count(x)", "id,nope(",
+                                    "name::", "id->"])
+def test_select_errors_after_consuming_input(select: str) -> None:
+    from sandbox.rest.parser import parse_select
+
+    with pytest.raises(ApiError) as err:
+        parse_select(select)
+    assert err.value.code == "PGRST100"
