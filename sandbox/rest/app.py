@@ -685,17 +685,12 @@ class Gateway:
         options += [o.upper() for o in media.plan_options]
         sql, params = statement
         explain = f"EXPLAIN ({', '.join(options)}) {sql}"
-        lines: list[str] = []
-
-        def collect(rows: list[Any]) -> None:
-            lines.extend(r[0] for r in rows[-1])
-
-        await self._run(req, read_only, schema, role, claims, authenticated, [(explain, params)], collect, fetch_all=True)
+        rows = await self._run(req, read_only, schema, role, claims, authenticated, [(explain, params)], fetch_all=True)
         headers = [(b"content-type", media.content_type())]
         if profile:
             headers.append((b"content-profile", schema.encode()))
-        # MainTx.planRow: the rows, each followed by a newline
-        return 200, headers, "".join(line + "\n" for line in lines).encode()
+        # MainTx.planRow: the rows (one per line in text format), each followed by a newline
+        return 200, headers, "".join(row[0] + "\n" for row in rows[-1]).encode()
 
     def _set_config(self, role: str) -> tuple[str, list[str]]:
         """SET_CONFIG_SQL plus the role's own settings (e.g. anon's statement_timeout), all bound."""
