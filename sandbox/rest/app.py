@@ -757,7 +757,7 @@ class Gateway:
         b = self._builder(schema)
         items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
         source, count_sql = b.read_source(
-            table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count is not None
+            table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count
         )
         _, statements = self._wrap_read(b, source, count_sql, count, media, req.method == "HEAD")
         if req.timing is not None:
@@ -800,7 +800,7 @@ class Gateway:
             statements.append((f"EXPLAIN (FORMAT JSON) {alone}", alone_params))
         ctes = f"WITH pgrst_source AS ({source})"
         total = "NULL::bigint"
-        if count in ("exact", "estimated") and count_sql is not None:
+        if count_sql is not None:
             ctes += f", pgrst_source_count AS ({count_sql})"
             total = "(SELECT pg_catalog.count(*) FROM pgrst_source_count)"
         body = "''" if head else body_sql(media, "_postgrest_t", many=not single_row)
@@ -972,7 +972,7 @@ class Gateway:
         if rep:
             outer, _ = b.read_source(
                 table, quote_ident(table.name), f'"pgrst_source" AS {quote_ident(table.name)}', items, nodes,
-                None, None, False, star_columns=True, mutation=True,
+                None, None, None, star_columns=True, mutation=True,
             )
         else:
             outer = "SELECT 1 FROM pgrst_source"
@@ -1082,7 +1082,7 @@ class Gateway:
             items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
             source, count_sql = b.read_source(
                 result_table, quote_ident(fn.name), from_sql, items, parsed.nodes, limit if fn.retset else None,
-                offset if fn.retset else 0, count is not None,
+                offset if fn.retset else 0, count,
             )
             _, statements = self._wrap_read(
                 b, source, count_sql, count, media, method == "HEAD", single_row=not fn.retset

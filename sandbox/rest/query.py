@@ -157,11 +157,13 @@ class Builder:
         nodes: dict[tuple[str, ...], NodeParams],
         limit: int | None,
         offset: int | None,
-        with_count: bool,
+        count: str | None,
         star_columns: bool = False,
         mutation: bool = False,
     ) -> tuple[str, str | None]:
-        """(the read's SELECT, its count query or None); PostgreSQL meets the main query's names first."""
+        """(the read's SELECT, the count query the statement includes or None) for ``Prefer: count=``
+        ``count``: exact and estimated count in the statement; planned and estimated EXPLAIN the count
+        on its own (``count_statement``). PostgreSQL meets the main query's names first."""
         if star_columns:  # a mutation's CTE has an extra column: `*` is the table's own
             items = [i for it in items for i in ([SelectField(FieldRef(c)) for c in table.columns]
                                                   if isinstance(it, Star) else [it])]
@@ -174,8 +176,8 @@ class Builder:
         bound_before = list(self.params)  # what from_sql already refers to (an RPC's arguments)
         writer = Writer(self)
         sql = writer.query(root)
-        count_sql = writer.count_query(root) if with_count else None
-        if with_count:
+        count_sql = writer.count_query(root) if count in ("exact", "estimated") else None
+        if count in ("planned", "estimated"):
             # the count on its own, for EXPLAIN (count=planned|estimated): its own parameter numbering
             alone = Builder(self.cache, self.schema, list(bound_before), aggregates=self.aggregates,
                             max_rows=self.max_rows)

@@ -296,6 +296,11 @@ def test_count_planned_and_estimated(http: httpx.Client, crm: Crm) -> None:
         total = r.headers["content-range"].split("/")[1]
         assert total.isdigit() and int(total) >= 1
         assert r.headers["preference-applied"] == f"count={mode}"
+        # with filters: the count's own statement binds its own values
+        filtered = http.get("/messages", params={"select": "id", "conversation_id": f"eq.{crm.conversations[0]}",
+                                                 "limit": "2"}, headers={"Prefer": f"count={mode}"})
+        assert filtered.status_code in (200, 206) and len(filtered.json()) == 2
+        assert filtered.headers["content-range"].split("/")[1].isdigit()
 
 
 def test_embedded_order_limit_offset(http: httpx.Client, crm: Crm) -> None:
