@@ -1,6 +1,6 @@
 """Gateway overhead: the Supabase lookups through the REST gateway vs the same SQL through asyncpg.
 
-Two workloads, each at 1, 8 and 32 concurrent clients, in the same run:
+Three workloads, each at 1 and 8 concurrent clients (``--clients``), in the same run:
 
 * ``nested``: the one-GET nested select (contact + workspace + newest 3
   conversations x 20 messages + newest 10 notes);
@@ -16,12 +16,19 @@ the gateway's size. So ``gateway - direct`` is what HTTP, parsing, auth and the
 gateway's Python add. The HTTP client is a minimal keep-alive HTTP/1.1 client
 so the client's own cost stays small.
 
-The two paths run as interleaved pairs of short slices per cell (direct,
-gateway, gateway, direct, ...; ``--pairs``, ``--slice``), so both halves of a
-pair see the same background load.  Per pair: the gateway's share of direct
-throughput (ratio) and its p50 overhead (difference).  Goals: overhead at 1
-client <= 1.5 ms per request, throughput at 8 clients >= 60 % of direct, each
-decided on the median's 95 % interval.
+``gateway`` is the sandbox's gateway command line (``Server-Timing`` on, as the
+sandbox runs it) and ``untimed`` the same command without
+``--server-timing-enabled``: two processes started by the bench on free ports,
+so ``gateway - untimed`` is what the timing costs. The targets are checked on
+``gateway``.
+
+The three paths run as interleaved triplets of short slices per cell (direct,
+gateway, untimed; untimed, gateway, direct; ...; ``--pairs``, ``--slice``), so
+each comparison with ``gateway`` alternates which side goes first and all see
+the same background load.  Per pair: the gateway's share of direct (and of
+untimed) throughput, a ratio, and its p50 overhead, a difference.  Goals, on
+``gateway``: overhead at 1 client <= 1.5 ms per request, throughput at 8
+clients >= 60 % of direct, each decided on the median's 95 % interval.
 
 Usage: ``python -m bench.bench_gateway [--pairs 10] [--slice 0.5] [--write-docs]``
 (uses a running sandbox's postgres + supabase, or starts its own under the
@@ -32,12 +39,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -54,7 +65,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "gateway"
 HEADING = "## Supabase REST gateway"
 CONTACTS = 200
-CONCURRENCY = (1, 8, 32)
 BENCH_SLUG = "bench-gateway"
 
 
@@ -159,13 +169,51 @@ class Http:
             self.writer.close()
 
 
-# the two paths ---------------------------------------------------------------
-@dataclass
-class Target:
-    name: str
-    gw: Any
-    pool: asyncpg.Pool | None = None
-    http: list[Http] | None = None
+# the paths -------------------------------------------------------------------
+VIAS = ("direct", "gateway", "untimed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gateways(ctx: Any) -> Iterator[dict[str, int]]:
+    """The sandbox's gateway command twice on free ports: with Server-Timing ("gateway") and without
+    ("untimed"); in-database settings are not read, so only the flag differs."""
+    from sandbox.services import SUPABASE_PORT, _supabase_argv, _supabase_env
+
+    base = [a if a != str(SUPABASE_PORT) else "{port}" for a in _supabase_argv(ctx)]
+    env = {**os.environ, **_supabase_env(ctx)}
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: dict[str, int] = {}
+    try:
+        for via, timed in (("gateway", True), ("untimed", False)):
+            port = _free_port()
+            argv = [a.replace("{port}", str(port)) for a in base if timed or a != "--server-timing-enabled"]
+            procs.append(subprocess.Popen([*argv, "--no-db-config"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+            ports[via] = port
+        deadline = time.monotonic() + 30
+        for port in ports.values():
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                        if b'"ok"' in resp.read():
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the bench's gateways did not start")
+                time.sleep(0.1)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
 
 
 class DirectRunner:
@@ -216,15 +264,16 @@ def rpc_query(ws: str, phone: str) -> list[tuple[str, str]]:
 
 async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> None:
     # an empty answer means the data set vanished (e.g. a seed --reset): fail, never time a miss
+    over_http = via != "direct"
     if kind == "rpc":
-        if via == "gateway":
+        if over_http:
             status, body = await client.get("/rest/v1/rpc/get_contact_context", rpc_query(ws, phone))
             assert status == 200 and body != b"null", body[:200]
         else:
             assert await client.get("rpc/get_contact_context", rpc_query(ws, phone)) is not None
         return
     if kind == "nested":
-        if via == "gateway":
+        if over_http:
             status, body = await client.get("/rest/v1/contacts", nested_query(ws, phone))
             assert status == 200 and body != b"[]", body[:200]
         else:
@@ -233,7 +282,7 @@ async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> N
     answers: list[Any] = []
     for step in range(4):
         table, query = rest4_queries(ws, phone, step, answers)
-        if via == "gateway":
+        if over_http:
             status, body = await client.get(f"/rest/v1/{table}", query)
             assert status == 200, body[:200]
             answers.append(orjson.loads(body))
@@ -295,8 +344,11 @@ async def main_async(args: argparse.Namespace, env: dict[str, str]) -> list[dict
     conn = await asyncpg.connect(env["DATABASE_URL"])
     planner.cache = await SchemaCache.load(conn, ["public"])
     await conn.close()
-    direct_uri = gateway_db_uri(Ctx(Path(env["SANDBOX_DIR"]), {}))
-    pool = Pool(direct_uri, 10)  # the gateway's own pool: no reset query on release, like the gateway
+    ctx_env = dict(env)
+    if os.environ.get("DATABASE_URL"):  # the launcher's external-database case
+        ctx_env["EXTERNAL_DATABASE_URL"] = env["DATABASE_URL"]
+    ctx = Ctx(Path(env["SANDBOX_DIR"]), ctx_env)
+    pool = Pool(gateway_db_uri(ctx), 10)  # the gateway's own pool: no reset query on release, like the gateway
     cells: list[dict[str, Any]] = []
     runner = DirectRunner(planner, pool, "service_role")
     for phone in phones:  # plan every request of both workloads up front
@@ -305,28 +357,29 @@ async def main_async(args: argparse.Namespace, env: dict[str, str]) -> list[dict
         await one_lookup("rpc", "direct", runner, ws, phone)
     host = url.hostname or "127.0.0.1"
     try:
-        for kind in args.workloads.split(","):
-            for conc in args.clients:
-                rng = random.Random(42)
-                got: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
-                for a_or_b, b_or_a in pairs.order(args.pairs):
-                    for side in (a_or_b, b_or_a):
-                        via = "gateway" if side == "a" else "direct"
-                        if via == "gateway":
-                            clients: list[Any] = [Http(host, url.port or 80, headers) for _ in range(conc)]
-                        else:
-                            clients = [runner] * conc
-                        lat, took = await run_slice(kind, via, clients, ws, phones, args.slice, rng)
-                        got[via].append(summarize(lat, took))
-                        if via == "gateway":
-                            for c in clients:
-                                await c.close()
-                cells.append({"workload": kind, "clients": conc, **got})
-                g, d = got["gateway"], got["direct"]
-                print(f"{kind:7} {conc:3}  gateway/direct throughput "
-                      f"{statistics.median(x['rps'] / y['rps'] for x, y in zip(g, d, strict=True)):.2f}, p50 overhead "
-                      f"{statistics.median(x['p50'] - y['p50'] for x, y in zip(g, d, strict=True)):+.2f} ms "
-                      f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+        with gateways(ctx) as ports:
+            for kind in args.workloads.split(","):
+                for conc in args.clients:
+                    rng = random.Random(42)
+                    got: dict[str, list[dict[str, float]]] = {via: [] for via in VIAS}
+                    for first, _second in pairs.order(args.pairs):
+                        # gateway in the middle; direct and untimed take turns going first
+                        for via in VIAS if first == "a" else tuple(reversed(VIAS)):
+                            if via == "direct":
+                                clients: list[Any] = [runner] * conc
+                            else:
+                                clients = [Http(host, ports[via], headers) for _ in range(conc)]
+                            lat, took = await run_slice(kind, via, clients, ws, phones, args.slice, rng)
+                            got[via].append(summarize(lat, took))
+                            if via != "direct":
+                                for c in clients:
+                                    await c.close()
+                    cells.append({"workload": kind, "clients": conc, **got})
+                    g, d = got["gateway"], got["direct"]
+                    print(f"{kind:7} {conc:3}  gateway/direct throughput "
+                          f"{statistics.median(x['rps'] / y['rps'] for x, y in zip(g, d, strict=True)):.2f}, p50 overhead "
+                          f"{statistics.median(x['p50'] - y['p50'] for x, y in zip(g, d, strict=True)):+.2f} ms "
+                          f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     finally:
         await pool.close()
     return cells
@@ -341,14 +394,18 @@ def comparisons(cells: list[dict[str, Any]]) -> list[pairs.Comparison]:
     out = []
     for cell in cells:
         kind, conc = cell["workload"], cell["clients"]
-        g, d = cell["gateway"], cell["direct"]
+        g, d, u = cell["gateway"], cell["direct"], cell["untimed"]
+        where = f"{kind}, {conc} client{'s' if conc > 1 else ''}"
         goal_rps = pairs.Goal("gateway/direct throughput", 0.6) if conc == 8 else None
         goal_p50 = pairs.Goal("gateway − direct p50", budget(kind), at_least=False) if conc == 1 else None
-        out.append(pairs.Comparison(f"{kind}, {conc} client{'s' if conc > 1 else ''}: lookups/s", "gateway", "direct",
-                                    [x["rps"] for x in g], [x["rps"] for x in d], goal=goal_rps))
-        out.append(pairs.Comparison(f"{kind}, {conc} client{'s' if conc > 1 else ''}: p50", "gateway", "direct",
-                                    [x["p50"] for x in g], [x["p50"] for x in d], unit="ms", kind="difference",
-                                    estimate_label="gateway − direct", goal=goal_p50, spec=".2f"))
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "direct", [x["rps"] for x in g],
+                                    [x["rps"] for x in d], goal=goal_rps))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "direct", [x["p50"] for x in g], [x["p50"] for x in d],
+                                    unit="ms", kind="difference", goal=goal_p50, spec=".2f"))
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "untimed", [x["rps"] for x in g],
+                                    [x["rps"] for x in u]))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "untimed", [x["p50"] for x in g], [x["p50"] for x in u],
+                                    unit="ms", kind="difference", spec=".2f"))
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,17 @@ def decision_level(targets: Iterable[str]) -> str:
 TRANSACTION = "lookup"  # the row the decision is made on
 TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 REALTIME = "realtime"  # an update's latency, named by its realtime target
+
+
+def epoch_s(iso_time: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (``…Z`` or with an offset), as the artifact and the
+    backends write them; None for anything else."""
+    if not isinstance(iso_time, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def target_of(row_name: str) -> str:

@@ -34,11 +34,12 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import websocket
+
+from harness.contracts import epoch_s
 
 REALTIME = "realtime"  # the row type of an update's latency
 MARKER = re.compile(r"^loadtest ([0-9a-f]{12}) (\d{10,20})$")
@@ -168,15 +169,6 @@ class ConvexInbox:
         self.sock.close()
 
 
-def _commit_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 class SupabaseInbox:
     """One channel on Supabase Realtime: UPDATEs of the workspace's conversations (Phoenix V1 JSON)."""
 
@@ -228,7 +220,7 @@ class SupabaseInbox:
         if event != "postgres_changes":
             return None
         data = payload.get("data") or {}
-        update = Update(received_s=time.time(), commit_s=_commit_time(data.get("commit_timestamp")))
+        update = Update(received_s=time.time(), commit_s=epoch_s(data.get("commit_timestamp")))
         found = parse_marker((data.get("record") or {}).get("last_message_preview"))
         if found:
             update.markers[found[0]] = found[1]
