@@ -173,3 +173,40 @@ def test_pairs_option_refuses_less_than_one() -> None:
     assert ap.parse_args(["--pairs", "12"]).pairs == 12
     with pytest.raises(SystemExit):
         ap.parse_args(["--pairs", "0"])
+
+
+def test_check_decides_an_absolute_quantity_on_its_median_interval() -> None:
+    c = pairs.Check("P95 per round", [12.0, 14.0, 13.0, 15.0, 11.0], unit="ms",
+                    goal=pairs.Goal("P95 on loopback", 50, at_least=False), spec=".1f")
+    assert c.estimate.median == 13.0 and c.verdict == "met"
+    row = pairs.checks_table([c], runs_label="rounds").splitlines()[2]
+    assert row.startswith("| P95 per round | 5 | 11.0–15.0 ms | 13.0 ms [")
+    assert "≤ 50 ms" in row and "**met**" in row
+    assert pairs.verdict_lines([c]) == [f"P95 per round: {c.estimate.format('.1f', ' ms')} (check ≤ 50 ms): met"]
+    straddling = pairs.Check("error", [0.5, 0.9, 1.4, 0.7], unit="%", goal=pairs.Goal("worst error", 1.0, at_least=False))
+    assert straddling.verdict == "undecided"
+    assert pairs.exit_code([c, straddling]) == 4
+
+
+def test_node_results_become_comparisons_and_checks() -> None:
+    from bench import node
+
+    doc = {
+        "comparisons": [{"name": "1 client: lookups/s", "a_label": "http action", "b_label": "api/query",
+                         "a": [100, 110], "b": [200, 200]}],
+        "checks": [{"name": "Convex P95", "values": [30.0, 40.0], "unit": "ms",
+                    "goal": {"label": "P95", "threshold": 50, "at_least": False}}],
+    }
+    comps, checks = node.results(doc)
+    assert comps[0].estimate.median == pytest.approx(0.525) and comps[0].goal is None
+    assert checks[0].goal == pairs.Goal("P95", 50.0, at_least=False) and checks[0].verdict == "met"
+
+
+def test_bench_runner_refuses_an_unknown_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import BENCHES, main
+
+    assert main(["nosuch"]) == 2
+    assert "unknown benchmark nosuch" in capsys.readouterr().err
+    assert main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(b.name in listed for b in BENCHES)
