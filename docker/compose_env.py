@@ -12,7 +12,7 @@ secrets while the stack's volumes exist (when Docker can be asked): the
 database volume keeps the POSTGRES_PASSWORD and the Convex volume the
 CONVEX_INSTANCE_SECRET they were created with. `docker compose down -v`
 removes them, with the stack's data. --update appends the variables a .env
-written by an earlier version lacks (today Realtime's), changing none it has.
+written by an earlier version lacks (Realtime's), changing none it has.
 
 Every secret is hex, so it is a valid command-line argument. The URLs are the
 stack's published loopback ports (SUPABASE_PORT, DB_PORT, CONVEX_PORT,
