@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print(line)
     print(f"{load.label()}; machine: {mach.label()}")
-    command = " ".join(["node", bench.script, *(["--pairs", str(args.pairs)] if args.pairs != pairs.DEFAULT_PAIRS else []),
-                        *extra])
+    command = " ".join([".venv/bin/python -m bench.node", args.name,
+                        *(["--pairs", str(args.pairs)] if args.pairs != pairs.DEFAULT_PAIRS else []),
+                        *(["--", *extra] if extra else [])])
     if args.json:
         pairs.write_json(args.json, args.name, decided, mach, load, command, {"node": doc})
     if args.write_docs:
