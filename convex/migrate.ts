@@ -165,17 +165,138 @@ async function canonicalRow(
   return row;
 }
 
+/**
+ * One page of a table, fingerprinted: each document as `view` shows it (null
+ * leaves it out). The caller sums pages (mod 2^64) until the page isDone.
+ */
+async function digestPage(
+  ctx: QueryCtx,
+  table: CrmTable,
+  cursor: string | null,
+  numItems: number,
+  view: (doc: Doc<CrmTable>) => Promise<Doc<CrmTable> | null>,
+) {
+  checkPageSize(numItems);
+  const page = await ctx.db.query(table).paginate({ cursor, numItems });
+  const digest = new Digest();
+  const supabaseIdOf = new Map<string, string | null>();
+  for (const doc of page.page) {
+    const shown = await view(doc);
+    if (shown !== null) digest.addRow(await canonicalRow(ctx, table, shown, supabaseIdOf));
+  }
+  return { count: digest.count, digest: digest.hex, cursor: page.continueCursor, isDone: page.isDone };
+}
+
 /** Count and fingerprint of one page of a table; the caller sums pages (mod 2^64) until isDone. */
 export const tableDigest = internalQuery({
   args: { table: tableName, cursor: v.union(v.string(), v.null()), numItems: v.number() },
-  handler: async (ctx, { table, cursor, numItems }) => {
-    if (!Number.isInteger(numItems) || numItems < 1 || numItems > 8192) {
-      throw new ConvexError({ code: "BadRequest", message: "numItems must be an integer from 1 to 8192" });
+  handler: async (ctx, { table, cursor, numItems }) => await digestPage(ctx, table, cursor, numItems, async (doc) => doc),
+});
+
+// ---------------------------------------------------------------------------
+// The load tests' writes (messages with messageType "loadtest", and the
+// conversation fields they touch) seen as if they had never happened, for
+// parity checks after a run with writes. docs/formats.md, "Load-test rows".
+
+export const LOADTEST_MESSAGE_TYPE = "loadtest";
+const LOADTEST_PREVIEW_PREFIX = "loadtest ";
+// The seed's rule for a conversation's preview: the first 100 characters of its newest message.
+const RESTORED_PREVIEW_LENGTH = 100;
+
+/** Whether the load tests' write path was the last to set this conversation's preview. */
+export function touchedByLoadtest(conversation: { lastMessagePreview?: string }): boolean {
+  return conversation.lastMessagePreview?.startsWith(LOADTEST_PREVIEW_PREFIX) ?? false;
+}
+
+/**
+ * lastMessageAt / lastMessagePreview from the conversation's newest message that
+ * is not a load-test one (both absent when there is none). Characters, not
+ * UTF-16 units, as the seed counts them.
+ */
+export async function fieldsWithoutLoadtest(
+  ctx: QueryCtx,
+  conversationId: Id<"conversations">,
+): Promise<{ lastMessageAt?: number; lastMessagePreview?: string }> {
+  const newest = ctx.db
+    .query("messages")
+    .withIndex("by_conversation_created", (q) => q.eq("conversationId", conversationId))
+    .order("desc");
+  for await (const message of newest) {
+    if (message.messageType !== LOADTEST_MESSAGE_TYPE) {
+      return {
+        lastMessageAt: message.createdAt,
+        lastMessagePreview: Array.from(message.content).slice(0, RESTORED_PREVIEW_LENGTH).join(""),
+      };
     }
+  }
+  return {};
+}
+
+function checkPageSize(numItems: number): void {
+  if (!Number.isInteger(numItems) || numItems < 1 || numItems > 8192) {
+    throw new ConvexError({ code: "BadRequest", message: "numItems must be an integer from 1 to 8192" });
+  }
+}
+
+/**
+ * Count and fingerprint of one page of a table as if the load tests had not
+ * written: loadtest messages are skipped, and a conversation they touched is
+ * fingerprinted with the fields of its newest other message. `touched` lists
+ * those conversations (Supabase uuids) so a caller can leave their contacts
+ * out of lookup comparisons.
+ */
+export const tableDigestWithoutLoadtest = internalQuery({
+  args: { table: tableName, cursor: v.union(v.string(), v.null()), numItems: v.number() },
+  handler: async (ctx, { table, cursor, numItems }) => {
+    const touched: string[] = [];
+    let skipped = 0;
+    const page = await digestPage(ctx, table, cursor, numItems, async (doc) => {
+      if (table === "messages" && (doc as Doc<"messages">).messageType === LOADTEST_MESSAGE_TYPE) {
+        skipped += 1;
+        return null;
+      }
+      if (table === "conversations" && touchedByLoadtest(doc as Doc<"conversations">)) {
+        const { lastMessageAt: _at, lastMessagePreview: _preview, ...rest } = doc as Doc<"conversations">;
+        touched.push((doc as Doc<"conversations">).supabaseId);
+        return { ...rest, ...(await fieldsWithoutLoadtest(ctx, doc._id as Id<"conversations">)) } as Doc<CrmTable>;
+      }
+      return doc;
+    });
+    return { ...page, skipped, touched };
+  },
+});
+
+/**
+ * Rows of one page of a table that belong to the given workspaces (Supabase
+ * uuids), loadtest messages left out. Counting reads every document of the
+ * page: the run's data-parity check calls this until isDone.
+ */
+export const countRows = internalQuery({
+  args: {
+    table: tableName,
+    workspaceIds: v.array(v.string()),
+    cursor: v.union(v.string(), v.null()),
+    numItems: v.number(),
+  },
+  handler: async (ctx, { table, workspaceIds, cursor, numItems }) => {
+    checkPageSize(numItems);
+    const wanted = new Set<string>();
+    for (const supabaseId of workspaceIds) {
+      const workspace = await ctx.db
+        .query("workspaces")
+        .withIndex("by_supabase_id", (q) => q.eq("supabaseId", supabaseId))
+        .unique();
+      if (workspace !== null) wanted.add(workspace._id);
+    }
+    if (table === "workspaces") return { count: wanted.size, cursor: "", isDone: true };
     const page = await ctx.db.query(table).paginate({ cursor, numItems });
-    const digest = new Digest();
-    const supabaseIdOf = new Map<string, string | null>();
-    for (const doc of page.page) digest.addRow(await canonicalRow(ctx, table, doc, supabaseIdOf));
-    return { count: digest.count, digest: digest.hex, cursor: page.continueCursor, isDone: page.isDone };
+    let count = 0;
+    for (const doc of page.page) {
+      const row = doc as Doc<Exclude<CrmTable, "workspaces">>;
+      if (!wanted.has(row.workspaceId)) continue;
+      if (table === "messages" && (row as Doc<"messages">).messageType === LOADTEST_MESSAGE_TYPE) continue;
+      count += 1;
+    }
+    return { count, cursor: page.continueCursor, isDone: page.isDone };
   },
 });

@@ -1,7 +1,7 @@
 #!/bin/sh
-# One-shot: sets the deployment's env vars on the self-hosted Convex backend,
-# then pushes convex/ to it. Env vars first: convex/auth.config.ts reads them
-# when the functions are pushed.
+# One-shot of docker-compose.yml: installs the locked Convex CLI into the
+# node_modules volume (again only when package-lock.json changes), then sets
+# the deployment's env vars and pushes convex/ (convex-push.sh).
 set -eu
 if [ -z "${CONVEX_ADMIN_KEY:-}" ]; then
   echo "convex-deploy: CONVEX_ADMIN_KEY is not set. Run" >&2
@@ -10,12 +10,9 @@ if [ -z "${CONVEX_ADMIN_KEY:-}" ]; then
   exit 1
 fi
 cd /app
-npm ci --no-audit --no-fund --loglevel=error
-export CONVEX_SELF_HOSTED_URL="$CONVEX_URL"
-export CONVEX_SELF_HOSTED_ADMIN_KEY="$CONVEX_ADMIN_KEY"
-unset CONVEX_DEPLOYMENT  # the CLI refuses it together with the self-hosted pair
-npx convex env set CRM_API_KEY "$CRM_API_KEY"
-npx convex env set SUPABASE_JWT_ISSUER "$SUPABASE_JWT_ISSUER"
-npx convex env set SUPABASE_JWKS_URL "$SUPABASE_JWKS_URL"
-npx convex deploy --yes
-echo "convex-deploy: functions deployed to $CONVEX_URL"
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.compose-stamp 2>/dev/null || true)" != "$want" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > node_modules/.compose-stamp
+fi
+exec sh docker/convex-push.sh

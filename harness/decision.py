@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from harness.contracts import decision_level
 from reports.rules import EXIT_CODES, Decision, Thresholds, Verdict, decide_all, target_from_histogram
 
 if TYPE_CHECKING:
@@ -11,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def thresholds(h: Harness) -> Thresholds:
-    return Thresholds(p95_target_ms=h.options.p95_target_ms, min_samples=h.options.min_samples)
+    return h.options.thresholds
 
 
 def compute(h: Harness) -> dict[str, Decision]:
@@ -27,16 +29,32 @@ def compute(h: Harness) -> dict[str, Decision]:
         if e is None:
             continue
         rps = e.count / elapsed if elapsed else None
-        stats[t] = target_from_histogram(t, e.hist, failures=e.failures, rps=rps)
-    return decide_all(stats, thresholds(h))
+        others = [o for rtype in ("lookup-miss", "write") if (o := h.recorder.get(rtype, t)) is not None]
+        stats[t] = target_from_histogram(
+            t, e.hist, failures=e.failures, rps=rps,
+            other_requests=sum(o.count + o.failures for o in others), other_failures=sum(o.failures for o in others),
+        )
+    return decide_all(stats, thresholds(h), run_problems(h))
+
+
+def run_problems(h: Harness) -> list[str]:
+    """What forbids a GO or OPTIMISE SUPABASE verdict: data that differs, a saturated load generator."""
+    problems = []
+    parity = h.data_parity or {}
+    if parity.get("status") == "mismatch":
+        problems.append("data differs between Supabase and Convex (run with --allow-data-mismatch)")
+    if h.started_at is not None:
+        from reports.timing import cpu_in_window, saturation_lines
+
+        lo = h.started_at.timestamp() + h.options.warmup
+        hi = h.ended_at.timestamp() if h.ended_at is not None else math.inf
+        problems += saturation_lines(cpu_in_window(h.cpu_summary(), lo, hi))
+    return problems
 
 
 def exit_code(decisions: dict[str, Decision], targets: tuple[str, ...]) -> int:
     """The direct-level verdict decides; the API level when only API routes were measured."""
-    from harness.targets import TARGETS
-
-    level = "direct" if any(TARGETS[t].level == "direct" for t in targets) else "api"
-    d = decisions.get(level)
+    d = decisions.get(decision_level(targets))
     return d.exit_code if d is not None else EXIT_CODES[Verdict.INCONCLUSIVE]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from harness import runtime
+from harness.runtime import fail, harness_of
 from harness.steps import Step, parse_steps
 
 __all__ = ["Step", "StepLoadShape", "parse_steps"]
@@ -25,7 +25,8 @@ class StepLoadShape(LoadTestShape):
 
     def steps(self) -> list[Step]:
         if self._steps is None:
-            o = runtime.current().options
+            assert self.runner is not None
+            o = harness_of(self.runner.environment).options
             self._steps = parse_steps(o.step_spec, o.step_hold)
         return self._steps
 
@@ -35,7 +36,7 @@ class StepLoadShape(LoadTestShape):
             steps = self.steps()
         except ValueError as e:  # a bad --step-spec / --step-hold: one line, exit 2, no traceback
             if self.runner is not None:
-                runtime._fail(self.runner.environment, f"error: {e}")
+                fail(self.runner.environment, f"error: {e}")
             return None
         elapsed = 0.0
         for i, step in enumerate(steps):
@@ -43,7 +44,8 @@ class StepLoadShape(LoadTestShape):
             if t < elapsed:
                 if i != self._index:
                     self._index = i
-                    runtime.current().set_step(i, step.users)
+                    if self.runner is not None:
+                        harness_of(self.runner.environment).set_step(i, step.users)
                 parsed = self.runner.environment.parsed_options if self.runner else None
                 rate = getattr(parsed, "spawn_rate", None) or step.users
                 return step.users, float(rate)

@@ -4,7 +4,9 @@ Every HTTP call is its own Locust row (``<METHOD>``, ``<target> <what>``);
 each logical lookup adds a ``lookup`` / ``lookup-miss`` row named by the target
 with the end-to-end time (from the intended start in the open model) and the
 number of round trips in its context; writes add a ``write`` row.  Calls use
-FastHttpUser (geventhttpclient): keep-alive, TLS verified, no retries.
+FastHttpUser (geventhttpclient): keep-alive, TLS verified, no retries.  What
+each target sends is :mod:`harness.paths`; the run's state is reached through
+``self.environment`` (:func:`harness.runtime.harness_of`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
-import re
+import itertools
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
+import gevent
 
-from harness import runtime
-from harness import targets as T
+from harness.pacer import Pacer
+from harness.paths import Call, Path, outcome
+from harness.phases import parse_server_timing, server_total, take_connects, time_headers
+from harness.realtime import (
+    REALTIME,
+    ConvexInbox,
+    SubscriberLog,
+    SubscriptionError,
+    SupabaseInbox,
+    marked_content,
+)
+from harness.runtime import Harness, harness_of
 from harness.targets import Request
 from harness.workload import Key
 
@@ -32,43 +43,9 @@ class CallFailed(Exception):
     """A call (or the lookup as a whole) did not do what the lookup needs."""
 
 
-NOT_FOUND = object()
+class TargetUser(FastHttpUser):
+    """What every target's users share: the run's harness, and calls that record their phases."""
 
-
-def _detail(content: bytes | None) -> str:
-    if not content:
-        return ""
-    try:
-        doc = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return ""
-    if isinstance(doc, dict):
-        for k in ("error", "message", "code", "errorMessage"):
-            v = doc.get(k)
-            if isinstance(v, str) and v:
-                return f": {v[:80]}"
-    return ""
-
-
-# Convex prefixes each function error with its request id: dropped, so that Locust groups equal errors.
-_REQUEST_ID = re.compile(r"\[Request ID: [^\]]*\]\s*")
-
-
-def convex_status(data: Any) -> str | None:
-    """Convex reports a function error as HTTP 200 with ``"status": "error"``."""
-    if not isinstance(data, dict) or data.get("status") not in ("success", "error"):
-        return "not a Convex function response"
-    if data["status"] == "error":
-        message = _REQUEST_ID.sub("", str(data.get("errorMessage", "")))
-        return f"convex error: {message[:80]}"
-    return None
-
-
-def _is_context(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("contact"), dict)
-
-
-class LookupUser(FastHttpUser):
     abstract = True
     target: ClassVar[str] = ""
     insecure = False  # verify TLS, as the app does
@@ -78,41 +55,33 @@ class LookupUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        self.harness: Harness = harness_of(environment)
+        self._headers = time_headers(self.client.client)
         self._calls = 0
         self._bytes = 0
-
-    def wait_time(self) -> float:
-        h = runtime.current()
-        return 0.0 if h.open_model else h.options.think_time
-
-    # ------------------------------------------------------------------ the loop
-    @task
-    def act(self) -> None:
-        h = runtime.current()
-        if not h.wait_ready():
-            raise StopUser()
-        intended = h.pacer(self.target).acquire() if h.open_model else None
-        kind = h.choose_kind(self.target)
-        assert h.sampler is not None
-        if kind == "write":
-            self.transaction("write", self.write, h.sampler.known(), intended)
-        elif kind == "unknown" and (key := h.sampler.unknown()) is not None:
-            self.transaction("lookup-miss", self.lookup, key, intended, expect_found=False)
-        else:
-            self.transaction("lookup", self.lookup, h.sampler.known(), intended, expect_found=True)
+        self._connect_ms = 0.0
+        self._new_connections = 0
+        self._server_ms: float | None = 0.0  # None once a call of the lookup came back without server timing
 
     def transaction(
         self, rtype: str, body: Callable[[Key], bool], key: Key, intended: float | None, expect_found: bool = True
     ) -> None:
         self._calls = 0
         self._bytes = 0
+        self._connect_ms = 0.0
+        self._new_connections = 0
+        self._server_ms = 0.0
+        if self.harness.options.connections == "per-lookup":
+            self.close_connections()  # a cold serverless instance: every lookup opens its own
         start_wall = time.time()
         t0 = time.perf_counter()
         exc: BaseException | None = None
         interrupted = False
         try:
             found = body(key)
-            if rtype != "write" and found != expect_found:
+            if found != expect_found:
+                if rtype == "write":
+                    raise CallFailed("write: contact not found for a known phone")
                 raise CallFailed("contact not found for a known phone" if expect_found else "contact found for an unknown phone")
         except CallFailed as e:
             exc = e
@@ -127,30 +96,43 @@ class LookupUser(FastHttpUser):
                 self._fire(rtype, start_wall, intended if intended is not None else t0, exc)
 
     def _fire(self, rtype: str, start_wall: float, origin: float, exc: BaseException | None) -> None:
+        total = (time.perf_counter() - origin) * 1000.0
+        phases = {"connect": self._connect_ms}
+        if self._server_ms is not None:
+            # rest: the network both ways, and any queueing (the load generator's own included)
+            phases["server"] = self._server_ms
+            phases["rest"] = max(total - self._connect_ms - self._server_ms, 0.0)
         self.environment.events.request.fire(
             request_type=rtype,
             name=self.target,
-            response_time=(time.perf_counter() - origin) * 1000.0,
+            response_time=total,
             response_length=self._bytes,
             exception=exc,
-            context={"round_trips": self._calls},
+            context={"round_trips": self._calls, "phases": phases, "new_connections": self._new_connections},
             start_time=start_wall,
             url=None,
             response=None,
         )
 
-    # ------------------------------------------------------------------ one call
-    def call(
-        self,
-        req: Request,
-        ok: tuple[int, ...] = (200,),
-        not_found: tuple[int, ...] = (),
-        check: Callable[[Any], str | None] | None = None,
-        parse: bool = True,
-    ) -> Any:
+    def close_connections(self) -> None:
+        """Drop this user's pooled connections: the next call opens a new one (and pays for it)."""
+        self.client.client.clientpool.close()
+
+    # ------------------------------------------------------------------ calls
+    def drive(self, path: Path) -> bool:
+        """Send a path's calls one after the other; its return value is whether the contact was found."""
+        try:
+            call = next(path)
+            while True:
+                call = path.send(self.call(call))
+        except StopIteration as done:
+            return bool(done.value)
+
+    def call(self, call: Call) -> Any:
         self._calls += 1
-        failure: str | None = None
-        data: Any = None
+        if self.harness.options.connections == "per-request":
+            self.close_connections()
+        req = call.request
         with self.client.request(
             req.method, req.url, name=f"{self.target} {req.what}", data=req.body,  # type: ignore[arg-type]  # bytes are sent as is
             headers=req.headers,  # type: ignore[arg-type]  # the session copies it
@@ -164,20 +146,11 @@ class LookupUser(FastHttpUser):
                 except Exception:  # body read failed mid-way
                     status = 0
             self._bytes += len(content or b"")
-            if status == 0:
+            # the request event fires when this block ends: its context carries the call's phases
+            self._time_call(resp.request_meta.setdefault("context", {}), status, resp)
+            data, failure = outcome(call, status, content)
+            if failure == "connection error":
                 failure = f"connection error: {type(getattr(resp, 'error', None)).__name__}"
-            elif status in ok:
-                if parse:
-                    try:
-                        data = orjson.loads(content or b"")
-                    except orjson.JSONDecodeError:
-                        failure = f"HTTP {status}: body is not JSON"
-                    if failure is None and check is not None:
-                        failure = check(data)
-            elif status in not_found:
-                data = NOT_FOUND
-            else:
-                failure = f"HTTP {status}{_detail(content)}"
             if failure is None:
                 resp.success()
             else:
@@ -186,64 +159,73 @@ class LookupUser(FastHttpUser):
             raise CallFailed(f"{req.what}: {failure}")
         return data
 
+    def _time_call(self, detail: dict[str, Any], status: int, resp: Any) -> None:
+        """Split the call's time (harness.phases) into the event's context and the lookup's running sums."""
+        connect_s, opened = take_connects()
+        connect_ms = connect_s * 1000.0
+        headers_ms = self._headers.last_s * 1000.0
+        total_ms = float(resp.request_meta.get("response_time") or headers_ms)
+        phases = {"ttfb": max(headers_ms - connect_ms, 0.0), "download": max(total_ms - headers_ms, 0.0)}
+        if opened:
+            phases["connect"] = connect_ms
+        metrics = parse_server_timing(resp.headers.get("server-timing")) if status and resp.headers else {}
+        server = server_total(metrics)
+        if server is not None:
+            phases["server"] = server
+        detail["phases"] = phases
+        detail["metrics"] = metrics
+        detail["new_connections"] = opened
+        self._connect_ms += connect_ms
+        self._new_connections += opened
+        if server is None:
+            self._server_ms = None
+        elif self._server_ms is not None:
+            self._server_ms += server
+
+
+
+class LookupUser(TargetUser):
+    """A lookup target's user: lookups of known and unknown phones, and writes, by the task weights."""
+
+    abstract = True
+
+    def wait_time(self) -> float:
+        h = self.harness
+        return 0.0 if h.open_model else h.options.think_time
+
+    # ------------------------------------------------------------------ the loop
+    @task
+    def act(self) -> None:
+        h = self.harness
+        if not h.wait_ready():
+            raise StopUser()
+        intended = h.pacer(self.target).acquire() if h.open_model else None
+        kind = h.choose_kind(self.target)
+        assert h.sampler is not None
+        if kind == "write":
+            self.transaction("write", self.write, h.sampler.known(), intended)
+        elif kind == "unknown" and (key := h.sampler.unknown()) is not None:
+            self.transaction("lookup-miss", self.lookup, key, intended, expect_found=False)
+        else:
+            self.transaction("lookup", self.lookup, h.sampler.known(), intended, expect_found=True)
+
     # ------------------------------------------------------------------ per target
-    def lookup(self, key: Key) -> bool:
-        raise NotImplementedError
-
-    def write(self, key: Key) -> bool:
-        raise NotImplementedError
-
-    @property
-    def endpoints(self) -> T.Endpoints:
-        return runtime.current().endpoints
-
-    def cached(self, key: Key, build: Callable[[], Request]) -> Request:
+    def first_request(self, key: Key) -> Request:
         """The key's first request, built once per run (URL quoting costs more than the rest of a lookup's bookkeeping)."""
-        cache = runtime.current().request_cache
+        cache = self.harness.request_cache
         ck = (self.target, key)
         req = cache.get(ck)
         if req is None:
             if len(cache) > 200_000:
                 cache.clear()
-            req = cache[ck] = build()
+            req = cache[ck] = self.harness.paths.first(self.target, key)
         return req
 
-    def supabase_headers(self, key: Key) -> dict[str, str]:
-        h = runtime.current()
-        return self.endpoints.supabase_headers(None if self.endpoints.supabase_bearer else h.token_for(key.workspace_id))
+    def lookup(self, key: Key) -> bool:
+        return self.drive(self.harness.paths.lookup(self.target, key, self.first_request(key)))
 
-    def supabase_write(self, key: Key) -> bool:
-        ep, hdrs = self.endpoints, self.supabase_headers(key)
-        rows = self.call(T.rest_contact_id(ep, key.workspace_id, key.phone, hdrs), check=_list)
-        if not rows:
-            raise CallFailed("write: contact not found for a known phone")
-        convs = self.call(T.rest_newest_conversation(ep, rows[0]["id"], hdrs), check=_list)
-        if not convs:
-            return True  # nothing to append to
-        conv = convs[0]["id"]
-        content = f"loadtest {uuid.uuid4().hex[:12]}"
-        self.call(T.rest_insert_message(ep, key.workspace_id, conv, content, hdrs), ok=(201, 204), parse=False)
-        at = datetime.now(UTC).isoformat()
-        self.call(T.rest_touch_conversation(ep, conv, at, content, hdrs), ok=(200, 204), parse=False)
-        return True
-
-    def convex_write(self, key: Key) -> bool:
-        content = f"loadtest {uuid.uuid4().hex[:12]}"
-        # 404 is a contact with no conversation to append to: a no-op, as on the Supabase path.
-        self.call(T.convex_outbound(self.endpoints, key.workspace_id, key.phone, content), ok=(200, 201), not_found=(404,))
-        return True
-
-
-def _list(data: Any) -> str | None:
-    return None if isinstance(data, list) else "expected a JSON array"
-
-
-def _context_or_null(data: Any) -> str | None:
-    return None if data is None or _is_context(data) else "expected the lookup object or null"
-
-
-def _context(data: Any) -> str | None:
-    return None if _is_context(data) else "expected the lookup object"
+    def write(self, key: Key) -> bool:
+        return self.drive(self.harness.paths.write(self.target, key))
 
 
 class SupabaseRestUser(LookupUser):
@@ -251,97 +233,169 @@ class SupabaseRestUser(LookupUser):
 
     target = "supabase_rest"
 
-    def lookup(self, key: Key) -> bool:
-        ep, hdrs = self.endpoints, self.supabase_headers(key)
-        rows = self.call(self.cached(key, lambda: T.rest_contact(ep, key.workspace_id, key.phone, hdrs)), check=_list)
-        if not rows or not rows[0].get("workspace"):
-            return False
-        contact_id = rows[0]["id"]
-        convs = self.call(T.rest_conversations(ep, contact_id, hdrs), check=_list)
-        if convs:
-            self.call(T.rest_messages(ep, [c["id"] for c in convs], hdrs), check=_list)
-        self.call(T.rest_notes(ep, contact_id, hdrs), check=_list)
-        return True
-
-    def write(self, key: Key) -> bool:
-        return self.supabase_write(key)
-
 
 class SupabaseNestedUser(LookupUser):
+    """1 PostgREST GET with embedded resources."""
+
     target = "supabase_nested"
-
-    def lookup(self, key: Key) -> bool:
-        req = self.cached(key, lambda: T.nested(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)))
-        rows = self.call(req, check=_list)
-        return bool(rows)
-
-    def write(self, key: Key) -> bool:
-        return self.supabase_write(key)
 
 
 class SupabaseRpcUser(LookupUser):
+    """1 POST to the ``get_contact_context`` SQL function."""
+
     target = "supabase_rpc"
-
-    def lookup(self, key: Key) -> bool:
-        req = self.cached(key, lambda: T.rpc(self.endpoints, key.workspace_id, key.phone, self.supabase_headers(key)))
-        data = self.call(req, check=_context_or_null)
-        return data is not None
-
-    def write(self, key: Key) -> bool:
-        return self.supabase_write(key)
 
 
 class ConvexHttpUser(LookupUser):
+    """1 request to the Convex HTTP action, ``x-api-key`` guarded."""
+
     target = "convex_http"
-
-    def lookup(self, key: Key) -> bool:
-        req = self.cached(key, lambda: T.convex_http(self.endpoints, key.workspace_id, key.phone))
-        data = self.call(req, not_found=(404,), check=_context)
-        return data is not NOT_FOUND
-
-    def write(self, key: Key) -> bool:
-        return self.convex_write(key)
 
 
 class ConvexQueryUser(LookupUser):
+    """1 ``POST /api/query`` of ``contacts:getContextByPhone`` as a workspace member."""
+
     target = "convex_query"
-
-    def lookup(self, key: Key) -> bool:
-        token = runtime.current().token_for(key.workspace_id)
-        req = self.cached(key, lambda: T.convex_query(self.endpoints, key.workspace_id, key.phone, token))
-        data = self.call(req, check=_convex_lookup)
-        return data.get("value") is not None
-
-    def write(self, key: Key) -> bool:
-        return self.convex_write(key)
-
-
-def _convex_lookup(data: Any) -> str | None:
-    problem = convex_status(data)
-    if problem is None and data.get("value") is not None and not _is_context(data["value"]):
-        problem = "expected the lookup object or null as value"
-    return problem
 
 
 class ApiSupabaseUser(LookupUser):
-    target = "api_supabase"
+    """The Next.js route doing the 4 queries server-side."""
 
-    def lookup(self, key: Key) -> bool:
-        req = self.cached(key, lambda: T.api_route(self.endpoints, self.target, key.workspace_id, key.phone))
-        data = self.call(req, not_found=(404,), check=_context)
-        return data is not NOT_FOUND
+    target = "api_supabase"
 
 
 class ApiConvexUser(LookupUser):
-    target = "api_convex"
+    """The Next.js route making one Convex call."""
 
-    def lookup(self, key: Key) -> bool:
-        req = self.cached(key, lambda: T.api_route(self.endpoints, self.target, key.workspace_id, key.phone))
-        data = self.call(req, not_found=(404,), check=_context)
-        return data is not NOT_FOUND
+    target = "api_convex"
 
 
 USER_CLASSES: dict[str, type[LookupUser]] = {
     c.target: c
     for c in (SupabaseRestUser, SupabaseNestedUser, SupabaseRpcUser, ConvexHttpUser, ConvexQueryUser, ApiSupabaseUser, ApiConvexUser)
 }
+
+
+class InboxUser(TargetUser):
+    """A realtime target's user: one agent's inbox, subscribed to one workspace (harness.realtime).
+
+    The first subscriber of each workspace also writes marked messages to it at
+    ``--realtime-rate`` per second, through the backend's own write path; every
+    subscriber records, per write it sees, the update's latency as a ``realtime`` row.
+    """
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.subscription: Any = None
+        self.log: SubscriberLog | None = None
+        self.known: set[str] = set()
+        self.writer: gevent.Greenlet | None = None
+        self.sid = f"{self.target}-{uuid.uuid4().hex[:8]}"
+        self._shipped = time.monotonic()
+
+    def wait_time(self) -> float:
+        return 0.0
+
+    def subscribe(self, workspace_id: str) -> Any:
+        raise NotImplementedError
+
+    def on_start(self) -> None:
+        h = self.harness
+        if not h.wait_ready():
+            raise StopUser()
+        workspace, writes = h.next_subscriber(self.target)
+        try:
+            self.subscription = self.subscribe(workspace)
+            self.known = set(self.subscription.initial().markers)  # earlier writes are not this run's updates
+        except SubscriptionError as e:
+            self._fire_failure(f"subscribe: {e}")
+            raise StopUser() from None
+        self.log = SubscriberLog(self.target, workspace, time.time())
+        if writes:
+            self.writer = gevent.spawn(self._write_loop, workspace)
+
+    def on_stop(self) -> None:
+        if self.writer is not None:
+            self.writer.kill(block=True, timeout=5)
+        if self.subscription is not None:
+            self.subscription.close()
+        if self.log is not None:
+            self.harness.realtime.log(self.sid, self.log)
+
+    @task
+    def listen(self) -> None:
+        assert self.subscription is not None and self.log is not None
+        try:
+            update = self.subscription.next(1.0)
+        except SubscriptionError as e:
+            self._fire_failure(f"subscription lost: {e}")
+            raise StopUser() from None
+        if update is not None:
+            for marker, sent_s in update.markers.items():
+                if marker in self.known:
+                    continue
+                self.known.add(marker)
+                self.log.saw(marker, sent_s)
+                origin = update.commit_s if update.commit_s is not None else sent_s
+                self.environment.events.request.fire(
+                    request_type=REALTIME, name=self.target, response_time=max(update.received_s - origin, 0.0) * 1000,
+                    response_length=0, exception=None, context={"origin": "commit" if update.commit_s else "send"},
+                    start_time=origin, url=None, response=None,
+                )
+        if time.monotonic() - self._shipped > 2.0:  # hand the sightings to this process's book for the next report
+            self.harness.realtime.log(self.sid, self.log)
+            self._shipped = time.monotonic()
+
+    def _fire_failure(self, message: str) -> None:
+        self.environment.events.request.fire(
+            request_type=REALTIME, name=self.target, response_time=0.0, response_length=0,
+            exception=CallFailed(message), context={}, start_time=time.time(), url=None, response=None,
+        )
+
+    def _write_loop(self, workspace_id: str) -> None:
+        """Marked writes to the workspace, paced; each one the subscribers owe a sighting of, once written."""
+        h = self.harness
+        keys = h.workspace_keys(workspace_id)
+        pacer = Pacer(h.options.realtime_rate, h.options.max_late)
+        for i in itertools.count():
+            pacer.acquire()
+            content, marker, sent_s = marked_content()
+            appended: list[bool] = []
+
+            def append(key: Key, content: str = content, appended: list[bool] = appended) -> bool:
+                appended.append(self.drive(h.paths.append(self.target, key, content)))
+                return True
+
+            self.transaction("write", append, keys[i % len(keys)], None)
+            if appended and appended[0]:
+                h.realtime.wrote(self.target, workspace_id, marker, sent_s)
+
+
+class ConvexSubUser(InboxUser):
+    """``conversations:inbox`` subscribed over Convex's WebSocket sync protocol."""
+
+    target = "convex_sub"
+
+    def subscribe(self, workspace_id: str) -> ConvexInbox:
+        ep = self.harness.endpoints
+        assert ep.convex_url is not None
+        return ConvexInbox(ep.convex_url, self.harness.paths.token_for(workspace_id), workspace_id)
+
+
+class SupabaseRealtimeUser(InboxUser):
+    """The workspace's conversations' UPDATEs on Supabase Realtime (``postgres_changes``)."""
+
+    target = "supabase_realtime"
+
+    def subscribe(self, workspace_id: str) -> SupabaseInbox:
+        h = self.harness
+        ep = h.endpoints
+        assert ep.supabase_url is not None and ep.supabase_key is not None
+        anon = h.settings.get("SUPABASE_ANON_KEY") or ep.supabase_key
+        token = h.paths.token_for(workspace_id) or ep.supabase_bearer or anon
+        return SupabaseInbox(ep.supabase_url, anon, token, workspace_id)
+
+
+INBOX_USER_CLASSES: dict[str, type[InboxUser]] = {c.target: c for c in (ConvexSubUser, SupabaseRealtimeUser)}

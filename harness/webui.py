@@ -31,6 +31,37 @@ COLUMNS = [
 ]
 CACHE_S = 2.0
 
+# The start form, as this harness needs it: its options (Locust's "Custom parameters") open, and the
+# single-host field replaced by a note, since every target's URL comes from the settings. Locust's
+# React form has no switch for either, so a small script adjusts the rendered page.
+FORM_SCRIPT = """<script>
+(function () {
+  var NOTE = "Each target's host comes from the settings (SUPABASE_URL, CONVEX_URL, CONVEX_SITE_URL, " +
+    "APP_URL); pick the targets under Custom parameters. There is no single host to set here.";
+  function adjust() {
+    var host = document.querySelector('input[name="host"]');
+    var box = host && (host.closest(".MuiFormControl-root") || host.parentElement);
+    if (box && !box.dataset.crmHidden) {
+      box.dataset.crmHidden = "1";
+      box.style.display = "none";
+      var note = document.createElement("p");
+      note.className = "crm-targets-note";
+      note.textContent = NOTE;
+      note.style.cssText = "margin:0;font-size:0.875rem;opacity:0.8";
+      box.parentElement.insertBefore(note, box);
+    }
+    document.querySelectorAll('[aria-expanded="false"]').forEach(function (button) {
+      if (button.textContent.trim() === "Custom parameters" && !button.dataset.crmOpened) {
+        button.dataset.crmOpened = "1";
+        button.click();
+      }
+    });
+  }
+  new MutationObserver(adjust).observe(document.documentElement, {childList: true, subtree: true});
+  adjust();
+})();
+</script>"""
+
 
 def install(environment: Environment, h: Harness) -> None:
     web_ui = environment.web_ui
@@ -65,6 +96,14 @@ def install(environment: Environment, h: Harness) -> None:
             chosen = [p for v in values for p in v.replace(",", " ").split()]
             if chosen:
                 h.select_targets(chosen)
+
+    @app.after_request
+    def adjust_start_form(response: Response) -> Response:
+        if request.path in ("/", "/index.html") and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", FORM_SCRIPT + "</body>", 1))
+        return response
 
     @app.after_request
     def add_decision_rows(response: Response) -> Response:

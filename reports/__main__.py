@@ -3,6 +3,7 @@
 Commands
   decide PREFIX [--out DIR] [thresholds…]   verdict, decision.md/json, report.html
   compare RUN_A RUN_B [--out DIR]           the same table for two runs, with significance
+                                            (RUN: a PREFIX as above, or a report folder of `decide`)
 
 PREFIX is Locust's --csv prefix (``runs/x/run`` for ``runs/x/run_stats.csv``),
 a ``*_stats.csv`` path, or a directory holding one run.
@@ -14,6 +15,8 @@ Exit codes
    0  GO: migrate to Convex
   10  OPTIMISE SUPABASE
   11  INCONCLUSIVE (thin evidence, a straddling interval, or Convex 20–50 % faster)
+   3  with --strict: the run cannot decide (a target failed beyond the ceiling, data differs
+      between the backends): the report is written, its verdict INCONCLUSIVE
    2  bad input or usage (one line on stderr naming the file and row)
    1  unexpected internal error
 ``compare`` exits 0 when both runs were read, 2 on bad input.
@@ -27,19 +30,21 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reports.load import BadInput, Run, load_run
 from reports.rules import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
     EXIT_INTERNAL_ERROR,
+    EXIT_RUN_CANNOT_DECIDE,
     Decision,
     Thresholds,
     decide_all,
     primary,
 )
 
-EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 2 bad input · 1 internal error
+EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 3 run cannot decide (--strict) · 2 bad input · 1 internal error
 (compare: 0 or 2)"""
 
 
@@ -90,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("prefix", metavar="PREFIX", help="Locust --csv prefix, a *_stats.csv path, or a run directory")
     d.add_argument("--out", type=Path, default=None, help="output directory (default reports/out/<prefix>-<UTC time>/)")
     d.add_argument("--no-charts", action="store_true", help="skip the charts in report.html (faster)")
+    d.add_argument("--strict", action="store_true",
+                   help="exit 3 (not 11) when the run cannot decide: a target failing beyond the ceiling, "
+                        "data that differs between the backends")
     d.add_argument("--hdr", type=Path, default=None,
                    help="the harness's HDR artifact, when written away from the CSVs (default PREFIX_hdr.json)")
     _add_thresholds(d)
@@ -101,6 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2, "medium": 2, "low": 3, "info": 4}
+
+
+def load_findings(out: Path) -> list[dict[str, Any]]:
+    """The findings of ``python -m reports diagnose`` run into the same folder, worst first (none without it)."""
+    path = out / "diagnosis.json"
+    if not path.is_file():
+        return []
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("findings") or []
+    except (OSError, ValueError, AttributeError):
+        raise BadInput(f"{path}: not a diagnosis.json of `python -m reports diagnose`") from None
+    items = [f for f in found if isinstance(f, dict)]
+    return sorted(items, key=lambda f: SEVERITY_ORDER.get(str(f.get("severity", "")).lower(), 5))
+
+
 def _default_out(run: Run) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path("reports") / "out" / f"{run.prefix.name}-{stamp}"
@@ -109,7 +133,7 @@ def _default_out(run: Run) -> Path:
 def cmd_decide(args: argparse.Namespace) -> int:
     th = _thresholds(args)
     run = load_run(args.prefix, args.warmup, args.hdr)
-    decisions = decide_all(run.targets, th)
+    decisions = decide_all(run.targets, th, run.problems)
     from reports import render
 
     out = args.out or _default_out(run)
@@ -122,18 +146,23 @@ def cmd_decide(args: argparse.Namespace) -> int:
         from reports.charts import all_charts
 
         charts = all_charts(run, th.p95_target_ms)
-    (out / "decision.md").write_text(render.to_markdown(run, decisions), encoding="utf-8")
+    findings = load_findings(out)
+    (out / "decision.md").write_text(render.to_markdown(run, decisions, findings), encoding="utf-8")
     (out / "decision.json").write_text(json.dumps(render.to_json(run, decisions), indent=2, default=str, allow_nan=False) + "\n",
                                        encoding="utf-8")
-    (out / "report.html").write_text(render.to_html(run, decisions, charts), encoding="utf-8")
+    (out / "report.html").write_text(render.to_html(run, decisions, charts, findings), encoding="utf-8")
     try:
-        sys.stdout.write(render.to_text(run, decisions))
+        sys.stdout.write(render.to_text(run, decisions, findings))
         sys.stdout.write(f"wrote {out}/decision.md, decision.json, report.html\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # e.g. piped into `head`: the files are written and the verdict stands
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    return EXIT_CODES[primary(decisions).verdict]
+    main = primary(decisions)
+    if args.strict and main.run_problems:
+        sys.stderr.write(f"reports: the run cannot decide: {'; '.join(main.run_problems)}\n")
+        return EXIT_RUN_CANNOT_DECIDE
+    return EXIT_CODES[main.verdict]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -142,8 +171,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     th = _thresholds(args)
     run_a = load_run(args.run_a, args.warmup)
     run_b = load_run(args.run_b, args.warmup)
-    da: dict[str, Decision] = decide_all(run_a.targets, th)
-    db: dict[str, Decision] = decide_all(run_b.targets, th)
+    da: dict[str, Decision] = decide_all(run_a.targets, th, run_a.problems)
+    db: dict[str, Decision] = decide_all(run_b.targets, th, run_b.problems)
     changes = compare.compare_targets(run_a.targets, run_b.targets, th)
     table = render._text_table(compare.HEADER, compare.rows(changes))
     lines = [
@@ -152,6 +181,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         *(["SANDBOX RUN: " + render.SANDBOX_BANNER + "."] if run_a.sandbox or run_b.sandbox else []),
         table,
         "significance: bootstrap 95% CI of P95 B/A excludes 1; 'not significant (n.s.)' otherwise; "
+        f"'too few samples' under --min-samples ({th.min_samples}) in either run; "
         "'unknown (CSV only)' without HDR histograms in both runs.",
     ]
     text = "\n".join(lines) + "\n"

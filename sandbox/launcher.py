@@ -29,24 +29,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness.settings import NAMES
+
 from . import tokens
 from .network import ENV_NAME as NETWORK_ENV
 from .network import Profile, active_profile, load_profile, profile_from_dict, write_active
 from .services import Context, Service, by_name, registry
 
-ENV_ORDER = (
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_SERVICE_ROLE_KEY",
-    "SUPABASE_JWT_SECRET",
-    "DATABASE_URL",
-    "CONVEX_URL",
-    "CONVEX_SITE_URL",
-    "CONVEX_ADMIN_KEY",
-    "CRM_API_KEY",
-    "APP_URL",
-    NETWORK_ENV,
-)
+# the env file lists the settings in the one settings module's order, then the network profile's file
+ENV_ORDER = (*NAMES, NETWORK_ENV)
 
 
 class LauncherError(RuntimeError):

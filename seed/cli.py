@@ -1,4 +1,4 @@
-"""``python -m seed generate|migrate|verify|workload``.
+"""``python -m seed generate|migrate|verify|cleanup|workload``.
 
 Every failure ends as one line on stderr naming its cause and a non-zero exit
 status: 1 for a failed operation or a parity mismatch, 2 for bad settings or
@@ -294,21 +294,69 @@ def cmd_verify(args: argparse.Namespace) -> int:
         t.add_column(col)
     with rest, convex:
         report = ver.verify(
-            rest, convex, settings.require("CONVEX_ADMIN_KEY"), samples=args.samples, seed=args.seed
+            rest, convex, settings.require("CONVEX_ADMIN_KEY"), samples=args.samples, seed=args.seed,
+            include_loadtest=args.include_loadtest,
+        )
+    empty = report.empty_side()
+    if empty == "both":
+        raise SeedError("Supabase and Convex hold no rows: run `python -m seed generate`, then `python -m seed migrate`")
+    if empty == "convex":
+        raise SeedError(f"Convex has no rows ({convex.host}): run `python -m seed migrate`")
+    if empty == "supabase":
+        raise SeedError(
+            f"Supabase has no rows ({rest.host}) but Convex has: run `python -m seed generate`, or check SUPABASE_URL"
         )
     for p in report.tables:
         t.add_row(p.name, f"{p.supabase_count:,}", f"{p.convex_count:,}", p.supabase_digest, p.convex_digest,
                   "[green]ok[/]" if p.ok else "[red]MISMATCH[/]")  # fmt: skip
     out.print(t)
+    skipped = report.loadtest_messages
+    if not args.include_loadtest and (skipped["supabase"] or skipped["convex"]):
+        out.print(
+            f"left out: load-test writes ({skipped['supabase']:,} messages on Supabase, {skipped['convex']:,} on Convex; "
+            f"the conversations they touched compared as before them; {report.touched_contacts:,} contacts not sampled). "
+            "`python -m seed cleanup` removes them; --include-loadtest compares them too"
+        )
     good = sum(lk.ok for lk in report.lookups)
-    out.print(f"sampled lookups: {good}/{len(report.lookups)} identical (incl. one unknown phone)")
+    out.print(f"sampled lookups: {good}/{len(report.lookups)} identical (incl. one unknown phone), each also through "
+              "the official convex client")
     if report.ok:
         out.print("[green]parity: OK[/]")
         return 0
     for line in report.mismatches():
         err.print(f"mismatch: {line}", markup=False)
-    err.print("parity: FAILED")
+    err.print("parity: FAILED (`python -m seed migrate --clear --restart` copies Supabase into Convex again)")
     return 1
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from . import loadtest
+    from .convex_client import ConvexClient
+    from .supabase_rest import SupabaseRest
+
+    settings = _settings(args)
+    named = [h.strip().lower() for h in args.i_know_this_is or []]
+
+    def confirm(host: str, local: bool) -> None:
+        if not local and host.lower() not in named:
+            confirm_target("delete the load tests' rows", host, None, local)
+
+    done: list[str] = []
+    if args.backend in ("both", "supabase"):
+        url = settings.supabase_url
+        confirm(urlsplit(url).hostname or url, is_loopback_url(url))
+        with SupabaseRest(url, settings.require("SUPABASE_SERVICE_ROLE_KEY")) as rest:
+            sb = loadtest.cleanup_supabase(rest)
+        done.append(f"Supabase ({rest.host}): {sb.deleted:,} messages deleted, {sb.restored:,} conversations restored")
+    if args.backend in ("both", "convex") and (args.backend == "convex" or settings.get("CONVEX_URL")):
+        url = settings.convex_url
+        confirm(urlsplit(url).hostname or url, is_loopback_url(url))
+        with ConvexClient(url, settings.require("CONVEX_ADMIN_KEY")) as convex:
+            cx = loadtest.cleanup_convex(convex)
+        done.append(f"Convex ({convex.host}): {cx.deleted:,} messages deleted, {cx.restored:,} conversations restored")
+    for line in done:
+        out.print(line)
+    return 0
 
 
 def cmd_workload(args: argparse.Namespace) -> int:
@@ -361,11 +409,26 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     m = sub.add_parser("migrate", help="copy every table Supabase -> Convex (resumable)")
-    m.add_argument("--batch-rows", type=int, default=mig.DEFAULT_BATCH_ROWS)
-    m.add_argument("--batch-bytes", type=int, default=mig.DEFAULT_BATCH_BYTES)
-    m.add_argument("--in-flight", type=int, default=mig.DEFAULT_IN_FLIGHT)
-    m.add_argument("--page-size", type=int, default=mig.PAGE_SIZE)
-    m.add_argument("--checkpoint", default=str(mig.ckpt.DEFAULT_PATH))
+    m.add_argument(
+        "--batch-rows", type=int, default=mig.DEFAULT_BATCH_ROWS,
+        help="rows per Convex mutation (default %(default)s; each row costs index reads, Convex allows 4,096)",
+    )
+    m.add_argument(
+        "--batch-bytes", type=int, default=mig.DEFAULT_BATCH_BYTES,
+        help="bytes per Convex mutation's arguments, at most (default %(default)s)",
+    )
+    m.add_argument(
+        "--in-flight", type=int, default=mig.DEFAULT_IN_FLIGHT,
+        help="mutations sent concurrently, in order per table (default %(default)s)",
+    )
+    m.add_argument(
+        "--page-size", type=int, default=mig.PAGE_SIZE,
+        help="rows per Supabase read (default %(default)s; hosted PostgREST caps responses at 1,000)",
+    )
+    m.add_argument(
+        "--checkpoint", default=str(mig.ckpt.DEFAULT_PATH),
+        help="file recording the last copied row per table, for resuming (default %(default)s)",
+    )
     m.add_argument(
         "--restart", action="store_true", help="ignore an interrupted run's checkpoint and copy everything"
     )
@@ -379,9 +442,27 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_migrate)
 
     v = sub.add_parser("verify", help="compare counts, fingerprints and sampled lookups")
-    v.add_argument("--samples", type=int, default=20)
-    v.add_argument("--seed", type=int, default=7)
+    v.add_argument("--samples", type=int, default=20, help="contacts whose lookups are compared (default %(default)s)")
+    v.add_argument("--seed", type=int, default=7, help="seed of the contact sample (default %(default)s)")
+    v.add_argument(
+        "--include-loadtest", action="store_true",
+        help="also compare the load tests' writes (left out by default: each backend gets its own)",
+    )
     v.set_defaults(func=cmd_verify)
+
+    c = sub.add_parser(
+        "cleanup",
+        help="delete the load tests' rows (message_type 'loadtest') and restore the conversations they touched",
+    )
+    c.add_argument(
+        "--backend", choices=("both", "supabase", "convex"), default="both",
+        help="which side to clean (default both; Convex when CONVEX_URL is set)",
+    )
+    c.add_argument(
+        "--i-know-this-is", metavar="HOST", action="append",
+        help="confirm a non-sandbox host by naming it (repeat for Supabase and Convex)",
+    )
+    c.set_defaults(func=cmd_cleanup)
 
     w = sub.add_parser("workload", help="write the load tests' workload.json")
     w.add_argument("--out", default="workload.json")

@@ -9,10 +9,12 @@
  */
 
 import type * as contacts from "../contacts.js";
+import type * as conversations from "../conversations.js";
 import type * as http from "../http.js";
 import type * as lib_auth from "../lib/auth.js";
 import type * as lib_fingerprint from "../lib/fingerprint.js";
 import type * as lib_lookup from "../lib/lookup.js";
+import type * as loadtest from "../loadtest.js";
 import type * as messages from "../messages.js";
 import type * as migrate from "../migrate.js";
 
@@ -24,10 +26,12 @@ import type {
 
 declare const fullApi: ApiFromModules<{
   contacts: typeof contacts;
+  conversations: typeof conversations;
   http: typeof http;
   "lib/auth": typeof lib_auth;
   "lib/fingerprint": typeof lib_fingerprint;
   "lib/lookup": typeof lib_lookup;
+  loadtest: typeof loadtest;
   messages: typeof messages;
   migrate: typeof migrate;
 }>;

@@ -6,7 +6,7 @@ import { api, internal } from "../_generated/api";
 import type { Backend } from "./backend.helper";
 import {
   C1, C2, contacts, conversations, loadFixtures, members, messages, notes, PHONE, PHONE_BARE, T0, USER_A, USER_B,
-  uuid, V1, V2, V3, W1, W2, workspaces,
+  uuid, V1, V2, V3, V4, V5, W1, W2, workspaces,
 } from "./fixtures.data";
 
 async function thrown(promise: Promise<unknown>): Promise<any> {
@@ -153,6 +153,55 @@ export function functionSuite(makeBackend: () => Promise<Backend>) {
       const b = await loaded();
       const error = await thrown(b.asUser(USER_A).query(api.contacts.getContextByPhone, { workspaceId: W1, phone: 6281234567890 } as any));
       expect(String(error.message)).toMatch(/Validator|validator/);
+    });
+  });
+
+  describe("conversations:inbox", () => {
+    const contactC1 = { id: C1, name: "Budi Santoso", phone: PHONE };
+    const row = (id: string, lastMessageAt: number | null, extra: object = {}) => ({
+      id, status: "open", assignedTo: null, lastMessageAt, lastMessagePreview: lastMessageAt === null ? null : `preview ${lastMessageAt}`,
+      unreadCount: 0, contact: contactC1, ...extra,
+    });
+    const expectedInbox = [
+      row(V2, T0 + 3000, { status: "pending", assignedTo: USER_A, unreadCount: 2 }),
+      row(V3, T0 + 2000),
+      row(V1, T0 + 1000),
+      row(V5, T0 + 500),
+      row(V4, null),
+    ];
+
+    test("a member gets the workspace's conversations, newest activity first, nulls last", async () => {
+      const b = await loaded();
+      expect(await b.asUser(USER_A).query(api.conversations.inbox, { workspaceId: W1 })).toEqual(expectedInbox);
+      expect(await b.asUser(USER_B).query(api.conversations.inbox, { workspaceId: W2 })).toEqual([]);
+    });
+
+    test("limit picks how many, within 1..100", async () => {
+      const b = await loaded();
+      const user = b.asUser(USER_A);
+      expect(await user.query(api.conversations.inbox, { workspaceId: W1, limit: 2 })).toEqual(expectedInbox.slice(0, 2));
+      for (const limit of [0, 101, 1.5]) {
+        await expectConvexError(user.query(api.conversations.inbox, { workspaceId: W1, limit }), { code: "BadRequest" });
+      }
+      const error = await thrown(user.query(api.conversations.inbox, { workspaceId: W1, limit: "2" } as any));
+      expect(String(error.message)).toMatch(/Validator|validator/);
+    });
+
+    test("members only; an unknown workspace is null", async () => {
+      const b = await loaded();
+      await expectConvexError(b.anonymous.query(api.conversations.inbox, { workspaceId: W1 }), { code: "Unauthenticated" });
+      await expectConvexError(b.asUser(USER_B).query(api.conversations.inbox, { workspaceId: W1 }), { code: "Forbidden" });
+      expect(await b.asUser(USER_A).query(api.conversations.inbox, { workspaceId: uuid(0xdead) })).toBeNull();
+    });
+
+    test("an appended message moves its conversation's preview", async () => {
+      const b = await loaded();
+      const user = b.asUser(USER_A);
+      await user.mutation(api.messages.append, { workspaceId: W1, phone: PHONE, content: "new message" });
+      const inbox = await user.query(api.conversations.inbox, { workspaceId: W1, limit: 3 });
+      expect(inbox![0]).toMatchObject({ id: V2, lastMessagePreview: "new message" });
+      expect(inbox![0].lastMessageAt).toBeGreaterThan(T0 + 3000);
+      expect(inbox!.map((r) => r.id)).toEqual([V2, V3, V1]);
     });
   });
 
@@ -350,6 +399,103 @@ export function functionSuite(makeBackend: () => Promise<Backend>) {
       const digest = await b.admin.query(internal.migrate.tableDigest, { table: "messages", cursor: null, numItems: 10 });
       expect(digest).toMatchObject({ count: 0, digest: "0000000000000000", isDone: true });
       await expectConvexError(b.admin.mutation(internal.migrate.clearTable, { table: "messages", batchSize: 0 }), { code: "BadRequest" });
+    });
+  });
+
+  describe("load-test rows", () => {
+    // Two writes through the load tests' write path, to C1's newest conversation (V2).
+    async function written(): Promise<Backend> {
+      const b = await loaded();
+      for (const content of ["loadtest 0123456789ab", "loadtest ba9876543210"]) {
+        const response = await b.fetch("/messages/outbound", {
+          method: "POST",
+          headers: { "x-api-key": b.crmApiKey, "content-type": "application/json" },
+          body: JSON.stringify({ workspaceId: W1, phone: PHONE, content }),
+        });
+        expect(response.status).toBe(201);
+      }
+      return b;
+    }
+    // V2 as the seed's rule gives it without the writes: its newest other message, "message 24".
+    const restoredConversations = conversations.map((c) =>
+      c.supabaseId === V2 ? { ...c, lastMessageAt: T0 + 10_000 + 24 * 1000, lastMessagePreview: "message 24" } : c,
+    );
+
+    test("tableDigestWithoutLoadtest sees the tables as if the writes had not happened", async () => {
+      const b = await written();
+      const raw = await b.admin.query(internal.migrate.tableDigest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(raw.count).toBe(messages.length + 2);
+      const msgs = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(msgs).toMatchObject({ count: messages.length, digest: referenceDigest(messages), skipped: 2, touched: [], isDone: true });
+      const convs = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs).toMatchObject({
+        count: conversations.length, digest: referenceDigest(restoredConversations), skipped: 0, touched: [V2], isDone: true,
+      });
+      const notesDigest = await b.admin.query(internal.migrate.tableDigestWithoutLoadtest, { table: "contactNotes", cursor: null, numItems: 3 });
+      expect(notesDigest).toMatchObject({ count: 3, skipped: 0, touched: [], isDone: false });
+    });
+
+    test("countRows counts one workspace's rows page by page, loadtest messages left out", async () => {
+      const b = await written();
+      async function count(table: string, workspaceIds: string[], numItems = 8192): Promise<number> {
+        let cursor: string | null = null;
+        let total = 0;
+        for (let pages = 0; pages < 50; pages++) {
+          const page: any = await b.admin.query(internal.migrate.countRows, { table: table as any, workspaceIds, cursor, numItems });
+          total += page.count;
+          if (page.isDone) return total;
+          cursor = page.cursor;
+        }
+        throw new Error("countRows never finished");
+      }
+      expect(await count("workspaces", [W1, W2, uuid(0xdead)])).toBe(2);
+      expect(await count("contacts", [W1])).toBe(2);
+      expect(await count("contacts", [W2])).toBe(1);
+      expect(await count("contacts", [W1, W2], 1)).toBe(3);
+      expect(await count("messages", [W1], 5)).toBe(messages.length);
+      expect(await count("messages", [W2])).toBe(0);
+      expect(await count("workspaceMembers", [W2])).toBe(1);
+      expect(await count("contactNotes", [uuid(0xdead)])).toBe(0);
+      await expectConvexError(
+        b.admin.query(internal.migrate.countRows, { table: "contacts", workspaceIds: [W1], cursor: null, numItems: 0 }),
+        { code: "BadRequest" },
+      );
+    });
+
+    test("cleanupPage deletes the loadtest messages and restores their conversations; a rerun changes nothing", async () => {
+      const b = await written();
+      let cursor: string | null = null;
+      let deleted = 0;
+      let restored = 0;
+      for (let pages = 0; pages < 50; pages++) {
+        const page: any = await b.admin.mutation(internal.loadtest.cleanupPage, { cursor, numItems: 4 });
+        deleted += page.deleted;
+        restored += page.restored;
+        if (page.isDone) break;
+        cursor = page.cursor;
+      }
+      expect({ deleted, restored }).toEqual({ deleted: 2, restored: 1 });
+      const msgs = await b.admin.query(internal.migrate.tableDigest, { table: "messages", cursor: null, numItems: 8192 });
+      expect(msgs).toMatchObject({ count: messages.length, digest: referenceDigest(messages) });
+      const convs = await b.admin.query(internal.migrate.tableDigest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs).toMatchObject({ count: conversations.length, digest: referenceDigest(restoredConversations) });
+      expect(await b.admin.mutation(internal.loadtest.cleanupPage, { cursor: null, numItems: 4000 })).toMatchObject({
+        deleted: 0, restored: 0, isDone: true,
+      });
+      expect(await b.admin.mutation(internal.loadtest.restoreConversationsPage, { cursor: null })).toMatchObject({
+        restored: 0, isDone: true,
+      });
+    });
+
+    test("restoreConversationsPage repairs a conversation whose loadtest messages are already gone", async () => {
+      const b = await written();
+      await b.admin.mutation(internal.migrate.clearTable, { table: "messages", batchSize: 4000 });
+      await b.admin.mutation(internal.migrate.upsertMessages, { rows: messages });
+      expect(await b.admin.mutation(internal.loadtest.restoreConversationsPage, { cursor: null })).toMatchObject({
+        restored: 1, isDone: true,
+      });
+      const convs = await b.admin.query(internal.migrate.tableDigest, { table: "conversations", cursor: null, numItems: 8192 });
+      expect(convs.digest).toBe(referenceDigest(restoredConversations));
     });
   });
 }

@@ -6,7 +6,7 @@ set -eu
 psql -v ON_ERROR_STOP=1 -v pw="$POSTGRES_PASSWORD" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
 alter role authenticator with login password :'pw';
 SQL
-for file in /supabase/migrations/*.sql; do
+for file in "${MIGRATIONS_DIR:-/supabase/migrations}"/*.sql; do
   base=$(basename "$file" .sql)
   version=${base%%_*}
   name=${base#*_}

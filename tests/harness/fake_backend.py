@@ -34,6 +34,7 @@ class Data:
         self.contacts = {f"62812000{i:05d}": _uuid(1000 + i) for i in range(contacts)}
         self.lock = threading.Lock()
         self.writes = 0
+        self.read_only = False  # the role may read but not write (403 42501, as PostgREST)
 
     def contact(self, ws: str, phone: str) -> dict[str, Any] | None:
         cid = self.contacts.get(phone) if ws == WORKSPACE else None
@@ -62,9 +63,11 @@ class Data:
 
 
 class FakeBackend:
-    def __init__(self, data: Data | None = None, delay: Callable[[str], float] | None = None) -> None:
+    def __init__(self, data: Data | None = None, delay: Callable[[str], float] | None = None,
+                 server_timing: bool = False) -> None:
         self.data = data or Data()
         self.delay = delay
+        self.server_timing = server_timing  # send PostgREST's Server-Timing (its handling time as `transaction`)
         self.counts: Counter[str] = Counter()
         self.served: list[tuple[str, float]] = []  # (route, server-side seconds)
         self.stall_until = 0.0
@@ -96,6 +99,10 @@ class FakeBackend:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if backend.server_timing and status < 400 and self.path.startswith("/rest/v1/"):
+                    ms = (time.perf_counter() - t0) * 1000.0
+                    self.send_header("Server-Timing", f"jwt;dur=0.0, parse;dur=0.0, plan;dur=0.0, "
+                                                      f"transaction;dur={ms:.1f}, response;dur=0.0")
                 self.end_headers()
                 self.wfile.write(payload)
                 with backend.lock:
@@ -115,6 +122,10 @@ class FakeBackend:
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def requests_seen(self) -> int:
+        with self.lock:
+            return sum(self.counts.values())
 
     def __enter__(self) -> FakeBackend:
         self.thread.start()
@@ -158,6 +169,8 @@ class FakeBackend:
                 return 200, [{"id": _uuid(7), "conversation_id": _uuid(100)}], "rest messages"
             if table == "contact_notes":
                 return 200, [], "rest contact_notes"
+            if method in ("POST", "PATCH") and table in ("messages", "conversations") and d.read_only:
+                return 403, {"code": "42501", "message": f"permission denied for table {table}"}, "rest 403"
             if table == "messages" and method == "POST":
                 doc = json.loads(body)
                 if doc.get("message_type") != "loadtest":
@@ -183,6 +196,9 @@ class FakeBackend:
             ctx = d.context(q.get("workspaceId", ""), q.get("phone", ""))
             return (200, ctx, p) if ctx else (404, {"error": "contact not found"}, p)
         if p == "/messages/outbound" and method == "POST":
+            doc = json.loads(body)
+            if d.contact(doc.get("workspaceId", ""), doc.get("phone", "")) is None:
+                return 404, {"error": "contact not found"}, p
             with d.lock:
                 d.writes += 1
             return 201, {"id": str(uuid.uuid4()), "conversationId": _uuid(100)}, p

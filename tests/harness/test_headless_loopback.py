@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from tests.harness.fake_backend import FakeBackend
+from tests.harness.fake_backend import WORKSPACE, FakeBackend
 from tests.harness.helpers import AI_CONTEXT, final_counts, read_hdr, read_stats, run_locust
 
 TARGETS = ["supabase_rest", "supabase_nested", "supabase_rpc", "convex_http", "convex_query", "api_supabase", "api_convex"]
@@ -83,7 +83,7 @@ def test_convex_error_status_counts_as_failure(tmp_path: Path) -> None:
         env["CONVEX_AUTH_TOKEN"] = "wrong"  # the fake answers HTTP 200 {"status": "error"}
         p = run_locust(
             ["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "2", "-t", "2s", "--targets", "convex_query",
-             "--json-file", str(tmp_path / "final"), "--warmup", "0", "--think-time", "0.05"],
+             "--json-file", str(tmp_path / "final"), "--warmup", "0", "--think-time", "0.05", "--skip-preflight"],
             env, tmp_path,
         )
     counts = final_counts(tmp_path / "final.json")
@@ -91,3 +91,75 @@ def test_convex_error_status_counts_as_failure(tmp_path: Path) -> None:
     assert n > 0 and failures == n
     assert counts[("lookup", "convex_query")][1] == counts[("lookup", "convex_query")][0]
     assert p.returncode == 11
+
+
+def _one_error(p: object) -> str:
+    stderr = p.stderr  # type: ignore[attr-defined]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert p.returncode == 2 and len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]  # type: ignore[attr-defined]
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "target", "expected"),
+    [
+        ("CRM_API_KEY", "wrong-key", "convex_http",
+         "convex_http: the lookup's /contacts/by-phone request failed (HTTP 401: unauthorized): check CRM_API_KEY"),
+        ("CONVEX_AUTH_TOKEN", "wrong-token", "convex_query",
+         "convex_query: the lookup's contacts:getContextByPhone request failed (convex error: Unauthenticated): "
+         "check CONVEX_AUTH_TOKEN"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "wrong-service", "supabase_rest",
+         "supabase_rest: the lookup's contacts request failed (HTTP 401: Invalid API key): "
+         "check SUPABASE_SERVICE_ROLE_KEY"),
+        ("CRM_API_KEY", "wrong-key", "api_supabase",
+         "api_supabase: the lookup's /api/contacts/by-phone request failed (HTTP 401: unauthorized): check CRM_API_KEY"),
+    ],
+)
+def test_preflight_names_the_target_and_the_setting_before_any_user_starts(
+    tmp_path: Path, setting: str, value: str, target: str, expected: str
+) -> None:
+    with FakeBackend() as fb:
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        env = {**fb.env(), setting: value}
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "2", "-t", "30s", "--targets", target,
+                        "--csv", str(tmp_path / "run")], env, tmp_path)
+        assert fb.requests_seen() <= 4  # the preflight's requests only: no user ever started
+    line = _one_error(p)
+    assert line.startswith("error: " + expected), line
+    assert value not in line
+    assert not (tmp_path / "run_hdr.json").exists()  # no run, so no artifact
+
+
+def test_preflight_refuses_a_pinned_contact_that_does_not_exist(tmp_path: Path) -> None:
+    with FakeBackend() as fb:
+        env = {**fb.env(), "TEST_WORKSPACE_ID": WORKSPACE, "TEST_PHONE": "6281999999999"}
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "2", "-t", "30s", "--targets", "supabase_rpc",
+                        "convex_http"], env, tmp_path)
+    line = _one_error(p)
+    assert line == (f"error: supabase_rpc: the pinned contact 6281999999999 of workspace {WORKSPACE} "
+                    "(TEST_WORKSPACE_ID + TEST_PHONE) does not exist on this backend; "
+                    f"convex_http: the pinned contact 6281999999999 of workspace {WORKSPACE} "
+                    "(TEST_WORKSPACE_ID + TEST_PHONE) does not exist on this backend")
+
+
+def test_preflight_checks_the_write_path_without_writing(tmp_path: Path) -> None:
+    with FakeBackend() as fb:
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        fb.data.read_only = True
+        # the write task is on (sandbox, --write-weight 5): the dry write is refused, and the run never starts
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "2", "-t", "30s", "--targets", "supabase_nested",
+                        "--write-weight", "5"], fb.env(), tmp_path)
+        line = _one_error(p)
+        assert line.startswith("error: supabase_nested: the write path's conversations update request failed "
+                               "(HTTP 403: permission denied for table conversations)"), line
+        # write task off: the write permission is not asked for
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "1", "-t", "1s", "--targets", "supabase_nested",
+                        "convex_http", "--write-weight", "0", "--warmup", "0"], fb.env(), tmp_path)
+        assert p.returncode == 11, p.stderr[-2000:]
+        fb.data.read_only = False
+        # a dry write of each kind passes and writes nothing: Supabase updates no row, Convex gets an unknown phone
+        before = fb.requests_seen()
+        p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "0", "-t", "1s", "--targets", "supabase_nested",
+                        "convex_http", "--write-weight", "5"], fb.env(), tmp_path)
+        assert p.returncode in (0, 10, 11), p.stderr[-2000:]
+        assert fb.data.writes == 0 and fb.requests_seen() > before

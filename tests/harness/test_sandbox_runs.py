@@ -172,3 +172,49 @@ def test_pinned_contact_gets_a_member_token_on_the_sandbox(request: pytest.Fixtu
     assert "no member token" not in p.stderr
     requests, failures = final_counts(tmp_path / "final.json")[("lookup", "convex_query")]
     assert requests > 0 and failures == 0, p.stderr[-2000:]
+
+
+def test_data_that_differs_between_the_backends_stops_the_run(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """One more contact on Supabase than on Convex: exit 2 before any user, or, allowed, an INCONCLUSIVE run."""
+    import subprocess
+    import sys
+    import uuid
+
+    seeded = request.getfixturevalue("seeded_sandbox")
+    env, workload = dict(seeded["env"]), json.loads(Path(seeded["workload"]).read_text())
+    (tmp_path / "workload.json").write_text(json.dumps(workload))
+    base, h = _rest(env)
+    extra = str(uuid.uuid4())
+    _send("POST", f"{base}/contacts", h, {"id": extra, "workspace_id": seeded["workspace_id"], "phone": "6281000000001",
+                                          "tags": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+    try:
+        args = ["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "10", "-t", "4s", "--warmup", "0",
+                "--targets", "supabase_rest", "convex_http", "--write-weight", "0", "--csv", str(tmp_path / "run")]
+        p = run_locust(args, env, tmp_path, timeout=90)
+        errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+        assert p.returncode == 2 and len(errors) == 1, p.stderr[-2000:]
+        assert errors[0].startswith("error: data differs between Supabase and Convex (counts: contacts ")
+        assert "run `python -m seed migrate --clear --restart`" in errors[0] and "--allow-data-mismatch" in errors[0]
+
+        p = run_locust([*args, "--allow-data-mismatch"], env, tmp_path, timeout=90)
+        assert p.returncode == 11, p.stderr[-2000:]  # the live verdict: INCONCLUSIVE, whatever the numbers
+        parity = read_hdr(tmp_path / "run")["metadata"]["data_parity"]
+        assert parity["status"] == "mismatch" and parity["allowed"] is True
+        assert parity["tables"]["contacts"]["supabase"] == parity["tables"]["contacts"]["convex"] + 1
+        out = tmp_path / "report"
+        rep = subprocess.run([sys.executable, "-m", "reports", "decide", str(tmp_path / "run"), "--out", str(out),
+                              "--no-charts", "--strict"], capture_output=True, text=True, timeout=120)
+        assert rep.returncode == 3, rep.stderr
+        decision = json.loads((out / "decision.json").read_text())
+        assert decision["verdict"] == "INCONCLUSIVE"
+        assert decision["decisions"]["direct"]["run_problems"][0].startswith("data differs between Supabase and Convex")
+        assert "**DATA DIFFERS:**" in (out / "decision.md").read_text()
+    finally:
+        _send("DELETE", f"{base}/contacts?id=eq.{extra}", h)
+
+    # the same data again: the check passes and says so in the artifact
+    p = run_locust(args, env, tmp_path, timeout=90)
+    assert p.returncode in (0, 10, 11), p.stderr[-2000:]
+    meta = read_hdr(tmp_path / "run")["metadata"]
+    assert meta["data_parity"]["status"] == "ok" and meta["data_parity"]["method"] == "counts"
+    assert meta["preflight"]["status"] == "ok"

@@ -59,11 +59,19 @@ def test_swarm_from_the_form_and_read_the_decision_tab(tmp_path: Path) -> None:
                 )
                 page = browser.new_page()
                 page.goto(base + "/")
+                # the harness's options are open from the start, and the single-host field gives way to a note
+                custom = page.get_by_role("button", name="Custom parameters")
+                custom.wait_for(timeout=10_000)
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('[aria-expanded=\"true\"]')]"
+                    ".some(b => b.textContent.trim() === 'Custom parameters')", timeout=10_000)
+                assert page.locator("input[name=warmup]").is_visible()
+                assert not page.locator("input[name=host]").is_visible()
+                note = page.locator(".crm-targets-note").inner_text()
                 page.fill("input[name=userCount]", "6")
                 page.fill("input[name=spawnRate]", "6")
                 page.get_by_role("button", name="Advanced options").click()
                 page.fill("input[name=runTime]", "40s")  # bounded even if the test dies
-                page.get_by_role("button", name="Custom parameters").click()
                 page.fill("input[name=warmup]", "0")
                 page.fill("input[name=minSamples]", "20")
                 page.fill("input[name=thinkTime]", "0.02")
@@ -82,6 +90,7 @@ def test_swarm_from_the_form_and_read_the_decision_tab(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     assert "P95 / P99" in table and "supabase_rest" in table and "exit code" in table
+    assert note.startswith("Each target's host comes from the settings (SUPABASE_URL")
     direct = decision["decisions"]["direct"]
     assert direct["verdict"] in ("GO", "OPTIMISE SUPABASE", "INCONCLUSIVE")
     assert direct["thresholds"]["min_samples"] == 20  # the form's value reached the rules

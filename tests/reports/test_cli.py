@@ -37,7 +37,7 @@ def copy_run(name: str, dest: Path) -> Path:
         ("optimise", 10, "OPTIMISE SUPABASE"),
         ("inconclusive", 11, "INCONCLUSIVE"),
         ("thin", 11, "INCONCLUSIVE"),
-        ("failures", 0, "GO"),
+        ("failures", 11, "INCONCLUSIVE"),
     ],
 )
 def test_decide_on_fixtures(capsys: pytest.CaptureFixture[str], tmp_path: Path, scenario: str, code: int,
@@ -58,12 +58,25 @@ def test_thin_run_says_what_is_missing(capsys: pytest.CaptureFixture[str], tmp_p
     assert "Not enough evidence" in out and "needed for P95" in out
 
 
-def test_failing_variant_is_excluded_and_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    decide(capsys, FIXTURES / "failures" / "run", tmp_path, "--no-charts")
+def test_a_failing_target_leaves_the_run_undecided_and_explained(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    rc, out, _ = decide(capsys, FIXTURES / "failures" / "run", tmp_path, "--no-charts")
     data = json.loads((tmp_path / "decision.json").read_text())
     direct = data["decisions"]["direct"]
-    assert direct["convex"] == "convex_query"
+    assert (rc, data["verdict"]) == (11, "INCONCLUSIVE")
+    assert direct["reason"].startswith("The run cannot decide: convex_http failed ")
+    assert [p.split(" failed ")[0] for p in direct["run_problems"]] == ["convex_http", "supabase_nested"]
+    # the numbers alone would have said GO on convex_query: kept as a note, never as the verdict
+    assert direct["convex"] == "convex_query" and any(n.startswith("Without these problems the rules would give GO")
+                                                      for n in direct["notes"])
     assert any("failure ratio" in p for p in direct["evidence"]["convex_http"])
+    md = (tmp_path / "decision.md").read_text()
+    failures = md.split("## Failures", 1)[1]
+    assert "**convex_http**" in failures and "server error (500)" in failures
+    assert "failures of convex_http" in out
+    # --strict: the same report, exit 3
+    rc, _, err = decide(capsys, FIXTURES / "failures" / "run", tmp_path, "--no-charts", "--strict")
+    assert rc == 3 and err.startswith("reports: the run cannot decide: convex_http failed")
 
 
 def test_thresholds_are_options_and_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -233,7 +246,6 @@ def test_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], tmp_pa
     ("scenario", "expected"),
     [
         ("zero", "the run recorded zero requests"),
-        ("allfail", "every convex_http lookup failed"),
         ("noconvex", "no Convex target measured"),
     ],
 )
@@ -241,6 +253,17 @@ def test_real_runs_that_cannot_be_decided(capsys: pytest.CaptureFixture[str], tm
                                           expected: str) -> None:
     rc, _, err = decide(capsys, FIXTURES / scenario / "run", tmp_path, "--no-charts")
     assert rc == 2 and expected in err and err.count("\n") == 1
+
+
+def test_a_run_whose_convex_lookups_all_failed_is_reported_not_refused(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:
+    rc, out, _ = decide(capsys, FIXTURES / "allfail" / "run", tmp_path, "--no-charts")
+    data = json.loads((tmp_path / "decision.json").read_text())
+    assert (rc, data["verdict"]) == (11, "INCONCLUSIVE")
+    problems = data["decisions"]["direct"]["run_problems"]
+    assert [p.split(" failed ")[0] for p in problems] == ["convex_http", "convex_query"]
+    assert "all " in " ".join(data["decisions"]["direct"]["evidence"]["convex_http"])
+    assert "failures of convex_http" in out and "failures of convex_query" in out
 
 
 def test_missing_prefix_and_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -78,3 +78,27 @@ def test_significance_on_independent_samples() -> None:
     assert same[0].significance == "not significant"
     moved = compare_targets(sample("convex_query", 100, 1), sample("convex_query", 90, 2), Thresholds())  # type: ignore[arg-type]
     assert moved[0].significance == "significant" and moved[0].ratio is not None and moved[0].ratio.high < 1
+
+
+def test_report_folders_name_their_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for scenario in ("go", "optimise"):
+        assert main(["decide", str(FIXTURES / scenario / "run"), "--out", str(tmp_path / scenario), "--no-charts"]) in (0, 10)
+    capsys.readouterr()
+    rc, out, err = compare(capsys, tmp_path / "go", tmp_path / "optimise")
+    assert (rc, err) == (0, "")
+    assert f"A: {FIXTURES / 'go' / 'run'}" in out and "verdict GO" in out and "verdict OPTIMISE SUPABASE" in out
+    assert _line(out, "supabase_rest").rstrip().endswith("significant")
+    # a report whose run has been deleted: one line naming it
+    shutil.copytree(FIXTURES / "go", tmp_path / "gone-run")
+    main(["decide", str(tmp_path / "gone-run" / "run"), "--out", str(tmp_path / "gone"), "--no-charts"])
+    shutil.rmtree(tmp_path / "gone-run")
+    capsys.readouterr()
+    rc, _, err = compare(capsys, tmp_path / "gone", tmp_path / "go")
+    assert rc == 2 and "decision.json: its run" in err and err.count("\n") == 1
+
+
+def test_rows_under_the_sample_minimum_are_not_called_significant(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = compare(capsys, FIXTURES / "go" / "run", FIXTURES / "optimise" / "run", "--min-samples", "100000")
+    assert rc == 0
+    assert _line(out, "supabase_rest").rstrip().endswith("too few samples")
+    assert "'too few samples' under --min-samples (100000)" in out
