@@ -37,6 +37,7 @@ BENCHES = [
     Bench("seed", ("-m", "bench.bench_seed"), "seed migrate vs the runtime's write path alone (sandbox)", 900),
     Bench("convex", ("-m", "bench.node", "convex"), "Convex runtime: HTTP action vs api/query", 600),
     Bench("realtime", ("-m", "bench.node", "realtime"), "Realtime fan-out: Convex sync vs Supabase Realtime (sandbox)", 900),
+    Bench("relay", ("-m", "bench.bench_relay"), "network relay: overhead, capacity, planted-delay accuracy", 600),
 ]
 
 
