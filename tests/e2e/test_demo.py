@@ -8,7 +8,6 @@ otherwise it reuses the session's sandbox and leaves it running."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,23 +15,13 @@ from pathlib import Path
 import pytest
 
 from sandbox.services import CONVEX_RUNTIME
+from tests.netns import netns_prefix
 
 from .test_errors import MAKE, NO_REMAKE, ROOT, _clean_env
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.skipif(MAKE is None, reason="make is not installed")]
 
 SANDBOX_BANNER = "not a verdict on hosted Supabase or Convex"
-
-
-def _netns_prefix() -> list[str] | None:
-    """`unshare -n` with loopback up, when this process may create a network namespace."""
-    unshare, ip = shutil.which("unshare"), shutil.which("ip")
-    if unshare is None or ip is None:
-        return None
-    probe = subprocess.run([unshare, "-n", ip, "link", "set", "lo", "up"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return None
-    return [unshare, "-n", "bash", "-c", f'{ip} link set lo up && exec "$@"', "demo"]
 
 
 def test_demo_pipeline(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -44,7 +33,7 @@ def test_demo_pipeline(tmp_path: Path, request: pytest.FixtureRequest) -> None:
         f"PY={sys.executable}", "DEMO_CONTACTS=300", "DEMO_DURATION=15", "DEMO_USERS=14",
         "DEMO_SPAWN_RATE=14", "DEMO_WARMUP=2", f"DEMO_OUT={out}", f"DEMO_RUNS={runs}",
     ]
-    prefix = _netns_prefix()
+    prefix = netns_prefix()
     if prefix is not None:
         state = tmp_path / "sandbox"
         env["SANDBOX_DIR"] = str(state)
