@@ -53,22 +53,40 @@ def _server_settings(db: dict[str, Any]) -> dict[str, str]:
     return dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-c")
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_on_an_unused_port(server: pg.Postgres, attempts: int = 5) -> int:
+    """PostgreSQL cannot bind port 0 and say which port it got: it is given an unused port, and another
+    one when something else took that port before the server bound it."""
+    for attempt in range(attempts):
+        port = int(server.port_file.read_text())
+        try:
+            server.start()
+            return port
+        except pg.PostgresError:
+            if pg.port_is_free(port) or attempt == attempts - 1:
+                raise
+            server.port_file.write_text(f"{_unused_port()}\n")
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="module")
 def database() -> Iterator[dict[str, str]]:
     db = _db_service()
     state = Path(tempfile.mkdtemp(prefix="compose-db-test-"))
     server = pg.Postgres(state)
     try:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
         server.state_dir.mkdir(parents=True, exist_ok=True)
-        server.port_file.write_text(f"{port}\n")
+        server.port_file.write_text(f"{_unused_port()}\n")
         server.init()
         with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
             for name, value in _server_settings(db).items():
                 conf.write(f"{name} = '{value}'\n")
-        server.start()
+        port = _start_on_an_unused_port(server)
         mounts = _mounts(db)
         env = {
             **os.environ,
