@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,28 +14,27 @@ import pytest
 
 from sandbox.services import ROOT
 from sandbox.tokens import mint_jwt
+from tests.ports import listening_port
 
 from .conftest import PHONE, Crm
 
 pytestmark = pytest.mark.sandbox
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    """The gateway on a port of its choosing (port 0), and its base URL once it answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "rest", "--port", str(port), *args],
+        [sys.executable, "-m", "sandbox", "rest", "--port", "0", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
+    try:
+        base = f"http://127.0.0.1:{listening_port(proc, timeout=60)}"
+    except AssertionError:
+        proc.terminate()
+        raise
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
