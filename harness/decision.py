@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from harness.contracts import decision_level
 from reports.rules import EXIT_CODES, Decision, Thresholds, Verdict, decide_all, target_from_histogram
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def thresholds(h: Harness) -> Thresholds:
-    return Thresholds(p95_target_ms=h.options.p95_target_ms, min_samples=h.options.min_samples)
+    return h.options.thresholds
 
 
 def compute(h: Harness) -> dict[str, Decision]:
@@ -53,10 +54,7 @@ def run_problems(h: Harness) -> list[str]:
 
 def exit_code(decisions: dict[str, Decision], targets: tuple[str, ...]) -> int:
     """The direct-level verdict decides; the API level when only API routes were measured."""
-    from harness.targets import TARGETS
-
-    level = "direct" if any(TARGETS[t].level == "direct" for t in targets) else "api"
-    d = decisions.get(level)
+    d = decisions.get(decision_level(targets))
     return d.exit_code if d is not None else EXIT_CODES[Verdict.INCONCLUSIVE]
 
 

@@ -26,23 +26,19 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from harness.contracts import HDR_HIGHEST_US, HDR_LOWEST_US, HDR_SIGNIFICANT_DIGITS, target_of
 from harness.split import Reservoir
-
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # 1 h
-SIGNIFICANT_DIGITS = 3
-TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 
 Key = tuple[str, str, int | None]  # (type, name, step)
 
 
 def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_SIGNIFICANT_DIGITS)
 
 
 def to_us(response_time_ms: float) -> int:
     us = round(response_time_ms * 1000.0)
-    return min(max(us, LOWEST_US), HIGHEST_US)
+    return min(max(us, HDR_LOWEST_US), HDR_HIGHEST_US)
 
 
 @dataclass
@@ -261,7 +257,7 @@ class Recorder:
 
         out: list[dict[str, Any]] = []
         for key in sorted(self.entries, key=order):
-            if targets is not None and key[1].split(" ", 1)[0] not in targets:
+            if targets is not None and target_of(key[1]) not in targets:
                 continue
             e = self.entries[key]
             doc = {"type": key[0], "name": key[1], "step": key[2], "count": e.count, "failures": e.failures,

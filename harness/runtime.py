@@ -32,21 +32,23 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gevent.event
 
 from harness import artifact, decision, parity, phases, preflight
+from harness.contracts import REALTIME_TARGETS, WRITE_TARGETS
 from harness.cpu import CpuSampler
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
 from harness.pacer import Pacer, PacerCounts
 from harness.paths import Paths
 from harness.raw import RawSampleWriter
+from harness.realtime import RealtimeBook
 from harness.settings import Settings, SettingsError, load_settings
-from harness.targets import WRITE_TARGETS, Endpoints
+from harness.targets import Endpoints
 from harness.tokens import member_tokens
-from harness.workload import Sampler, Workload, WorkloadError, resolve
+from harness.workload import Key, Sampler, Workload, WorkloadError, resolve
 
 log = logging.getLogger("harness")
 
@@ -91,6 +93,8 @@ class Harness:
         self.data_parity: dict[str, Any] | None = None
         self.ground_checked = False
         self.cpu = CpuSampler()
+        self.realtime = RealtimeBook()  # writes and sightings of the realtime targets
+        self.subscriber_counts: dict[str, int] = {}
         self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> samples (master/local)
 
     # ------------------------------------------------------------------ role
@@ -113,14 +117,14 @@ class Harness:
     # ------------------------------------------------------------------ targets
     def select_targets(self, targets: list[str] | tuple[str, ...]) -> None:
         """Keep only the selected targets' user classes (master/local: it decides the dispatch)."""
-        from harness.users import LookupUser
+        from harness.users import TargetUser
 
         chosen = [
             c for c in self.all_user_classes
-            if not (isinstance(c, type) and issubclass(c, LookupUser)) or c.target in targets
+            if not (isinstance(c, type) and issubclass(c, TargetUser)) or c.target in targets
         ]
         for c in chosen:
-            if isinstance(c, type) and issubclass(c, LookupUser):
+            if isinstance(c, type) and issubclass(c, TargetUser):
                 # shown by the web UI; requests use absolute URLs, so a host typed there changes nothing
                 c.host = self.endpoints.base_url(c.target) or c.host
         self.environment.user_classes = chosen
@@ -129,8 +133,9 @@ class Harness:
         return [m for t in self.options.targets if (m := self.endpoints.missing(t))]
 
     def writing_targets(self) -> list[str]:
+        """Targets whose run writes: the write task's, and every realtime target's writer."""
         w = self.options.effective_write_weight(self.sandbox)
-        return [t for t in self.options.targets if w > 0 and t in WRITE_TARGETS]
+        return [t for t in self.options.targets if (w > 0 and t in WRITE_TARGETS) or t in REALTIME_TARGETS]
 
     # ------------------------------------------------------------------ before any user starts
     def prepare(self) -> None:
@@ -154,13 +159,17 @@ class Harness:
         problems = self.missing_settings() or preflight.unreachable(self.endpoints, targets)
         if problems:
             raise GroundError("; ".join(problems))
+        if (needs := [t for t in targets if t in REALTIME_TARGETS]) and not (self.sandbox or self.options.allow_writes):
+            raise GroundError(f"{', '.join(needs)}: the inbox's updates come from writes, and this is not the sandbox: "
+                              "add --allow-writes (rows are marked loadtest; `python -m seed cleanup` removes them)")
         if self.options.skip_preflight:
             self.preflight = {"status": "skipped"}
             self.data_parity = parity.not_checked("--skip-preflight")
             self.ground_checked = True
             return
         known = preflight.Known.of(self.workload)
-        problems = preflight.check_targets(self.paths, targets, known, self.writing_targets())
+        problems = preflight.check_targets(self.paths, targets, known, self.writing_targets(),
+                                           anon_key=self.settings.get("SUPABASE_ANON_KEY"))
         if problems:
             raise GroundError("; ".join(problems))
         self.preflight = {"status": "ok", "targets": list(targets), "contact": known.source}
@@ -209,6 +218,8 @@ class Harness:
         self.recorder.start(self.options.warmup)
         self.cpu.start()
         self.cpu_samples = {}
+        self.realtime = RealtimeBook()
+        self.subscriber_counts = {}
         if self.options.raw_samples:
             self.recorder.raw = []
         self.pacers = {}
@@ -260,6 +271,32 @@ class Harness:
             # each process paces its share of the target's rate
             p = self.pacers[target] = Pacer(self.options.open_rate / max(self.slices, 1), self.options.max_late)
         return p
+
+    # ------------------------------------------------------------------ realtime subscribers
+    def next_subscriber(self, target: str) -> tuple[str, bool]:
+        """(workspace, writes?) for this process's next subscriber of ``target``.
+
+        Subscribers are numbered across processes (process k of n takes k, k + n, …);
+        each workspace of the workload gets ``--subscribers-per-workspace`` of them in
+        turn, the first of which also writes to it.  With a single member token (a
+        deployment's ``CONVEX_AUTH_TOKEN``) every subscriber takes the workload's first
+        workspace: the only one that token is known to read.
+        """
+        assert self.workload is not None
+        local = self.subscriber_counts.get(target, 0)
+        self.subscriber_counts[target] = local + 1
+        index = local * max(self.slices, 1) + self.slice_index
+        spaces = list(dict.fromkeys(k.workspace_id for k in self.workload.known))
+        if not self.paths.tokens:
+            # one member token for every subscriber (CONVEX_AUTH_TOKEN): RLS and the member check let it read
+            # one workspace, the one the preflight subscribed to
+            spaces = spaces[:1]
+        per = self.options.subscribers_per_workspace
+        return spaces[(index // per) % len(spaces)], index % per == 0
+
+    def workspace_keys(self, workspace_id: str) -> list[Key]:
+        assert self.workload is not None
+        return [k for k in self.workload.known if k.workspace_id == workspace_id]
 
     # ------------------------------------------------------------------ steps
     def set_step(self, index: int, users: int) -> None:
@@ -376,36 +413,59 @@ def install(environment: Environment) -> Harness:
     try:
         h = Harness(environment, load_settings())
     except (SettingsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _exit(str(e))
     phases.install()
     setattr(environment, _ATTRIBUTE, h)
-    ev = environment.events
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("harness_setup", h.on_setup_message)
         runner.register_message("harness_step", h.on_step_message)
     else:
-        h.select_targets(h.options.targets)
-        parsed = environment.parsed_options
-        if parsed is not None and getattr(parsed, "headless", False):
-            try:  # fail before any user starts, in one line
-                h.prepare()
-                h.check_ground()
-            except (WorkloadError, SettingsError, GroundError, ValueError) as e:
-                print(f"error: {e}", file=sys.stderr)
-                sys.exit(2)
-        else:
-            problems = h.missing_settings()
-            if problems:
-                print("error: " + "; ".join(problems), file=sys.stderr)
-                sys.exit(2)
+        _check_at_start_up(h)
         if environment.web_ui is not None:
             from harness import webui
 
             webui.install(environment, h)
+    Listeners(h).register(environment.events)
+    return h
 
-    def on_test_start(environment: Environment, **_: Any) -> None:
+
+def _exit(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_at_start_up(h: Harness) -> None:
+    """Master/local: a headless run checks its whole ground now; the web UI only its settings (the rest at each start)."""
+    h.select_targets(h.options.targets)
+    parsed = h.environment.parsed_options
+    if parsed is not None and getattr(parsed, "headless", False):
+        try:  # fail before any user starts, in one line
+            h.prepare()
+            h.check_ground()
+        except (WorkloadError, SettingsError, GroundError, ValueError) as e:
+            _exit(str(e))
+    elif problems := h.missing_settings():
+        _exit("; ".join(problems))
+
+
+class Listeners:
+    """The harness's Locust event listeners, bound to one :class:`Harness`."""
+
+    def __init__(self, h: Harness) -> None:
+        self.h = h
+
+    def register(self, ev: Any) -> None:
+        ev.test_start.add_listener(self.on_test_start)
+        ev.test_stop.add_listener(self.on_test_stop)
+        ev.request.add_listener(self.on_request)
+        ev.report_to_master.add_listener(self.on_report_to_master)
+        ev.worker_report.add_listener(self.on_worker_report)
+        ev.reset_stats.add_listener(self.on_reset_stats)
+        ev.quitting.add_listener(self.on_quitting)
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        h = self.h
         if h.is_worker:
             h.options = HarnessOptions.from_parsed(environment.parsed_options)
             h.reset_run()
@@ -419,56 +479,53 @@ def install(environment: Environment) -> Harness:
             h.config_error = str(e)
             fail(environment, f"error: {e}")
 
-    def on_test_stop(environment: Environment, **_: Any) -> None:
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        h = self.h
         h.recorder.step = None
         h.cpu.stop()
         if not h.is_worker and h.started_at is not None:
             h.ended_at = datetime.now(UTC)
             h.close_steps()
 
-    def on_request(request_type: str, name: str, response_time: float, exception: Any = None,
+    def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None,
                    context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:
         if response_time is None:
             return
         status = getattr(response, "status_code", None) if response is not None else None
         ctx = context or {}
-        h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
-                          None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
-                          int(ctx.get("new_connections") or 0))
+        self.h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
+                               None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
+                               int(ctx.get("new_connections") or 0))
 
-    def on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        h = self.h
         data["harness_hdr"] = h.recorder.drain()
         data["harness_pacer"] = h.drain_pacers()
         data["harness_cpu"] = h.cpu.drain()
+        data["harness_realtime"] = h.realtime.drain()
         if h.options.raw_samples:
             data["harness_raw"] = h.recorder.drain_raw()
 
-    def on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        h = self.h
         h.recorder.merge(data.get("harness_hdr") or [])
         h.merge_pacers(data.get("harness_pacer") or {})
         h.merge_cpu(client_id, data.get("harness_cpu") or [])
+        h.realtime.merge(data.get("harness_realtime") or {})
         h.write_raw(data.get("harness_raw") or [], client_id)
 
-    def on_reset_stats(**_: Any) -> None:
+    def on_reset_stats(self, **_: Any) -> None:
         # the web UI's "Reset stats": the histograms (and so the Decision tab) start afresh too
+        h = self.h
         if not h.is_worker:
             h.recorder.entries = {}
             h.pacer_totals = {}
             for p in h.pacers.values():
                 p.drain()
 
-    def on_quitting(environment: Environment, **_: Any) -> None:
-        if not h.is_worker:
-            h.finish()
-
-    ev.test_start.add_listener(on_test_start)
-    ev.test_stop.add_listener(on_test_stop)
-    ev.request.add_listener(on_request)
-    ev.report_to_master.add_listener(on_report_to_master)
-    ev.worker_report.add_listener(on_worker_report)
-    ev.reset_stats.add_listener(on_reset_stats)
-    ev.quitting.add_listener(on_quitting)
-    return h
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        if not self.h.is_worker:
+            self.h.finish()
 
 
 @events.init_command_line_parser.add_listener

@@ -15,23 +15,8 @@ from urllib.parse import quote
 
 import orjson
 
+from harness.contracts import TARGET_IDS, TARGETS, URL_SETTING
 from harness.settings import Settings, SettingsError, url_host
-from reports.rules import TARGETS  # the one registry of target ids, levels and round trips
-
-# the settings variable holding each target's base URL
-URL_SETTING: dict[str, str] = {
-    "supabase_rest": "SUPABASE_URL",
-    "supabase_nested": "SUPABASE_URL",
-    "supabase_rpc": "SUPABASE_URL",
-    "convex_http": "CONVEX_SITE_URL",
-    "convex_query": "CONVEX_URL",
-    "api_supabase": "APP_URL",
-    "api_convex": "APP_URL",
-}
-TARGET_IDS = tuple(TARGETS)
-API_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "api")
-# targets with a write path (docs/formats.md "The write path")
-WRITE_TARGETS = ("supabase_rest", "supabase_nested", "supabase_rpc", "convex_http", "convex_query")
 
 MESSAGE_LIMIT = 20
 CONVERSATION_LIMIT = 3
@@ -140,7 +125,7 @@ class Endpoints:
             return f"{target}: {URL_SETTING[target]} is not set"
         if target.startswith("supabase") and not self.supabase_key:
             return f"{target}: SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY) is not set"
-        if target in ("convex_http", "api_supabase", "api_convex") and not self.crm_api_key:
+        if target in ("convex_http", "api_supabase", "api_convex", "convex_sub") and not self.crm_api_key:
             return f"{target}: CRM_API_KEY is not set"
         return None
 

@@ -37,7 +37,7 @@ def sandbox_env() -> Iterator[dict[str, str]]:
                 return
     # Test sessions that start their own stack take turns: the ports are fixed.
     lock = open(Path(tempfile.gettempdir()) / "sandbox-tests.lock", "w")  # noqa: SIM115 - held for the session
-    deadline = time.monotonic() + 1200  # a whole `make test` elsewhere holds them for ~6 minutes
+    deadline = time.monotonic() + 1200  # a shared machine: other sessions may hold the ports a while
     while True:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -34,6 +34,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         extra_search_path=[s.strip() for s in args.db_extra_search_path.split(",") if s.strip()],
         api_keys=api_keys,
         public_jwks=public,
+        server_timing_enabled=args.server_timing_enabled,
+        db_plan_enabled=args.db_plan_enabled,
+        db_aggregates_enabled=args.db_aggregates_enabled,
+        db_config=args.db_config,
     )
 
 
@@ -42,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     config = config_from_args(args)
-    app = Gateway(config)
+    from sandbox.realtime import with_realtime
+
+    app = with_realtime(Gateway(config), config)  # + Supabase Realtime at /realtime/v1/websocket
     uvicorn.run(
         app,
         host=args.host,
@@ -54,7 +60,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level="warning",
         server_header=False,
         proxy_headers=False,
-        ws="none",  # no WebSocket upgrade handling: REST only
+        ws="websockets-sansio",  # Realtime's WebSocket
+        ws_per_message_deflate=False,
         interface="asgi3",
         date_header=True,
     )
