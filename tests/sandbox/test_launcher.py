@@ -152,7 +152,8 @@ def test_missing_npm_packages_is_one_line_naming_make_deps(tmp_path: Path) -> No
     result = subprocess.run(
         [*prefix, sys.executable, "-m", "sandbox", "up", "--services", "convex"],
         cwd=checkout,
-        env={**env, "SANDBOX_DIR": str(state), "PYTHONPATH": str(checkout)},
+        # the copy's sandbox package first (its root is the checkout); the rest of the project from here
+        env={**env, "SANDBOX_DIR": str(state), "PYTHONPATH": os.pathsep.join([str(checkout), str(ROOT)])},
         capture_output=True,
         text=True,
         timeout=60,
