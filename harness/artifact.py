@@ -50,6 +50,8 @@ def metadata(h: Harness) -> dict[str, Any]:
         "preflight": h.preflight or {"status": "not run"},
         "data_parity": h.data_parity or {"status": "not checked", "reason": "not run"},
         "connections": o.connections,
+        # the sandbox's network profile (docs/network.md), null against deployments
+        "network": h.network,
         # the load generator's own CPU, per process: [unix time, percent of one core] each second
         "generator_cpu": {"interval_s": h.cpu.interval_s, "processes": h.cpu_summary()},
         # the realtime targets: writes, deliveries owed and seen, missed, out of order (harness.realtime)

@@ -91,6 +91,7 @@ class Harness:
         # what was checked before the run (artifact metadata); None until checked
         self.preflight: dict[str, Any] | None = None
         self.data_parity: dict[str, Any] | None = None
+        self.network: dict[str, Any] | None = None  # the sandbox's network profile (None: deployments)
         self.ground_checked = False
         self.cpu = CpuSampler()
         self.realtime = RealtimeBook()  # writes and sightings of the realtime targets
@@ -144,6 +145,7 @@ class Harness:
         self.select_targets(self.options.targets)
         self.workload = resolve(self.settings, self.options.workload)
         self.paths = Paths(self.endpoints, member_tokens(self.settings, self.workload))
+        self.network = network_profile(self.settings)
         if "convex_query" in self.options.targets and not self.paths.tokens and not self.settings.get("CONVEX_AUTH_TOKEN"):
             log.warning(
                 "convex_query has no member token: set CONVEX_AUTH_TOKEN; its lookups will fail as Unauthenticated"
@@ -377,6 +379,17 @@ class Harness:
             return Path(self.options.hdr_out)
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         return Path(f"{prefix}_hdr.json") if prefix else None
+
+
+def network_profile(settings: Settings) -> dict[str, Any] | None:
+    """The sandbox's network (links, RTTs, TLS) when the targets are the sandbox's; None against deployments."""
+    if not settings.is_sandbox:
+        return None
+    try:
+        from sandbox.network import active_profile
+    except ImportError:
+        return None
+    return active_profile(env={"SANDBOX_NETWORK": settings.get("SANDBOX_NETWORK") or ""})
 
 
 def harness_of(environment: Environment) -> Harness:

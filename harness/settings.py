@@ -43,6 +43,7 @@ NAMES = (
     "APP_URL",
     "TEST_WORKSPACE_ID",
     "TEST_PHONE",
+    "SANDBOX_NETWORK",  # the sandbox's network.json (written by `python -m sandbox up`, docs/network.md)
 )
 SECRET_NAMES = frozenset(
     {

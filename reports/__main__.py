@@ -176,8 +176,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     changes = compare.compare_targets(run_a.targets, run_b.targets, th)
     table = render._text_table(compare.HEADER, compare.rows(changes))
     lines = [
-        f"A: {run_a.prefix} ({run_a.source}) verdict {primary(da).verdict.value}",
-        f"B: {run_b.prefix} ({run_b.source}) verdict {primary(db).verdict.value}",
+        f"A: {run_a.prefix} ({run_a.source}) verdict {primary(da).verdict.value}; {render.network_line(run_a)}",
+        f"B: {run_b.prefix} ({run_b.source}) verdict {primary(db).verdict.value}; {render.network_line(run_b)}",
         *(["SANDBOX RUN: " + render.SANDBOX_BANNER + "."] if run_a.sandbox or run_b.sandbox else []),
         table,
         "significance: bootstrap 95% CI of P95 B/A excludes 1; 'not significant (n.s.)' otherwise; "
@@ -191,8 +191,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadInput(f"{args.out}: cannot create output directory ({exc.strerror})") from None
-        md = "\n".join(["# Run comparison\n", f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{primary(da).verdict.value}**",
-                        f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{primary(db).verdict.value}**\n",
+        md = "\n".join(["# Run comparison\n",
+                        f"- A: `{run_a.prefix}` ({run_a.source}), verdict **{primary(da).verdict.value}**; "
+                        f"{render.network_line(run_a)}",
+                        f"- B: `{run_b.prefix}` ({run_b.source}), verdict **{primary(db).verdict.value}**; "
+                        f"{render.network_line(run_b)}\n",
                         render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])
         (args.out / "compare.md").write_text(md, encoding="utf-8")
         (args.out / "compare.json").write_text(json.dumps(render.finite(compare.to_json(run_a, run_b, da, db, changes)), indent=2, allow_nan=False) + "\n",

@@ -96,10 +96,13 @@ def rows(changes: list[Change]) -> list[list[str]]:
 
 def to_json(run_a: Run, run_b: Run, da: dict[str, Decision], db: dict[str, Decision],
             changes: list[Change]) -> dict[str, Any]:
+    from reports.render import network_line
     return {
         "format": "crm-latency-compare/1",
-        "a": {"prefix": str(run_a.prefix), "source": run_a.source, "verdict": primary(da).verdict.value},
-        "b": {"prefix": str(run_b.prefix), "source": run_b.source, "verdict": primary(db).verdict.value},
+        "a": {"prefix": str(run_a.prefix), "source": run_a.source, "verdict": primary(da).verdict.value,
+              "where": network_line(run_a), "network": run_a.metadata.get("network")},
+        "b": {"prefix": str(run_b.prefix), "source": run_b.source, "verdict": primary(db).verdict.value,
+              "where": network_line(run_b), "network": run_b.metadata.get("network")},
         "changes": [
             {"target": c.target, "p95_a_ms": c.a.p95_ms if c.a else None, "p95_b_ms": c.b.p95_ms if c.b else None,
              "ratio": c.ratio.to_dict() if c.ratio else None, "significance": c.significance}

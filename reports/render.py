@@ -163,7 +163,25 @@ def ground_lines(run: Run) -> list[str]:
         pre_line = f"preflight: one real lookup per target OK ({pre.get('contact') or 'workload'})"
     else:
         pre_line = f"preflight: {pre.get('status', 'not run')}"
-    return [pre_line, summary(run.data_parity)]
+    return [pre_line, summary(run.data_parity), network_line(run)]
+
+
+def network_line(run: Run) -> str:
+    """Where the run was measured: the sandbox's network profile and the connection mode."""
+    meta = run.metadata.get("network")
+    connections = run.metadata.get("connections") or "reuse"
+    if isinstance(meta, dict):
+        try:
+            from sandbox.network import summary as network_summary
+        except ImportError:  # reports read on a machine without the sandbox package
+            where = f"sandbox network {meta.get('name', '?')}"
+        else:
+            where = "sandbox network " + network_summary(meta)
+    elif run.sandbox:
+        where = "sandbox network: not recorded (every link loopback unless the run says otherwise)"
+    else:
+        where = "measured against deployments"
+    return f"{where} · connections: {connections}"
 
 
 def _mismatch(run: Run) -> bool:

@@ -159,3 +159,37 @@ def test_each_round_trip_pays_the_link_rtt(stack: tuple[Path, list[str], Path], 
     # +-15 ms between two app servers on a busy machine, so only "no RTT added" is checked)
     assert added["api_convex"] < 0.5 * A_MS, report
     assert json.loads((tmp_path / "wan" / "run_hdr.json").read_text())["metadata"]["sandbox"] is True
+
+
+def test_a_cold_connection_per_lookup_pays_one_more_round_trip(stack: tuple[Path, list[str], Path],
+                                                                tmp_path: Path) -> None:
+    """``--connections per-lookup`` (a cold serverless instance) against ``reuse``, same links, same time window:
+    on a one-request path each lookup opens a connection, whose TCP handshake costs one RTT more."""
+    state, services, workload = stack
+    env = launcher.up(services, state, resolve(None, f"supabase={R_MS:g}ms,convex={R_MS:g}ms"))
+    targets = ["supabase_rpc", "convex_http"]
+
+    def start(mode: str) -> subprocess.Popen[str]:
+        tmp = tmp_path / mode
+        tmp.mkdir()
+        (tmp / "workload.json").write_text(workload.read_text())
+        argv = [LOCUST, "-f", AI_CONTEXT, "--headless", "-u", "6", "-r", "50", "-t", "12s", "--csv", str(tmp / "run"),
+                "--json-file", str(tmp / "final"), "--warmup", "3", "--targets", *targets, "--write-weight", "0",
+                "--unknown-weight", "0", "--open-rate", "5", "--connections", mode]
+        return subprocess.Popen(argv, env=locust_env({**env, "SANDBOX_DIR": str(state)}), cwd=tmp,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    runs = {mode: start(mode) for mode in ("reuse", "per-lookup")}
+    p50: dict[str, dict[str, float]] = {}
+    conns: dict[str, dict[str, float]] = {}
+    for mode, proc in runs.items():
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 10, 11), stderr[-2000:]
+        _, entries = read_hdr(tmp_path / mode / "run_hdr.json")
+        lookups = {e.name: e for e in entries if e.type == "lookup" and e.step is None}
+        p50[mode] = {t: lookups[t].distribution.quantile(0.5) for t in targets}
+        conns[mode] = {t: lookups[t].new_connections / lookups[t].count for t in targets}
+    for t in targets:
+        added = p50["per-lookup"][t] - p50["reuse"][t]
+        assert abs(added - R_MS) <= TOLERANCE * R_MS, (t, p50)
+        assert conns["per-lookup"][t] == pytest.approx(1.0, abs=0.02) and conns["reuse"][t] < 0.1, (t, conns)
