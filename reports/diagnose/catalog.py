@@ -7,7 +7,7 @@ role is enough.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reports.diagnose.pgrst import Catalog, ForeignKey, Function
@@ -61,6 +61,28 @@ class Database:
 
     def indexes_of(self, table: str) -> list[Index]:
         return [i for i in self.indexes if i.table == table]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Database:
+        """The inverse of :meth:`to_json` (catalog facts saved with captured plans)."""
+        cat = doc["pgrst"]
+        pgrst = Catalog(
+            [ForeignKey(f["name"], f["table"], tuple(f["columns"]), f["foreign"], tuple(f["fcolumns"]))
+             for f in cat["foreign_keys"]],
+            {n: Function(f["name"], tuple(tuple(p) for p in f["params"]), f["returns_scalar"], f["returns_set"],
+                         f["volatility"], tuple(tuple(s) for s in f["settings"]))
+             for n, f in cat["functions"].items()},
+            {r: [tuple(kv) for kv in v] for r, v in cat["role_settings"].items()},
+            cat["schema"],
+        )
+        indexes = [Index(**{**i, "columns": tuple(i["columns"]), "desc": tuple(i["desc"]),
+                            "nulls_first": tuple(i["nulls_first"])}) for i in doc["indexes"]]
+        policies = [Policy(**{**p, "roles": tuple(p["roles"])}) for p in doc["policies"]]
+        return cls(doc["server_version"], pgrst, indexes, policies, dict(doc["rls_enabled"]),
+                   dict(doc["row_estimates"]))
 
 
 _INDEXES = """

@@ -114,10 +114,16 @@ def index_name(table: str, columns: Sequence[str]) -> str:
     return name[:63]
 
 
-def create_index(table: str, columns: Sequence[str], schema: str = "public") -> str:
-    plain = [c.split(" ")[0] for c in columns]
-    return (f"create index concurrently if not exists {index_name(table, plain)} "
-            f"on {schema}.{table} ({', '.join(columns)});")
+def create_index(table: str, columns: Sequence[str], db: Database | None = None) -> str:
+    """``create index concurrently`` (no write lock on a live table) under a name not taken on the table."""
+    name = index_name(table, [c.split(" ")[0] for c in columns])
+    taken = {i.name for i in db.indexes} if db is not None else set()
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name[:59]}_{n}"
+    schema = db.pgrst.schema if db is not None else "public"
+    return f"create index concurrently if not exists {candidate} on {schema}.{table} ({', '.join(columns)});"
 
 
 # ------------------------------------------------------------------------------ catalog checks
@@ -138,7 +144,7 @@ def missing_hot_index(db: Database, plans: Mapping[str, Sequence[PlanSummary]]) 
             table=table,
             detail=(f"no index serves the lookup's read of {table} ({hot.reads}): "
                     f"about {rows:,} rows in the table; the sampled plans read {read:,.0f} of them per lookup (median)"),
-            fix=create_index(table, [*hot.eq, *(k.sql() for k in hot.order)], db.pgrst.schema),
+            fix=create_index(table, [*hot.eq, *(k.sql() for k in hot.order)], db),
             statements=sorted(n for n, ps in plans.items() if any(s.table == table for p in ps for s in p.scans)),
             evidence={"wanted": f"{table}({hot.columns_sql()})", "table_rows_estimate": rows,
                       "indexes": [i.definition for i in db.indexes_of(table)]},
@@ -165,7 +171,7 @@ def unindexed_fk(db: Database) -> list[Finding]:
             detail=(f"foreign key {fk.name} {fk.table}({', '.join(fk.columns)}) → {fk.foreign} has no index "
                     f"leading with its columns: embedding {fk.table} under {fk.foreign} and deleting {fk.foreign} "
                     f"rows scan {fk.table}"),
-            fix=create_index(fk.table, list(fk.columns), db.pgrst.schema),
+            fix=create_index(fk.table, list(fk.columns), db),
             evidence={"constraint": fk.name, "table_rows_estimate": db.row_estimates.get(fk.table, 0)},
             cost_ms=0.0,
         ))
@@ -212,7 +218,7 @@ def seq_scan_hot_path(plans: Mapping[str, Sequence[PlanSummary]], db: Database |
         elif served:
             fix = f"analyze public.{table};  -- an index serving the lookup exists: refresh the planner's statistics"
         else:
-            fix = create_index(table, [*hot.eq, *(k.sql() for k in hot.order)], db.pgrst.schema)
+            fix = create_index(table, [*hot.eq, *(k.sql() for k in hot.order)], db)
         out.append(Finding(
             code="seq_scan_hot_path",
             severity="high" if read >= 10 * SEQ_SCAN_MIN_ROWS else "medium",
@@ -240,6 +246,8 @@ def sort_without_index(plans: Mapping[str, Sequence[PlanSummary]], db: Database 
                 if db is not None and any(serves(i, scan.eq_columns, sort.keys, all_eq=False)
                                           for i in db.indexes_of(sort.table)):
                     continue  # an index gives the order; the planner sorted a few rows instead
+                if db is None and max(sort.rows, scan.rows_read) < SEQ_SCAN_MIN_ROWS:
+                    continue  # indexes unknown: a sort of a few rows may be the planner's choice
                 key = (sort.table, scan.eq_columns, sort.keys)
                 found.setdefault(key, []).append((name, sort.rows))
     out = []
@@ -257,7 +265,7 @@ def sort_without_index(plans: Mapping[str, Sequence[PlanSummary]], db: Database 
             detail=(f"{', '.join(names)} sort{'s' if len(names) == 1 else ''} {table} rows "
                     f"({where}order by {', '.join(k.sql() for k in keys)}; {rows:,.0f} rows per sort, median)"
                     + ("" if db is not None else "; indexes not checked (no DATABASE_URL)")),
-            fix=create_index(table, columns, db.pgrst.schema if db else "public"),
+            fix=create_index(table, columns, db),
             statements=names,
             evidence={"sort_keys": [k.sql() for k in keys], "rows_sorted_median": rows},
             cost_ms=rows / 1000.0,
@@ -377,4 +385,4 @@ def _scans(plans: Mapping[str, Sequence[PlanSummary]], name: str, table: str) ->
 
 
 def _hits(hits: Sequence[tuple[str, float, str]]) -> str:
-    return "; ".join(f"{n}: {node}, {e:,.0f} evaluations per lookup" for n, e, node in hits)
+    return "; ".join(f"{n}: {node}, {e:,.1f} evaluations per lookup (median)" for n, e, node in hits)
