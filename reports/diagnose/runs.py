@@ -62,7 +62,7 @@ class CallTimes:
 @dataclass
 class RunFacts:
     prefix: str
-    source: str  # "hdr" or "csv"
+    source: str  # "hdr", "csv", or "hdr+csv" (lookups from the artifact, calls from the CSV)
     calls: dict[str, CallTimes] = field(default_factory=dict)
     lookups_p50: dict[str, float] = field(default_factory=dict)
     round_trips: dict[str, int] = field(default_factory=dict)
@@ -112,7 +112,12 @@ def read_run(prefix_arg: str) -> RunFacts:
     artifact = prefix.with_name(prefix.name + "_hdr.json")
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if artifact.is_file():
-        return _from_artifact(prefix, artifact)
+        run = _from_artifact(prefix, artifact)
+        if not run.calls and stats.is_file():  # artifacts of format /1 hold the lookups only
+            from_csv = _from_csv(prefix, stats)
+            run.calls, run.source = from_csv.calls, "hdr+csv"
+            run.lookups_p50 = {**from_csv.lookups_p50, **run.lookups_p50}
+        return run
     if stats.is_file():
         return _from_csv(prefix, stats)
     raise BadInput(f"{prefix_arg}: no run there ({artifact.name} and {stats.name} not found)")
