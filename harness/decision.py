@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from harness.contracts import decision_level
 from reports.rules import EXIT_CODES, Decision, Thresholds, Verdict, decide_all, target_from_histogram
 
 if TYPE_CHECKING:
@@ -36,19 +38,23 @@ def compute(h: Harness) -> dict[str, Decision]:
 
 
 def run_problems(h: Harness) -> list[str]:
-    """What was found before the run that forbids a GO or OPTIMISE SUPABASE verdict."""
+    """What forbids a GO or OPTIMISE SUPABASE verdict: data that differs, a saturated load generator."""
+    problems = []
     parity = h.data_parity or {}
     if parity.get("status") == "mismatch":
-        return ["data differs between Supabase and Convex (run with --allow-data-mismatch)"]
-    return []
+        problems.append("data differs between Supabase and Convex (run with --allow-data-mismatch)")
+    if h.started_at is not None:
+        from reports.timing import cpu_in_window, saturation_lines
+
+        lo = h.started_at.timestamp() + h.options.warmup
+        hi = h.ended_at.timestamp() if h.ended_at is not None else math.inf
+        problems += saturation_lines(cpu_in_window(h.cpu_summary(), lo, hi))
+    return problems
 
 
 def exit_code(decisions: dict[str, Decision], targets: tuple[str, ...]) -> int:
     """The direct-level verdict decides; the API level when only API routes were measured."""
-    from harness.targets import TARGETS
-
-    level = "direct" if any(TARGETS[t].level == "direct" for t in targets) else "api"
-    d = decisions.get(level)
+    d = decisions.get(decision_level(targets))
     return d.exit_code if d is not None else EXIT_CODES[Verdict.INCONCLUSIVE]
 
 

@@ -7,6 +7,14 @@ adds them (``merge``).  Percentiles are never averaged.
 
 Samples that complete within the warm-up window (seconds since the test
 started in that process) are left out; failures are counted, not recorded.
+
+Besides its own latency, an entry keeps where the time went
+(:mod:`harness.phases`): a histogram per phase (``connect``, ``ttfb``,
+``download``, ``server`` for an HTTP call; ``connect``, ``server``, ``rest``
+for a lookup), running sums of the server's named metrics (PostgREST's
+``jwt``, ``parse``, ``plan``, ``transaction``, ``response``; Convex's
+``exec``) for their means, the new connections opened, and how many samples
+carried server timing at all.
 """
 
 from __future__ import annotations
@@ -18,21 +26,19 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # 1 h
-SIGNIFICANT_DIGITS = 3
-TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
+from harness.contracts import HDR_HIGHEST_US, HDR_LOWEST_US, HDR_SIGNIFICANT_DIGITS, target_of
+from harness.split import Reservoir
 
 Key = tuple[str, str, int | None]  # (type, name, step)
 
 
 def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_SIGNIFICANT_DIGITS)
 
 
 def to_us(response_time_ms: float) -> int:
     us = round(response_time_ms * 1000.0)
-    return min(max(us, LOWEST_US), HIGHEST_US)
+    return min(max(us, HDR_LOWEST_US), HDR_HIGHEST_US)
 
 
 @dataclass
@@ -43,6 +49,11 @@ class Entry:
     max_us: int | None = None
     round_trips: Counter[int] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)  # HTTP status per call (0: no response)
+    phases: dict[str, HdrHistogram] = field(default_factory=dict)  # phase -> µs histogram (successes)
+    metric_sums: dict[str, list[float]] = field(default_factory=dict)  # server metric -> [sum ms, samples]
+    new_connections: int = 0
+    server_timed: int = 0  # successful samples whose server time is known
+    split: Reservoir | None = None  # lookups (whole run): a uniform sample of (total, connect, server)
 
     @property
     def count(self) -> int:
@@ -55,9 +66,42 @@ class Entry:
         if self.max_us is None or us > self.max_us:
             self.max_us = us
 
+    def record_phases(self, phases: dict[str, float]) -> None:
+        for name, ms in phases.items():
+            h = self.phases.get(name)
+            if h is None:
+                h = self.phases[name] = new_histogram()
+            h.record_value(to_us(ms))
+        if "server" in phases:
+            self.server_timed += 1
+
+    def add_metrics(self, metrics: dict[str, float]) -> None:
+        for name, ms in metrics.items():
+            acc = self.metric_sums.get(name)
+            if acc is None:
+                self.metric_sums[name] = [ms, 1]
+            else:
+                acc[0] += ms
+                acc[1] += 1
+
     def add(self, other: Entry) -> None:
         if other.count:
             self.hist.add(other.hist)
+        for name, h in other.phases.items():
+            mine = self.phases.get(name)
+            if mine is None:
+                mine = self.phases[name] = new_histogram()
+            mine.add(h)
+        for name, (total, n) in other.metric_sums.items():
+            acc = self.metric_sums.setdefault(name, [0.0, 0])
+            acc[0] += total
+            acc[1] += n
+        self.new_connections += other.new_connections
+        self.server_timed += other.server_timed
+        if other.split is not None and other.split.n:
+            if self.split is None:
+                self.split = Reservoir()
+            self.split.merge(other.split.items, other.split.n)
         self.failures += other.failures
         for v in (other.min_us, other.max_us):
             if v is not None:
@@ -75,7 +119,24 @@ class Entry:
             "hdr": self.hist.encode().decode("ascii"),
             "round_trips": {str(k): v for k, v in sorted(self.round_trips.items())},
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            **self.encode_phases(),
         }
+
+    def encode_phases(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.phases:
+            out["phases"] = {name: {"count": int(h.get_total_count()), "hdr": h.encode().decode("ascii")}
+                             for name, h in sorted(self.phases.items())}
+        if self.metric_sums:
+            out["server_metrics"] = {name: {"sum_ms": round(total, 3), "count": int(n)}
+                                     for name, (total, n) in sorted(self.metric_sums.items())}
+        if self.new_connections:
+            out["new_connections"] = self.new_connections
+        if self.server_timed:
+            out["server_timed"] = self.server_timed
+        if self.split is not None and self.split.n:
+            out["split"] = self.split.encode()
+        return out
 
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> Entry:
@@ -87,6 +148,14 @@ class Entry:
         )
         e.round_trips.update({int(k): int(v) for k, v in (doc.get("round_trips") or {}).items()})
         e.statuses.update({int(k): int(v) for k, v in (doc.get("statuses") or {}).items()})
+        e.phases = {name: HdrHistogram.decode(p["hdr"].encode("ascii")) for name, p in (doc.get("phases") or {}).items()}
+        e.metric_sums = {name: [float(m["sum_ms"]), int(m["count"])] for name, m in (doc.get("server_metrics") or {}).items()}
+        e.new_connections = int(doc.get("new_connections", 0))
+        e.server_timed = int(doc.get("server_timed", 0))
+        if doc.get("split"):
+            items, n = Reservoir.decode(doc["split"])
+            e.split = Reservoir()
+            e.split.merge(items, n)
         return e
 
 
@@ -122,7 +191,8 @@ class Recorder:
 
     def record(
         self, rtype: str, name: str, response_time_ms: float, failed: bool, round_trips: int | None = None,
-        status: int | None = None,
+        status: int | None = None, phases: dict[str, float] | None = None, metrics: dict[str, float] | None = None,
+        new_connections: int = 0,
     ) -> None:
         warm = self.in_warmup()
         us = to_us(response_time_ms)
@@ -138,10 +208,19 @@ class Recorder:
                 e.failures += 1
             else:
                 e.record(us)
+                if phases:
+                    e.record_phases(phases)
+                    if rtype == "lookup" and key[2] is None:
+                        if e.split is None:
+                            e.split = Reservoir()
+                        e.split.add((response_time_ms, phases.get("connect", 0.0), phases.get("server")))
+                if metrics:
+                    e.add_metrics(metrics)
             if round_trips is not None:
                 e.round_trips[round_trips] += 1
             if status is not None:
                 e.statuses[status] += 1
+            e.new_connections += new_connections
 
     # ------------------------------------------------------------ shipping
     def drain(self) -> list[dict[str, Any]]:
@@ -178,7 +257,7 @@ class Recorder:
 
         out: list[dict[str, Any]] = []
         for key in sorted(self.entries, key=order):
-            if targets is not None and key[1].split(" ", 1)[0] not in targets:
+            if targets is not None and target_of(key[1]) not in targets:
                 continue
             e = self.entries[key]
             doc = {"type": key[0], "name": key[1], "step": key[2], "count": e.count, "failures": e.failures,
@@ -187,5 +266,6 @@ class Recorder:
                 doc["round_trips"] = {str(k): v for k, v in sorted(e.round_trips.items())}
             if e.statuses:
                 doc["statuses"] = {str(k): v for k, v in sorted(e.statuses.items())}
+            doc.update(e.encode_phases())
             out.append(doc)
         return out

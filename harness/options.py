@@ -6,10 +6,11 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from harness.contracts import API_TARGETS, TARGET_IDS, TARGETS
 from harness.settings import SettingsError, load_settings
-from harness.targets import API_TARGETS, TARGET_IDS, TARGETS
 
 AUTO = -1
+CONNECTION_MODES = ("reuse", "per-lookup", "per-request")
 
 
 def default_targets() -> list[str]:
@@ -52,6 +53,11 @@ def add_arguments(parser: Any) -> None:
         help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",
     )
     g.add_argument(
+        "--connections", choices=CONNECTION_MODES, default="reuse",
+        help="reuse: keep-alive (default); per-lookup: fresh connections for each lookup (a cold serverless "
+        "instance); per-request: a fresh connection for every call (a client without keep-alive)",
+    )
+    g.add_argument(
         "--skip-preflight", action="store_true", default=False,
         help="Start without one real lookup per target and without the data-parity check (the report says so)",
     )
@@ -85,6 +91,7 @@ class HarnessOptions:
     p95_target_ms: float = 500.0
     min_samples: int = 1000
     verdict_exit_code: bool = True
+    connections: str = "reuse"
     skip_preflight: bool = False
     allow_data_mismatch: bool = False
     verify_data: bool = False

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness.contracts import URL_SETTING
 from harness.paths import Path, Paths, outcome
-from harness.targets import URL_SETTING, Endpoints
+from harness.targets import Endpoints
 from harness.workload import Key, Workload
 from reports.failures import auth_hint, status_of
 

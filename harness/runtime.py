@@ -36,14 +36,16 @@ from typing import Any
 
 import gevent.event
 
-from harness import artifact, decision, parity, preflight
+from harness import artifact, decision, parity, phases, preflight
+from harness.contracts import WRITE_TARGETS
+from harness.cpu import CpuSampler
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
 from harness.pacer import Pacer, PacerCounts
 from harness.paths import Paths
 from harness.raw import RawSampleWriter
 from harness.settings import Settings, SettingsError, load_settings
-from harness.targets import WRITE_TARGETS, Endpoints
+from harness.targets import Endpoints
 from harness.tokens import member_tokens
 from harness.workload import Sampler, Workload, WorkloadError, resolve
 
@@ -89,6 +91,8 @@ class Harness:
         self.preflight: dict[str, Any] | None = None
         self.data_parity: dict[str, Any] | None = None
         self.ground_checked = False
+        self.cpu = CpuSampler()
+        self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> samples (master/local)
 
     # ------------------------------------------------------------------ role
     @property
@@ -204,6 +208,8 @@ class Harness:
 
     def reset_run(self) -> None:
         self.recorder.start(self.options.warmup)
+        self.cpu.start()
+        self.cpu_samples = {}
         if self.options.raw_samples:
             self.recorder.raw = []
         self.pacers = {}
@@ -281,6 +287,15 @@ class Harness:
     def merge_pacers(self, data: dict[str, dict[str, Any]]) -> None:
         for t, counts in data.items():
             self.pacer_totals.setdefault(t, PacerCounts()).add(counts)
+
+    def merge_cpu(self, process: str, samples: list[Any]) -> None:
+        if samples:
+            self.cpu_samples.setdefault(process, []).extend((float(t), float(p)) for t, p in samples)
+
+    def cpu_summary(self) -> dict[str, list[tuple[float, float]]]:
+        """Every process's CPU samples (this process's own included)."""
+        self.merge_cpu("master" if self.is_master else "local", self.cpu.drain())
+        return {p: sorted(v) for p, v in sorted(self.cpu_samples.items())}
 
     def pacer_summary(self) -> dict[str, dict[str, Any]]:
         if not self.is_master:
@@ -364,6 +379,7 @@ def install(environment: Environment) -> Harness:
     except (SettingsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    phases.install()
     setattr(environment, _ATTRIBUTE, h)
     ev = environment.events
     runner = environment.runner
@@ -406,6 +422,7 @@ def install(environment: Environment) -> Harness:
 
     def on_test_stop(environment: Environment, **_: Any) -> None:
         h.recorder.step = None
+        h.cpu.stop()
         if not h.is_worker and h.started_at is not None:
             h.ended_at = datetime.now(UTC)
             h.close_steps()
@@ -415,18 +432,22 @@ def install(environment: Environment) -> Harness:
         if response_time is None:
             return
         status = getattr(response, "status_code", None) if response is not None else None
-        h.recorder.record(request_type, name, response_time, exception is not None,
-                          (context or {}).get("round_trips"), None if status is None else int(status or 0))
+        ctx = context or {}
+        h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
+                          None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
+                          int(ctx.get("new_connections") or 0))
 
     def on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
         data["harness_hdr"] = h.recorder.drain()
         data["harness_pacer"] = h.drain_pacers()
+        data["harness_cpu"] = h.cpu.drain()
         if h.options.raw_samples:
             data["harness_raw"] = h.recorder.drain_raw()
 
     def on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         h.recorder.merge(data.get("harness_hdr") or [])
         h.merge_pacers(data.get("harness_pacer") or {})
+        h.merge_cpu(client_id, data.get("harness_cpu") or [])
         h.write_raw(data.get("harness_raw") or [], client_id)
 
     def on_reset_stats(**_: Any) -> None:

@@ -15,23 +15,8 @@ from urllib.parse import quote
 
 import orjson
 
+from harness.contracts import TARGET_IDS, TARGETS, URL_SETTING
 from harness.settings import Settings, SettingsError, url_host
-from reports.rules import TARGETS  # the one registry of target ids, levels and round trips
-
-# the settings variable holding each target's base URL
-URL_SETTING: dict[str, str] = {
-    "supabase_rest": "SUPABASE_URL",
-    "supabase_nested": "SUPABASE_URL",
-    "supabase_rpc": "SUPABASE_URL",
-    "convex_http": "CONVEX_SITE_URL",
-    "convex_query": "CONVEX_URL",
-    "api_supabase": "APP_URL",
-    "api_convex": "APP_URL",
-}
-TARGET_IDS = tuple(TARGETS)
-API_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "api")
-# targets with a write path (docs/formats.md "The write path")
-WRITE_TARGETS = ("supabase_rest", "supabase_nested", "supabase_rpc", "convex_http", "convex_query")
 
 MESSAGE_LIMIT = 20
 CONVERSATION_LIMIT = 3

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from harness.paths import Call, Path, outcome
+from harness.phases import parse_server_timing, server_total, take_connects, time_headers
 from harness.runtime import Harness, harness_of
 from harness.targets import Request
 from harness.workload import Key
@@ -40,8 +41,12 @@ class LookupUser(FastHttpUser):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.harness: Harness = harness_of(environment)
+        self._headers = time_headers(self.client.client)
         self._calls = 0
         self._bytes = 0
+        self._connect_ms = 0.0
+        self._new_connections = 0
+        self._server_ms: float | None = 0.0  # None once a call of the lookup came back without server timing
 
     def wait_time(self) -> float:
         h = self.harness
@@ -68,6 +73,11 @@ class LookupUser(FastHttpUser):
     ) -> None:
         self._calls = 0
         self._bytes = 0
+        self._connect_ms = 0.0
+        self._new_connections = 0
+        self._server_ms = 0.0
+        if self.harness.options.connections == "per-lookup":
+            self.close_connections()  # a cold serverless instance: every lookup opens its own
         start_wall = time.time()
         t0 = time.perf_counter()
         exc: BaseException | None = None
@@ -91,17 +101,27 @@ class LookupUser(FastHttpUser):
                 self._fire(rtype, start_wall, intended if intended is not None else t0, exc)
 
     def _fire(self, rtype: str, start_wall: float, origin: float, exc: BaseException | None) -> None:
+        total = (time.perf_counter() - origin) * 1000.0
+        phases = {"connect": self._connect_ms}
+        if self._server_ms is not None:
+            # rest: the network both ways, and any queueing (the load generator's own included)
+            phases["server"] = self._server_ms
+            phases["rest"] = max(total - self._connect_ms - self._server_ms, 0.0)
         self.environment.events.request.fire(
             request_type=rtype,
             name=self.target,
-            response_time=(time.perf_counter() - origin) * 1000.0,
+            response_time=total,
             response_length=self._bytes,
             exception=exc,
-            context={"round_trips": self._calls},
+            context={"round_trips": self._calls, "phases": phases, "new_connections": self._new_connections},
             start_time=start_wall,
             url=None,
             response=None,
         )
+
+    def close_connections(self) -> None:
+        """Drop this user's pooled connections: the next call opens a new one (and pays for it)."""
+        self.client.client.clientpool.close()
 
     # ------------------------------------------------------------------ calls
     def drive(self, path: Path) -> bool:
@@ -115,6 +135,8 @@ class LookupUser(FastHttpUser):
 
     def call(self, call: Call) -> Any:
         self._calls += 1
+        if self.harness.options.connections == "per-request":
+            self.close_connections()
         req = call.request
         with self.client.request(
             req.method, req.url, name=f"{self.target} {req.what}", data=req.body,  # type: ignore[arg-type]  # bytes are sent as is
@@ -129,6 +151,8 @@ class LookupUser(FastHttpUser):
                 except Exception:  # body read failed mid-way
                     status = 0
             self._bytes += len(content or b"")
+            # the request event fires when this block ends: its context carries the call's phases
+            self._time_call(resp.request_meta.setdefault("context", {}), status, resp)
             data, failure = outcome(call, status, content)
             if failure == "connection error":
                 failure = f"connection error: {type(getattr(resp, 'error', None)).__name__}"
@@ -139,6 +163,29 @@ class LookupUser(FastHttpUser):
         if failure is not None:
             raise CallFailed(f"{req.what}: {failure}")
         return data
+
+    def _time_call(self, detail: dict[str, Any], status: int, resp: Any) -> None:
+        """Split the call's time (harness.phases) into the event's context and the lookup's running sums."""
+        connect_s, opened = take_connects()
+        connect_ms = connect_s * 1000.0
+        headers_ms = self._headers.last_s * 1000.0
+        total_ms = float(resp.request_meta.get("response_time") or headers_ms)
+        phases = {"ttfb": max(headers_ms - connect_ms, 0.0), "download": max(total_ms - headers_ms, 0.0)}
+        if opened:
+            phases["connect"] = connect_ms
+        metrics = parse_server_timing(resp.headers.get("server-timing")) if status and resp.headers else {}
+        server = server_total(metrics)
+        if server is not None:
+            phases["server"] = server
+        detail["phases"] = phases
+        detail["metrics"] = metrics
+        detail["new_connections"] = opened
+        self._connect_ms += connect_ms
+        self._new_connections += opened
+        if server is None:
+            self._server_ms = None
+        elif self._server_ms is not None:
+            self._server_ms += server
 
     # ------------------------------------------------------------------ per target
     def first_request(self, key: Key) -> Request:

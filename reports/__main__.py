@@ -32,6 +32,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reports.load import BadInput, Run, load_run
 from reports.rules import (
@@ -113,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2, "medium": 2, "low": 3, "info": 4}
+
+
+def load_findings(out: Path) -> list[dict[str, Any]]:
+    """The findings of ``python -m reports diagnose`` run into the same folder, worst first (none without it)."""
+    path = out / "diagnosis.json"
+    if not path.is_file():
+        return []
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("findings") or []
+    except (OSError, ValueError, AttributeError):
+        raise BadInput(f"{path}: not a diagnosis.json of `python -m reports diagnose`") from None
+    items = [f for f in found if isinstance(f, dict)]
+    return sorted(items, key=lambda f: SEVERITY_ORDER.get(str(f.get("severity", "")).lower(), 5))
+
+
 def _default_out(run: Run) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path("reports") / "out" / f"{run.prefix.name}-{stamp}"
@@ -134,12 +151,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
         from reports.charts import all_charts
 
         charts = all_charts(run, th.p95_target_ms)
-    (out / "decision.md").write_text(render.to_markdown(run, decisions), encoding="utf-8")
+    findings = load_findings(out)
+    (out / "decision.md").write_text(render.to_markdown(run, decisions, findings), encoding="utf-8")
     (out / "decision.json").write_text(json.dumps(render.to_json(run, decisions), indent=2, default=str, allow_nan=False) + "\n",
                                        encoding="utf-8")
-    (out / "report.html").write_text(render.to_html(run, decisions, charts), encoding="utf-8")
+    (out / "report.html").write_text(render.to_html(run, decisions, charts, findings), encoding="utf-8")
     try:
-        sys.stdout.write(render.to_text(run, decisions))
+        sys.stdout.write(render.to_text(run, decisions, findings))
         sys.stdout.write(f"wrote {out}/decision.md, decision.json, report.html\n")
         sys.stdout.flush()
     except BrokenPipeError:

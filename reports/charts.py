@@ -15,8 +15,9 @@ matplotlib.use("Agg")  # headless: never opens a display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from harness.contracts import TARGETS
 from reports.load import TRANSACTION, Run, Series
-from reports.rules import TARGETS, TargetStats
+from reports.rules import TargetStats
 
 MAX_POINTS = 1500  # per line: a 2-hour 1-second history is thinned to this many points
 COLOURS = {
@@ -186,6 +187,46 @@ def steps_chart(run: Run) -> Chart:
     return Chart("P95 per concurrency step", _uri(fig))
 
 
+TIME_SPLIT_TITLE = "Where the time goes (P50 and P95 lookups, ms)"
+PART_COLOURS = {"connect": "#8c564b", "database": "#1f77b4", "server": "#9ecae1", "rest": "#d9d9d9",
+                "unsplit": "#f0f0f0"}
+
+
+def time_split_chart(run: Run) -> Chart:
+    """Stacked bars: per target, its P50 and P95 lookups split into connect, database, server, rest."""
+    from reports.timing import target_timings
+
+    bars: list[tuple[str, dict[str, float]]] = []
+    for t in target_timings(run):
+        for sp in t.splits:
+            parts = {"connect": sp.connect_ms}
+            if sp.server_ms is None:
+                parts["unsplit"] = max(sp.lookup_ms - sp.connect_ms, 0.0)
+            else:
+                parts["database"] = sp.database_ms or 0.0
+                parts["server"] = sp.server_other_ms or 0.0
+                parts["rest"] = sp.rest_ms or 0.0
+            bars.append((f"{t.target}\nP{sp.percentile * 100:g}", parts))
+    if not bars:
+        return Chart(TIME_SPLIT_TITLE, None, "no per-phase timings in this run's artifact")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(bars)), 3.8))
+    bottoms = [0.0] * len(bars)
+    labels = {"connect": "connect", "database": "database (mean)", "server": "server, other",
+              "rest": "rest: network + queueing", "unsplit": "no server timing (not split)"}
+    for part, colour in PART_COLOURS.items():
+        heights = [b[1].get(part, 0.0) for b in bars]
+        if not any(heights):
+            continue
+        ax.bar(range(len(bars)), heights, 0.6, bottom=bottoms, color=colour, edgecolor="#555", linewidth=0.4,
+               label=labels[part])
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return Chart(TIME_SPLIT_TITLE, _uri(fig), "parts of the lookups within 2 percentile points of P50 / P95")
+
+
 def all_charts(run: Run, p95_target_ms: float) -> list[Chart]:
     return [
         percentiles_chart(run.targets, p95_target_ms),
@@ -193,4 +234,5 @@ def all_charts(run: Run, p95_target_ms: float) -> list[Chart]:
         distribution_chart(run.targets),
         throughput_chart(run),
         steps_chart(run),
+        time_split_chart(run),
     ]

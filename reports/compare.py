@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.contracts import TARGETS
 from reports.load import Run
-from reports.rules import TARGETS, Decision, TargetStats, Thresholds, p95_ratio, primary
+from reports.rules import Decision, TargetStats, Thresholds, p95_ratio, primary
 from reports.stats import Interval
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from harness.contracts import TRANSACTION_TYPES
+
 # the setting(s) that authenticate each target's requests
 CREDENTIALS: dict[str, str] = {
     "supabase_rest": "SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY with a member token)",
@@ -76,7 +78,6 @@ def hint(target: str, error: str, transaction: str | None = None) -> str | None:
 
 # Locust's failures CSV stores the exception's repr: CallFailed('contacts: HTTP 401: …')
 _WRAPPED = re.compile(r"""^\w+\((['"])(.*)\1\)$""", re.S)
-TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 
 
 def unwrap(error: str) -> str:

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reports.rules import LEVELS, TARGETS, TargetStats, target_from_distribution, targets_of
+from harness.contracts import (
+    LEVELS,
+    TARGETS,
+    TRANSACTION,
+    TRANSACTION_TYPES,
+    ArtifactError,
+    read_artifact,
+    targets_of,
+)
+from reports.rules import TargetStats, target_from_distribution
 from reports.stats import Distribution, distribution_from_histogram
-
-HDR_FORMAT = "crm-latency-hdr/2"
-HDR_FORMATS_READ = ("crm-latency-hdr/1", HDR_FORMAT)  # /1: no statuses, no preflight or parity record
-TRANSACTION = "lookup"
-TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "Failures/s", "50%", "95%", "99%")
 HISTORY_COLUMNS = (
@@ -86,6 +90,13 @@ class HdrEntry:
     failures: int
     distribution: Distribution
     statuses: dict[int, int] = field(default_factory=dict)  # HTTP status -> calls (0: no response)
+    # where the time went (docs/formats.md): phase -> distribution (ms); server metric -> mean ms
+    phases: dict[str, Distribution] = field(default_factory=dict)
+    server_metrics: dict[str, float] = field(default_factory=dict)
+    new_connections: int = 0
+    server_timed: int = 0
+    split: tuple[tuple[float, float, float | None], ...] = ()  # lookups: sampled (total, connect, server) ms
+    split_n: int = 0  # lookups the sample stands for
 
 
 @dataclass(frozen=True)
@@ -363,18 +374,9 @@ def read_failures(path: Path) -> list[FailureRow]:
 
 def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path} line {exc.lineno}: not valid JSON ({exc.msg}; truncated file?)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") not in HDR_FORMATS_READ:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise BadInput(f"{path}: format is {found!r}, expected {' or '.join(repr(f) for f in HDR_FORMATS_READ)}")
-    metadata = doc.get("metadata")
-    entries = doc.get("entries")
-    if not isinstance(metadata, dict) or not isinstance(entries, list):
-        raise BadInput(f"{path}: needs an object 'metadata' and a list 'entries'")
+        _, metadata, entries = read_artifact(path)
+    except ArtifactError as exc:
+        raise BadInput(str(exc)) from None
     for key, kind in (("targets", dict), ("steps", list), ("settings", dict)):
         if metadata.get(key) is not None and not isinstance(metadata[key], kind):
             raise BadInput(f"{path}: metadata.{key} must be {'an object' if kind is dict else 'a list'}")
@@ -386,15 +388,7 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
     out = []
     for i, e in enumerate(entries):
         where = f"{path} entries[{i}]"
-        if not isinstance(e, dict):
-            raise BadInput(f"{where}: not an object")
-        name, etype = e.get("name"), e.get("type")
-        if not isinstance(name, str) or not isinstance(etype, str):
-            raise BadInput(f"{where}: 'type' and 'name' must be strings")
-        # same naming as the CSV rows: transactions are "<target id>", HTTP calls "<target id> <what>"
-        if name.split(" ", 1)[0] not in TARGETS or (etype in TRANSACTION_TYPES and name not in TARGETS):
-            raise BadInput(f"{where}: unknown name {name!r} for type {etype!r}; names start with a target id "
-                           f"({', '.join(TARGETS)})")
+        name, etype = e["name"], e["type"]  # read_artifact checked both
         step = e.get("step")
         if step is not None and not isinstance(step, int):
             raise BadInput(f"{where} ({name}): 'step' must be null or an integer")
@@ -421,8 +415,26 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
             codes = {int(k): int(v) for k, v in statuses.items()}
         except (AttributeError, TypeError, ValueError):
             raise BadInput(f"{where} ({name}): 'statuses' must map HTTP status codes to counts") from None
-        out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes))
+        out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes, *_timing(e, where, name, HdrHistogram)))
     return metadata, out
+
+
+def _timing(e: dict[str, Any], where: str, name: str, histogram: Any) -> tuple[Any, ...]:
+    """An entry's phases, server metrics, connections and split sample (absent before format /2)."""
+    try:
+        phases = {}
+        for phase, p in (e.get("phases") or {}).items():
+            phases[str(phase)] = distribution_from_histogram(histogram.decode(p["hdr"].encode("ascii")), 1000.0)
+        metrics = {str(m): float(v["sum_ms"]) / int(v["count"])
+                   for m, v in (e.get("server_metrics") or {}).items() if int(v["count"]) > 0}
+        split = e.get("split") or {}
+        samples = tuple((float(t), float(c), None if sv is None else float(sv)) for t, c, sv in split.get("samples") or [])
+        return phases, metrics, int(e.get("new_connections", 0)), int(e.get("server_timed", 0)), samples, \
+            int(split.get("n", len(samples)))
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise BadInput(f"{where} ({name}): unreadable 'phases', 'server_metrics' or 'split'") from None
+    except Exception:  # the histogram codec raises assorted types on corrupt input
+        raise BadInput(f"{where} ({name}): a phase's 'hdr' is not a decodable HdrHistogram encoding") from None
 
 
 # --------------------------------------------------------------------------- the run
@@ -560,7 +572,11 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             declared = (metadata.get("targets") or {}).get(t.target)
             if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
                 notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
-    return Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
+    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
+    from reports.timing import saturation_problems  # reads the Run built here
+
+    run.problems += saturation_problems(run)
+    return run
 
 
 def _other_transactions(target: str, stats: list[StatsRow], hdr_entries: list[HdrEntry] | None) -> tuple[int, int]:

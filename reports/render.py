@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reports import failures
+from harness.contracts import LEVELS, TARGETS
+from reports import charts as charts_module
+from reports import failures, timing
 from reports.charts import Chart
 from reports.load import Run
-from reports.rules import LEVELS, TARGETS, Decision, TargetStats, Thresholds, p95_interval, primary
+from reports.rules import Decision, TargetStats, Thresholds, p95_interval, primary
 
 SANDBOX_BANNER = "sandbox numbers exercise the method; they are not a verdict on hosted Supabase or Convex"
 MISMATCH_BANNER = (
@@ -213,6 +215,72 @@ def _failures_md(run: Run) -> list[str]:
     return out
 
 
+TIME_COLUMNS = ["target", "at", "lookup ms", "connect", "server", "of which database", "rest (network + queueing)",
+                "new conns / lookup"]
+TIME_NOTE = (
+    "Each row averages the sampled lookups within 2 percentile points of P50 or P95, so its parts add up. "
+    "server: the backend's own Server-Timing (PostgREST's jwt, parse, plan, transaction, response; the Convex "
+    "runtime's exec); database: the mean execution time per lookup of that path's statements "
+    "(pg_stat_statements over the measured window, inside server); rest: lookup − connect − server, the "
+    "network both ways plus any queueing, the load generator's own included. 'no server timing': the backend "
+    "sent no Server-Timing header, so its time is not split further: nothing is estimated."
+)
+
+
+def _part(v: float | None, missing: str) -> str:
+    return missing if v is None else _ms(v)
+
+
+def time_rows(run: Run) -> list[list[str]]:
+    rows = []
+    for t in timing.target_timings(run):
+        for sp in t.splits:
+            no_server = "no server timing" if t.server_timing == "none" else "n/a (not every call timed)"
+            db = "not measured" if sp.database_ms is None else _ms(sp.database_ms)
+            rows.append([
+                t.target, f"P{sp.percentile * 100:g}", _ms(sp.lookup_ms), _ms(sp.connect_ms),
+                _part(sp.server_ms, no_server), db if sp.server_ms is not None else "n/a",
+                _part(sp.rest_ms, "n/a"), f"{t.new_connections_per_lookup:.2f}",
+            ])
+    return rows
+
+
+CALL_COLUMNS = ["call", "calls", "new conns", "connect P50", "TTFB P50", "download P50", "server P50", "server metrics (mean ms)"]
+
+
+def call_rows(run: Run) -> list[list[str]]:
+    rows = []
+    for t in timing.target_timings(run):
+        for c in t.calls:
+            metrics = ", ".join(f"{k} {v:.1f}" for k, v in c.server_metrics.items()) or "no server timing"
+            rows.append([
+                c.name, f"{c.calls:,}", f"{c.new_connections:,}", _part(c.p50_ms.get("connect"), "-"),
+                _part(c.p50_ms.get("ttfb"), "n/a"), _part(c.p50_ms.get("download"), "n/a"),
+                _part(c.p50_ms.get("server"), "none"), metrics,
+            ])
+    return rows
+
+
+def _time_md(run: Run, findings: list[dict[str, Any]]) -> list[str]:
+    rows = time_rows(run)
+    if not rows:
+        return []
+    out = ["## Where the time goes\n", _md_table(TIME_COLUMNS, rows) + "\n", TIME_NOTE + "\n",
+           "### Per call\n", _md_table(CALL_COLUMNS, call_rows(run)) + "\n", timing.cpu_line(run) + "\n"]
+    out += _findings_md(findings)
+    return out
+
+
+def _findings_md(findings: list[dict[str, Any]]) -> list[str]:
+    if not findings:
+        return []
+    out = ["### Findings (python -m reports diagnose)\n"]
+    rows = [[str(f.get("severity", "")), str(f.get("code", "")), str(f.get("table") or ""), str(f.get("detail", "")),
+             str(f.get("fix", ""))] for f in findings]
+    out.append(_md_table(["severity", "code", "table", "detail", "fix"], rows) + "\n")
+    return out
+
+
 def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
     out: list[str] = []
     for level in LEVELS:
@@ -235,7 +303,7 @@ def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
     return out
 
 
-def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
+def to_markdown(run: Run, decisions: dict[str, Decision], findings: list[dict[str, Any]] | None = None) -> str:
     main = primary(decisions)
     parts = ["# Supabase → Convex latency decision\n"]
     if _mismatch(run):
@@ -253,6 +321,7 @@ def to_markdown(run: Run, decisions: dict[str, Decision]) -> str:
     if run.hosts:
         parts.append(f"Target hosts: {hosts_line(run)}\n")
     parts += _level_sections_md(decisions)
+    parts += _time_md(run, findings or [])
     parts += _failures_md(run)
     header, steps = step_table(run)
     if steps:
@@ -272,7 +341,7 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
 
 
-def to_text(run: Run, decisions: dict[str, Decision]) -> str:
+def to_text(run: Run, decisions: dict[str, Decision], findings: list[dict[str, Any]] | None = None) -> str:
     out: list[str] = []
     if _mismatch(run):
         out.append(f"DATA DIFFERS: {MISMATCH_BANNER}.")
@@ -301,6 +370,14 @@ def to_text(run: Run, decisions: dict[str, Decision]) -> str:
         if d.second_finding is not None:
             out.append("")
             out.append("second finding: " + d.second_finding.text)
+    rows = time_rows(run)
+    if rows:
+        out.append("")
+        out.append("== Where the time goes (ms; parts add up within each row)")
+        out.append(_text_table(TIME_COLUMNS, rows))
+        out.append(timing.cpu_line(run))
+    for f in (findings or [])[:5]:
+        out.append(f"finding [{f.get('severity', '')}] {f.get('code', '')} {f.get('table') or ''}: {f.get('detail', '')}")
     for r in failure_reports(run):
         out.append("")
         share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
@@ -340,7 +417,8 @@ def _html_table(header: list[str], rows: list[list[str]], status_col: int | None
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> str:
+def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart],
+            findings: list[dict[str, Any]] | None = None) -> str:
     e = html.escape
     main = primary(decisions)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(main.verdict.value)}</title>",
@@ -371,6 +449,22 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
         if d.second_finding is not None:
             parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
         parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
+    rows = time_rows(run)
+    if rows:
+        parts.append("<h2>Where the time goes</h2>")
+        parts.append(_html_table(TIME_COLUMNS, rows))
+        parts.append(f"<p class='note'>{e(TIME_NOTE)}</p>")
+        split_chart = next((c for c in charts if c.title == charts_module.TIME_SPLIT_TITLE), None)
+        if split_chart is not None and split_chart.data_uri:
+            parts.append(f"<img alt='{e(split_chart.title)}' src='{split_chart.data_uri}'>")
+        parts.append("<h3>Per call</h3>")
+        parts.append(_html_table(CALL_COLUMNS, call_rows(run)))
+        parts.append(f"<p class='note'>{e(timing.cpu_line(run))}</p>")
+    if findings:
+        parts.append("<h3>Findings (python -m reports diagnose)</h3>")
+        parts.append(_html_table(["severity", "code", "table", "detail", "fix"],
+                                 [[str(f.get("severity", "")), str(f.get("code", "")), str(f.get("table") or ""),
+                                   str(f.get("detail", "")), str(f.get("fix", ""))] for f in findings]))
     reports = failure_reports(run)
     if reports:
         parts.append("<h2>Failures</h2>")
@@ -387,6 +481,8 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart]) -> st
         parts.append(_html_table(header, steps))
     parts.append("<h2>Charts</h2>")
     for c in charts:
+        if c.title == charts_module.TIME_SPLIT_TITLE:
+            continue  # shown under "Where the time goes"
         parts.append(f"<h3>{e(c.title)}</h3>")
         if c.data_uri:
             parts.append(f"<img alt='{e(c.title)}' src='{c.data_uri}'>")

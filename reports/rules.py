@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from harness.contracts import LEVELS, TARGETS, levels_measured, targets_of
 from reports.stats import (
     Distribution,
     Interval,
@@ -63,35 +64,6 @@ EXIT_CODES: dict[Verdict, int] = {Verdict.GO: 0, Verdict.OPTIMISE_SUPABASE: 10, 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_CANNOT_DECIDE = 3  # `decide --strict`: the run did not measure what it claims
 EXIT_INTERNAL_ERROR = 1
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    target: str
-    level: str  # "direct" or "api"
-    role: str  # "baseline", "optimised", "convex"
-    round_trips: int  # client-visible requests per lookup
-    queries: int  # data-layer queries per lookup (behind the route for "api")
-    label: str
-
-
-TARGETS: dict[str, TargetInfo] = {
-    t.target: t
-    for t in (
-        TargetInfo("supabase_rest", "direct", "baseline", 4, 4, "Supabase REST, today (4 queries)"),
-        TargetInfo("supabase_nested", "direct", "optimised", 1, 1, "Supabase nested select"),
-        TargetInfo("supabase_rpc", "direct", "optimised", 1, 1, "Supabase RPC"),
-        TargetInfo("convex_http", "direct", "convex", 1, 1, "Convex HTTP action"),
-        TargetInfo("convex_query", "direct", "convex", 1, 1, "Convex query"),
-        TargetInfo("api_supabase", "api", "baseline", 1, 4, "API route, Supabase"),
-        TargetInfo("api_convex", "api", "convex", 1, 1, "API route, Convex"),
-    )
-}
-LEVELS = ("direct", "api")
-
-
-def targets_of(level: str, role: str) -> list[str]:
-    return [t.target for t in TARGETS.values() if t.level == level and t.role == role]
 
 
 @dataclass(frozen=True)
@@ -661,12 +633,11 @@ def decide_all(
     th = thresholds or Thresholds()
     by_id = _as_mapping(targets)
     problems = [*run_problems, *failing_targets(by_id.values(), th)]
-    measured = {TARGETS[t].level for t in by_id if t in TARGETS}
-    levels = [level for level in LEVELS if level in measured] or ["direct"]
+    levels = levels_measured(by_id) or ["direct"]
     return {level: decide(by_id, th, level, problems) for level in levels}
 
 
 def primary(decisions: Mapping[str, Decision]) -> Decision:
-    """The decision that gives the run its verdict and exit code: direct backends when measured, else API routes."""
+    """The decision that gives the run its verdict and exit code (harness.contracts.decision_level)."""
     return decisions["direct"] if "direct" in decisions else next(iter(decisions.values()))
 

@@ -24,21 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness.settings import NAMES
+
 from . import tokens
 from .services import Context, Service, by_name, registry
 
-ENV_ORDER = (
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_SERVICE_ROLE_KEY",
-    "SUPABASE_JWT_SECRET",
-    "DATABASE_URL",
-    "CONVEX_URL",
-    "CONVEX_SITE_URL",
-    "CONVEX_ADMIN_KEY",
-    "CRM_API_KEY",
-    "APP_URL",
-)
+# the env file lists the settings in the one settings module's order
+ENV_ORDER = NAMES
 
 
 class LauncherError(RuntimeError):

@@ -63,9 +63,11 @@ class Data:
 
 
 class FakeBackend:
-    def __init__(self, data: Data | None = None, delay: Callable[[str], float] | None = None) -> None:
+    def __init__(self, data: Data | None = None, delay: Callable[[str], float] | None = None,
+                 server_timing: bool = False) -> None:
         self.data = data or Data()
         self.delay = delay
+        self.server_timing = server_timing  # send PostgREST's Server-Timing (its handling time as `transaction`)
         self.counts: Counter[str] = Counter()
         self.served: list[tuple[str, float]] = []  # (route, server-side seconds)
         self.stall_until = 0.0
@@ -97,6 +99,10 @@ class FakeBackend:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if backend.server_timing and status < 400 and self.path.startswith("/rest/v1/"):
+                    ms = (time.perf_counter() - t0) * 1000.0
+                    self.send_header("Server-Timing", f"jwt;dur=0.0, parse;dur=0.0, plan;dur=0.0, "
+                                                      f"transaction;dur={ms:.1f}, response;dur=0.0")
                 self.end_headers()
                 self.wfile.write(payload)
                 with backend.lock:

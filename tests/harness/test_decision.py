@@ -22,7 +22,7 @@ def fake_harness(medians: dict[str, float], n: int = 3000, data_parity: dict | N
     return SimpleNamespace(
         recorder=rec, options=HarnessOptions(targets=tuple(medians), warmup=0, min_samples=1000),
         started_at=now - timedelta(seconds=60), ended_at=now, pacer_summary=dict, sandbox=True,
-        data_parity=data_parity,
+        data_parity=data_parity, cpu_summary=dict,
     )
 
 
@@ -73,3 +73,18 @@ def test_failed_writes_count_in_the_target_failure_ratio() -> None:
     assert convex.failure_ratio == 200 / 3200
     assert d.verdict.value == "INCONCLUSIVE"
     assert d.run_problems == ("convex_query failed 6.25% of its 3200 requests (> 1.00%)",)
+
+
+def test_a_saturated_generator_is_inconclusive_with_that_reason() -> None:
+    h = fake_harness({"supabase_rest": 1200.0, "convex_query": 90.0})
+    start = h.started_at.timestamp()
+    # 60 one-second samples: 12 of them (20 % of the window) above 90 % of a core
+    busy = {"local": [(start + i, 97.0 if i % 5 == 0 else 40.0) for i in range(60)]}
+    h.cpu_summary = lambda: busy
+    d = decision.compute(h)["direct"]  # type: ignore[arg-type]
+    assert d.verdict.value == "INCONCLUSIVE"
+    assert d.run_problems == ("generator saturated: Locust process local was above 90 % CPU for 20% of the "
+                              "measured window (its latencies include its own queueing)",)
+    calm = {"local": [(start + i, 97.0 if i % 20 == 0 else 40.0) for i in range(60)]}  # 5 %: fine
+    h.cpu_summary = lambda: calm
+    assert decision.compute(h)["direct"].verdict.value == "GO"  # type: ignore[arg-type]
