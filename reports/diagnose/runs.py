@@ -4,9 +4,9 @@
 docs/formats.md), or Locust's ``PREFIX_stats.csv`` when there is none:
 
 - per HTTP call (``"<target> <call>"``, whole run and per step): the client time's
-  P50, and the P50 of each phase in the entry's ``phases`` object when the
-  harness recorded them (``server``, or PostgREST's ``Server-Timing`` names
-  ``jwt parse plan transaction response``; docs/diagnosis.md);
+  P50, the P50 of each of its ``phases`` (``connect``, ``ttfb``, ``download``,
+  ``server``: the response's ``Server-Timing``) and the mean of each
+  ``server_metrics`` entry (PostgREST's ``jwt parse plan transaction response``);
 - per target: the lookup's P50 and its round trips (``metadata.targets``);
 - ``metadata.database``: ``activity`` samples (:func:`reports.diagnose.pgstat.activity_sample`),
   and per step ``steps[].statements`` (:func:`reports.diagnose.pgstat.delta`).
@@ -17,17 +17,15 @@ then says it counts the calls' whole client time.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.contracts import TARGETS, TRANSACTION_TYPES, ArtifactError, read_artifact
 from reports.diagnose.findings import Finding
 from reports.load import BadInput, read_stats, resolve_prefix
-from reports.rules import TARGETS
 
-SERVER_TIMING = ("jwt", "parse", "plan", "transaction", "response")
 # calls of the write path: not part of a lookup's round trips
 WRITE_CALLS = frozenset({"contacts id", "conversations newest", "messages insert", "conversations update"})
 POOL_ROLE = "authenticator"  # the role PostgREST (and the sandbox gateway) logs in as
@@ -40,6 +38,7 @@ class CallTimes:
     count: int
     client_p50: float | None
     phases_p50: dict[str, float] = field(default_factory=dict)
+    server_means: dict[str, float] = field(default_factory=dict)  # Server-Timing metric -> mean ms
 
     @property
     def target(self) -> str:
@@ -51,12 +50,16 @@ class CallTimes:
 
     @property
     def server_p50(self) -> float | None:
-        """P50 of the server phase, else the sum of the Server-Timing phases' P50s (an approximation
-        of the P50 of their sum), else None."""
-        if "server" in self.phases_p50:
-            return self.phases_p50["server"]
-        parts = [self.phases_p50[p] for p in SERVER_TIMING if p in self.phases_p50]
-        return sum(parts) if parts else None
+        """P50 of the ``server`` phase (the response's Server-Timing), else None (no server timing)."""
+        return self.phases_p50.get("server")
+
+    def transaction(self) -> tuple[float, str] | None:
+        """PostgREST's ``transaction`` time (pool wait + statements): its P50 as a phase, else its mean."""
+        if "transaction" in self.phases_p50:
+            return self.phases_p50["transaction"], "P50"
+        if "transaction" in self.server_means:
+            return self.server_means["transaction"], "mean"
+        return None
 
 
 @dataclass
@@ -123,17 +126,26 @@ def read_run(prefix_arg: str) -> RunFacts:
     raise BadInput(f"{prefix_arg}: no run there ({artifact.name} and {stats.name} not found)")
 
 
+def _means(raw: Any, where: str) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: 'server_metrics' must be an object of metric -> {{sum_ms, count}}")
+    out = {}
+    for name, value in raw.items():
+        if not (isinstance(value, dict) and isinstance(value.get("sum_ms"), int | float)
+                and isinstance(value.get("count"), int)):
+            raise BadInput(f"{where}: server_metrics.{name} needs 'sum_ms' and 'count'")
+        if value["count"] > 0:
+            out[str(name)] = float(value["sum_ms"]) / value["count"]
+    return out
+
+
 def _from_artifact(prefix: Path, path: Path) -> RunFacts:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path}: not readable JSON ({exc.__class__.__name__})") from None
-    fmt = doc.get("format") if isinstance(doc, dict) else None
-    if not isinstance(fmt, str) or not fmt.startswith("crm-latency-hdr/"):
-        raise BadInput(f"{path}: format is {fmt!r}, expected 'crm-latency-hdr/<n>'")
-    meta, entries = doc.get("metadata"), doc.get("entries")
-    if not isinstance(meta, dict) or not isinstance(entries, list):
-        raise BadInput(f"{path}: needs an object 'metadata' and a list 'entries'")
+        _, meta, entries = read_artifact(path)
+    except ArtifactError as exc:
+        raise BadInput(str(exc)) from None
     run = RunFacts(str(prefix), "hdr")
     for t, info in (meta.get("targets") or {}).items():
         if isinstance(info, dict) and isinstance(info.get("round_trips"), int):
@@ -145,8 +157,6 @@ def _from_artifact(prefix: Path, path: Path) -> RunFacts:
     run.database = db if isinstance(db, dict) else {}
     for i, e in enumerate(entries):
         where = f"{path} entries[{i}]"
-        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("type"), str):
-            raise BadInput(f"{where}: needs string 'type' and 'name'")
         unit = str(e.get("unit", "us"))
         step = e.get("step")
         p50 = _p50(e.get("hdr"), unit, f"{where} ({e['name']})")
@@ -154,9 +164,10 @@ def _from_artifact(prefix: Path, path: Path) -> RunFacts:
             if step is None and p50 is not None:
                 run.lookups_p50[e["name"]] = p50
             continue
-        if e["type"] in ("lookup-miss", "write") or " " not in e["name"]:
+        if e["type"] in TRANSACTION_TYPES or " " not in e["name"]:
             continue
-        call = CallTimes(e["name"], int(e.get("count") or 0), p50, _phases(e.get("phases"), unit, where))
+        call = CallTimes(e["name"], int(e.get("count") or 0), p50, _phases(e.get("phases"), unit, where),
+                         _means(e.get("server_metrics"), where))
         if step is None:
             run.calls[call.name] = call
         elif isinstance(step, int):
@@ -275,12 +286,12 @@ def _step_exec_ms(run: RunFacts) -> dict[int, float]:
 
 
 def _transaction_growth(run: RunFacts) -> list[Finding]:
-    per_step = {}
+    per_step, kind = {}, "mean"
     for step, calls in run.step_calls.items():
-        tx = [c.phases_p50["transaction"] for c in calls.values()
-              if c.target.startswith("supabase") and "transaction" in c.phases_p50]
+        tx = [t for t in (c.transaction() for c in calls.values() if c.target.startswith("supabase")) if t]
         if tx:
-            per_step[step] = float(statistics.median(tx))
+            per_step[step] = float(statistics.median(v for v, _ in tx))
+            kind = tx[0][1]
     exec_ms = _step_exec_ms(run)
     steps = sorted(s for s in per_step if s in exec_ms and s in run.step_users)
     if len(steps) < 2:
@@ -293,7 +304,7 @@ def _transaction_growth(run: RunFacts) -> list[Finding]:
         return []
     return [Finding(
         code="pool_saturation", severity="medium", table=None,
-        detail=(f"PostgREST's transaction time (P50) grew from {tx_lo:.1f} ms at {run.step_users[lo]} users to "
+        detail=(f"PostgREST's transaction time ({kind}) grew from {tx_lo:.1f} ms at {run.step_users[lo]} users to "
                 f"{tx_hi:.1f} ms at {run.step_users[hi]} users while the statements' execution stayed at "
                 f"{ex_lo:.2f} → {ex_hi:.2f} ms: the growth is waiting for a pooled connection"),
         fix=("fewer requests per lookup first (see round_trips), then a larger PostgREST pool "

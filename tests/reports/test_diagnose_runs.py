@@ -1,6 +1,6 @@
 """``round_trips`` and ``pool_saturation``: from a real run's CSVs and HDR artifact (tests/reports/fixtures,
-made by make_fixtures.py), and from an artifact carrying per-call phases and the database record
-(built here in the documented format, docs/diagnosis.md, "What diagnose reads from a run")."""
+made by make_fixtures.py), and from artifacts carrying per-call phases, server metrics and the
+database record, built here in the documented format (docs/formats.md, docs/diagnosis.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from harness.contracts import write_artifact
 from reports.diagnose import runs
 from reports.load import BadInput
 
@@ -26,19 +27,21 @@ def hdr(values_ms: list[float]) -> str:
 
 
 def entry(name: str, client_ms: float, type_: str = "GET", step: int | None = None,
-          phases: dict[str, float] | None = None, n: int = 50) -> dict[str, Any]:
+          phases: dict[str, float] | None = None, metrics: dict[str, float] | None = None,
+          n: int = 50) -> dict[str, Any]:
     e: dict[str, Any] = {"type": type_, "name": name, "step": step, "count": n, "failures": 0, "unit": "us",
                          "hdr": hdr([client_ms] * n)}
     if phases is not None:
-        e["phases"] = {k: {"hdr": hdr([v] * n), "count": n} for k, v in phases.items()}
+        e["phases"] = {k: {"count": n, "hdr": hdr([v] * n)} for k, v in phases.items()}
+    if metrics is not None:
+        e["server_metrics"] = {k: {"sum_ms": v * n, "count": n} for k, v in metrics.items()}
     return e
 
 
 def write_run(tmp_path: Path, entries: list[dict[str, Any]], metadata: dict[str, Any] | None = None) -> str:
     meta = {"targets": {"supabase_rest": {"host": "http://127.0.0.1:54321", "level": "direct", "round_trips": 4}},
             "warmup_s": 0, **(metadata or {})}
-    (tmp_path / "run_hdr.json").write_text(json.dumps({"format": "crm-latency-hdr/3", "metadata": meta,
-                                                       "entries": entries}))
+    write_artifact(tmp_path / "run_hdr.json", meta, entries)
     return str(tmp_path / "run")
 
 
@@ -72,9 +75,10 @@ def test_round_trips_from_the_csv_alone(tmp_path: Path) -> None:
 
 
 def test_round_trips_take_the_server_time_out(tmp_path: Path) -> None:
-    # each call: 30 ms at the client, of which PostgREST's Server-Timing phases add up to 5 ms
+    # each call: 30 ms at the client, of which PostgREST's Server-Timing adds up to 5 ms
     st = {"jwt": 0.2, "parse": 0.1, "plan": 0.2, "transaction": 4.4, "response": 0.1}
-    entries = [entry(f"supabase_rest {w}", 30.0, phases={"connect": 0.0, "ttfb": 29.0, **st}) for w in REST_CALLS]
+    entries = [entry(f"supabase_rest {w}", 30.0, phases={"ttfb": 29.0, "download": 1.0, "server": 5.0}, metrics=st)
+               for w in REST_CALLS]
     entries += [entry("supabase_rest", 120.0, type_="lookup"), entry("supabase_nested", 35.0, type_="lookup"),
                 entry("supabase_rest contacts id", 12.0)]  # a write call: not one of the lookup's round trips
     (f,) = runs.round_trips(runs.read_run(write_run(tmp_path, entries)))
@@ -86,12 +90,14 @@ def test_round_trips_take_the_server_time_out(tmp_path: Path) -> None:
     assert f.statements == sorted(f"supabase_rest {w}" for w in REST_CALLS)
 
 
-def test_a_server_phase_wins_over_the_server_timing_sum(tmp_path: Path) -> None:
-    entries = [entry(f"supabase_rest {w}", 10.0, phases={"server": 8.0, "transaction": 1.0}) for w in REST_CALLS]
-    entries.append(entry("supabase_rest", 44.0, type_="lookup"))
+def test_calls_without_server_timing_count_whole(tmp_path: Path) -> None:
+    # one call without the header (no `server` phase): the split cannot be made for the path
+    entries = [entry(f"supabase_rest {w}", 10.0, phases={"ttfb": 9.0, "server": 8.0}) for w in REST_CALLS[:3]]
+    entries += [entry("supabase_rest contact_notes", 10.0, phases={"ttfb": 9.0}),
+                entry("supabase_rest", 80.0, type_="lookup")]
     (f,) = runs.round_trips(runs.read_run(write_run(tmp_path, entries)))
-    assert f.evidence["per_call_ms"] == pytest.approx(2.0, abs=0.05)
-    assert f.severity == "low"  # 6 of 44 ms
+    assert f.evidence["basis"] == "client" and f.evidence["per_call_ms"] == pytest.approx(10.0, abs=0.05)
+    assert f.severity == "medium"  # 30 of 80 ms: >= 25 %, < 50 %
 
 
 def sample(active: int, total: int, max_connections: int = 200, t: float = 0.0) -> dict[str, Any]:
@@ -124,13 +130,14 @@ def test_max_connections_reached(tmp_path: Path) -> None:
 def test_transaction_time_growing_while_execution_stays_flat(tmp_path: Path) -> None:
     entries = []
     for step, tx in ((0, 1.0), (1, 2.5), (2, 9.0)):
-        entries += [entry(f"supabase_rest {w}", 5 + tx, step=step, phases={"transaction": tx}) for w in REST_CALLS]
+        entries += [entry(f"supabase_rest {w}", 5 + tx, step=step, phases={"server": tx + 0.4},
+                          metrics={"transaction": tx, "jwt": 0.1}) for w in REST_CALLS]
     steps_db = [{"index": i, "statements": [{"target": "supabase_rest", "call": "contacts", "mean_exec_time_ms": m}]}
                 for i, m in ((0, 0.20), (1, 0.21), (2, 0.22))]
     meta = {"steps": [{"index": i, "users": u, "start": 0, "end": 1} for i, u in ((0, 10), (1, 20), (2, 40))],
             "database": {"steps": steps_db}}
     (f,) = runs.pool_saturation(runs.read_run(write_run(tmp_path, entries, meta)))
-    assert "from 1.0 ms at 10 users to 9.0 ms at 40 users" in f.detail
+    assert "transaction time (mean) grew from 1.0 ms at 10 users to 9.0 ms at 40 users" in f.detail
     # execution growing with the transaction time is the database's own load, not the pool
     for s in steps_db:
         s["statements"][0]["mean_exec_time_ms"] = 0.2 + 8 * s["index"]
@@ -139,12 +146,15 @@ def test_transaction_time_growing_while_execution_stays_flat(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("doc", "message"), [
     ({"format": "other/1", "metadata": {}, "entries": []}, "format is 'other/1'"),
-    ({"format": "crm-latency-hdr/2", "metadata": {}, "entries": [{"type": "GET"}]}, "needs string 'type' and 'name'"),
+    ({"format": "crm-latency-hdr/2", "metadata": {}, "entries": [{"type": "GET"}]}, "must be strings"),
     ({"format": "crm-latency-hdr/2", "metadata": {}, "entries": [
         {"type": "GET", "name": "supabase_rest contacts", "hdr": "bm90IGhkcg=="}]}, "not a decodable HdrHistogram"),
-    ({"format": "crm-latency-hdr/3", "metadata": {}, "entries": [
+    ({"format": "crm-latency-hdr/2", "metadata": {}, "entries": [
         {"type": "GET", "name": "supabase_rest contacts", "hdr": hdr([1.0]), "phases": {"server": 3}}]},
      "phases.server needs 'hdr'"),
+    ({"format": "crm-latency-hdr/2", "metadata": {}, "entries": [
+        {"type": "GET", "name": "supabase_rest contacts", "hdr": hdr([1.0]), "server_metrics": {"jwt": 1}}]},
+     "server_metrics.jwt needs 'sum_ms' and 'count'"),
 ])
 def test_bad_artifacts_are_one_line(tmp_path: Path, doc: dict[str, Any], message: str) -> None:
     (tmp_path / "run_hdr.json").write_text(json.dumps(doc))
