@@ -1,8 +1,9 @@
 """Database time from ``pg_stat_statements``: snapshots, the delta over a measured window, and who ran what.
 
 The harness's master calls :func:`snapshot` at the start and at the end of the
-measured window (after the warm-up) and keeps :func:`delta` of the two in the
-run's artifact; :func:`activity_sample` is taken every few seconds in between
+measured window (after the warm-up) and keeps :func:`window_record` of the two
+(per statement :func:`delta`, per target the time per lookup) in the run's
+artifact; :func:`activity_sample` is taken every few seconds in between
 (connections per role and state, for ``pool_saturation``).  No Locust import, no
 gevent: psycopg 3, blocking, meant for a thread.
 
@@ -223,6 +224,55 @@ def delta(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]
         })
     out.sort(key=lambda r: r["total_exec_time_ms"], reverse=True)
     return out
+
+
+def window_record(before: dict[str, Any], after: dict[str, Any],
+                  lookups: dict[str, int] | None = None) -> dict[str, Any]:
+    """``metadata.database`` of a run's artifact: the window's statements and the time per target.
+
+    ``lookups``: successful lookups per target over the same window (the lookup
+    rows' counts); with it each target gets ``mean_ms_per_lookup`` = its
+    statements' execution time / its lookups.  Statements several targets share
+    (the write path, PostgREST's ``set_config``) are totalled apart, under
+    ``shared``; ``api_supabase`` runs ``supabase_rest``'s statements, so both are
+    counted under ``supabase_rest``.
+    """
+    rows = delta(before, after)
+    per_target: dict[str, dict[str, Any]] = {}
+    shared: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if not r["target"]:
+            continue
+        group = shared if r["target"] in (WRITE, ANY_SUPABASE) else per_target
+        name = f"{r['target']} {r['call']}" if group is shared else r["target"]
+        acc = group.setdefault(name, {"calls": 0, "total_exec_time_ms": 0.0, "statements": []})
+        acc["calls"] += r["calls"]
+        acc["total_exec_time_ms"] = round(acc["total_exec_time_ms"] + r["total_exec_time_ms"], 3)
+        if group is per_target:
+            acc["statements"].append(r["call"])
+    for target, acc in per_target.items():
+        acc["statements"] = sorted(set(acc["statements"]))
+        n = (lookups or {}).get(target)
+        if n:
+            acc["lookups"] = n
+            acc["mean_ms_per_lookup"] = round(acc["total_exec_time_ms"] / n, 4)
+    for acc in shared.values():
+        del acc["statements"]
+    return {
+        "status": "ok",
+        "database": after.get("database"),
+        "server_version": after.get("server_version"),
+        "window_s": round(float(after.get("t", 0)) - float(before.get("t", 0)), 3),
+        "per_target": per_target,
+        "shared": shared,
+        "statements": rows,
+        "connections_at_end": after.get("connections"),
+    }
+
+
+def unavailable_record(reason: str) -> dict[str, Any]:
+    """``metadata.database`` when it could not be measured (the run goes on)."""
+    return {"status": "unavailable", "reason": reason}
 
 
 # ------------------------------------------------------------------------------ classify

@@ -305,6 +305,12 @@ def test_delta_names_every_statement_the_lookups_ran(crm: Crm, sandbox_env: dict
     # the write's read of the contact (select=id) is a statement of its own
     assert by_call[("supabase_rest", "contacts")]["calls"] == by_call[("supabase_write", "contacts id")]["calls"]
     assert ("supabase_any", "set_config") in by_call
+    rec = pgstat.window_record(before, after, {"supabase_rest": rounds, "supabase_nested": rounds})
+    rest = rec["per_target"]["supabase_rest"]
+    assert rest["statements"] == ["contact_notes", "contacts", "conversations", "messages"]
+    assert rest["mean_ms_per_lookup"] == pytest.approx(rest["total_exec_time_ms"] / rounds, rel=1e-3)
+    assert "mean_ms_per_lookup" not in rec["per_target"]["supabase_rpc"]  # its lookups were not given
+    assert {"supabase_write contacts id", "supabase_any set_config"} <= set(rec["shared"])
     assert after["server_version"] and after["extension_schema"] == "extensions"
     json.dumps(after)  # serialisable as is
 
