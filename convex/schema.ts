@@ -83,7 +83,8 @@ export default defineSchema({
   // this index gives "newest first, nulls last" like the Postgres index.
   conversations: defineTable(conversationFields)
     .index("by_supabase_id", ["supabaseId"])
-    .index("by_contact_last_message", ["contactId", "lastMessageAt"]),
+    .index("by_contact_last_message", ["contactId", "lastMessageAt"])
+    .index("by_workspace_last_message", ["workspaceId", "lastMessageAt"]),
   messages: defineTable(messageFields)
     .index("by_supabase_id", ["supabaseId"])
     .index("by_conversation_created", ["conversationId", "createdAt"]),

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def thresholds(h: Harness) -> Thresholds:
-    return Thresholds(p95_target_ms=h.options.p95_target_ms, min_samples=h.options.min_samples)
+    return h.options.thresholds
 
 
 def compute(h: Harness) -> dict[str, Decision]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.contracts import API_TARGETS, TARGET_IDS, TARGETS
 from harness.settings import SettingsError, load_settings
+from reports.rules import Thresholds
 
 AUTO = -1
 CONNECTION_MODES = ("reuse", "per-lookup", "per-request")
@@ -24,55 +25,76 @@ def default_targets() -> list[str]:
 
 def add_arguments(parser: Any) -> None:
     g = parser  # Locust's web-UI kwargs (is_multiple, …) only work on the parser itself
+    d = HarnessOptions(targets=())
     g.add_argument(
         "--targets", nargs="+", choices=list(TARGET_IDS), is_multiple=True, default=default_targets(),
         help="Target ids to load side by side (api_* need APP_URL)",
     )
-    g.add_argument("--known-weight", type=int, default=90, help="Task weight: lookups of known phones")
-    g.add_argument("--unknown-weight", type=int, default=10, help="Task weight: lookups of unknown phones (not-found path)")
+    g.add_argument("--known-weight", type=int, default=d.known_weight, help="Task weight: lookups of known phones")
+    g.add_argument("--unknown-weight", type=int, default=d.unknown_weight,
+                   help="Task weight: lookups of unknown phones (not-found path)")
     g.add_argument(
-        "--write-weight", type=int, default=AUTO,
+        "--write-weight", type=int, default=d.write_weight,
         help="Task weight: append an outbound message. -1 = auto (5 on the sandbox, 0 elsewhere); "
         "a real deployment also needs --allow-writes",
     )
-    g.add_argument("--allow-writes", action="store_true", default=False, help="Allow the write task against a non-sandbox target")
-    g.add_argument("--distinct-keys", action="store_true", default=False, help="Never repeat a known phone (defeats query caches)")
-    g.add_argument("--workload", default="workload.json", help="workload.json from `python -m seed workload` (read by the master)")
-    g.add_argument("--open-rate", type=float, default=0.0, help="Open model: lookups/s per target (0 = closed model)")
-    g.add_argument("--max-late", type=float, default=1.0, help="Open model: drop a start more than this many seconds late")
-    g.add_argument("--step-spec", default="10,25,50,100", help="Step shape: users per step, 'users' or 'users:seconds'")
-    g.add_argument("--step-hold", type=float, default=30.0, help="Step shape: seconds each step is held (default per step)")
-    g.add_argument("--warmup", type=float, default=10.0, help="Seconds at the start left out of the HDR histograms")
-    g.add_argument("--think-time", type=float, default=0.0, help="Closed model: seconds a user waits between lookups")
-    g.add_argument("--hdr-out", default="", help="HDR artifact path (default: <--csv prefix>_hdr.json)")
-    g.add_argument("--raw-samples", default="", help="Also write every sample to this CSV (written by the master)")
-    g.add_argument("--p95-target-ms", type=float, default=500.0, help="Decision: Convex P95 target (ms)")
-    g.add_argument("--min-samples", type=int, default=1000, help="Decision: successful lookups needed per target")
+    g.add_argument("--allow-writes", action="store_true", default=d.allow_writes,
+                   help="Allow the write task against a non-sandbox target")
+    g.add_argument("--distinct-keys", action="store_true", default=d.distinct_keys,
+                   help="Never repeat a known phone (defeats query caches)")
+    g.add_argument("--workload", default=d.workload,
+                   help="workload.json from `python -m seed workload` (read by the master)")
+    g.add_argument("--open-rate", type=float, default=d.open_rate,
+                   help="Open model: lookups/s per target (0 = closed model)")
+    g.add_argument("--max-late", type=float, default=d.max_late,
+                   help="Open model: drop a start more than this many seconds late")
+    g.add_argument("--step-spec", default=d.step_spec, help="Step shape: users per step, 'users' or 'users:seconds'")
+    g.add_argument("--step-hold", type=float, default=d.step_hold,
+                   help="Step shape: seconds each step is held (default per step)")
+    g.add_argument("--warmup", type=float, default=d.warmup, help="Seconds at the start left out of the HDR histograms")
+    g.add_argument("--think-time", type=float, default=d.think_time,
+                   help="Closed model: seconds a user waits between lookups")
+    g.add_argument("--hdr-out", default=d.hdr_out, help="HDR artifact path (default: <--csv prefix>_hdr.json)")
+    g.add_argument("--raw-samples", default=d.raw_samples,
+                   help="Also write every sample to this CSV (written by the master)")
+    g.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms, help="Decision: Convex P95 target (ms)")
+    g.add_argument("--min-speedup", type=float, default=d.min_speedup,
+                   help="Decision: GO needs Convex's P95 at least this fraction below Supabase's")
+    g.add_argument("--equivalence", type=float, default=d.equivalence,
+                   help="Decision: OPTIMISE SUPABASE when the P95s differ by less than this fraction, or Convex is slower")
+    g.add_argument("--min-samples", type=int, default=d.min_samples, help="Decision: successful lookups needed per target")
+    g.add_argument("--max-failure-ratio", type=float, default=d.max_failure_ratio,
+                   help="Decision: a target failing more than this share of its requests leaves the run undecided")
     g.add_argument(
-        "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=True,
+        "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=d.verdict_exit_code,
         help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",
     )
     g.add_argument(
-        "--connections", choices=CONNECTION_MODES, default="reuse",
+        "--connections", choices=CONNECTION_MODES, default=d.connections,
         help="reuse: keep-alive (default); per-lookup: fresh connections for each lookup (a cold serverless "
         "instance); per-request: a fresh connection for every call (a client without keep-alive)",
     )
     g.add_argument(
-        "--skip-preflight", action="store_true", default=False,
+        "--skip-preflight", action="store_true", default=d.skip_preflight,
         help="Start without one real lookup per target and without the data-parity check (the report says so)",
     )
     g.add_argument(
-        "--allow-data-mismatch", action="store_true", default=False,
+        "--allow-data-mismatch", action="store_true", default=d.allow_data_mismatch,
         help="Run even when the backends hold different data (the verdict is then INCONCLUSIVE)",
     )
     g.add_argument(
-        "--verify-data", action="store_true", default=False,
+        "--verify-data", action="store_true", default=d.verify_data,
         help="Data parity by full table fingerprints and sampled lookups (python -m seed verify), not row counts",
     )
 
 
+_TH = Thresholds()
+
+
 @dataclass(frozen=True)
 class HarnessOptions:
+    """The harness's options: every default is stated here once (the decision's from ``Thresholds``)."""
+
     targets: tuple[str, ...]
     known_weight: int = 90
     unknown_weight: int = 10
@@ -88,8 +110,11 @@ class HarnessOptions:
     think_time: float = 0.0
     hdr_out: str = ""
     raw_samples: str = ""
-    p95_target_ms: float = 500.0
-    min_samples: int = 1000
+    p95_target_ms: float = _TH.p95_target_ms
+    min_speedup: float = _TH.min_speedup
+    equivalence: float = _TH.equivalence
+    min_samples: int = _TH.min_samples
+    max_failure_ratio: float = _TH.max_failure_ratio
     verdict_exit_code: bool = True
     connections: str = "reuse"
     skip_preflight: bool = False
@@ -125,6 +150,13 @@ class HarnessOptions:
             raise ValueError("--open-rate, --warmup and --think-time must be >= 0, --max-late > 0")
         if not self.targets:
             raise ValueError("--targets: select at least one target")
+        self.thresholds.validate()
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The decision's thresholds: the live Decision tab and the headless exit code use all of them."""
+        return Thresholds(p95_target_ms=self.p95_target_ms, min_speedup=self.min_speedup, equivalence=self.equivalence,
+                          min_samples=self.min_samples, max_failure_ratio=self.max_failure_ratio)
 
     def effective_write_weight(self, sandbox: bool) -> int:
         if self.write_weight == AUTO:

@@ -32,7 +32,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gevent.event
 
@@ -377,36 +377,59 @@ def install(environment: Environment) -> Harness:
     try:
         h = Harness(environment, load_settings())
     except (SettingsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _exit(str(e))
     phases.install()
     setattr(environment, _ATTRIBUTE, h)
-    ev = environment.events
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("harness_setup", h.on_setup_message)
         runner.register_message("harness_step", h.on_step_message)
     else:
-        h.select_targets(h.options.targets)
-        parsed = environment.parsed_options
-        if parsed is not None and getattr(parsed, "headless", False):
-            try:  # fail before any user starts, in one line
-                h.prepare()
-                h.check_ground()
-            except (WorkloadError, SettingsError, GroundError, ValueError) as e:
-                print(f"error: {e}", file=sys.stderr)
-                sys.exit(2)
-        else:
-            problems = h.missing_settings()
-            if problems:
-                print("error: " + "; ".join(problems), file=sys.stderr)
-                sys.exit(2)
+        _check_at_start_up(h)
         if environment.web_ui is not None:
             from harness import webui
 
             webui.install(environment, h)
+    Listeners(h).register(environment.events)
+    return h
 
-    def on_test_start(environment: Environment, **_: Any) -> None:
+
+def _exit(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_at_start_up(h: Harness) -> None:
+    """Master/local: a headless run checks its whole ground now; the web UI only its settings (the rest at each start)."""
+    h.select_targets(h.options.targets)
+    parsed = h.environment.parsed_options
+    if parsed is not None and getattr(parsed, "headless", False):
+        try:  # fail before any user starts, in one line
+            h.prepare()
+            h.check_ground()
+        except (WorkloadError, SettingsError, GroundError, ValueError) as e:
+            _exit(str(e))
+    elif problems := h.missing_settings():
+        _exit("; ".join(problems))
+
+
+class Listeners:
+    """The harness's Locust event listeners, bound to one :class:`Harness`."""
+
+    def __init__(self, h: Harness) -> None:
+        self.h = h
+
+    def register(self, ev: Any) -> None:
+        ev.test_start.add_listener(self.on_test_start)
+        ev.test_stop.add_listener(self.on_test_stop)
+        ev.request.add_listener(self.on_request)
+        ev.report_to_master.add_listener(self.on_report_to_master)
+        ev.worker_report.add_listener(self.on_worker_report)
+        ev.reset_stats.add_listener(self.on_reset_stats)
+        ev.quitting.add_listener(self.on_quitting)
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        h = self.h
         if h.is_worker:
             h.options = HarnessOptions.from_parsed(environment.parsed_options)
             h.reset_run()
@@ -420,56 +443,51 @@ def install(environment: Environment) -> Harness:
             h.config_error = str(e)
             fail(environment, f"error: {e}")
 
-    def on_test_stop(environment: Environment, **_: Any) -> None:
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        h = self.h
         h.recorder.step = None
         h.cpu.stop()
         if not h.is_worker and h.started_at is not None:
             h.ended_at = datetime.now(UTC)
             h.close_steps()
 
-    def on_request(request_type: str, name: str, response_time: float, exception: Any = None,
+    def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None,
                    context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:
         if response_time is None:
             return
         status = getattr(response, "status_code", None) if response is not None else None
         ctx = context or {}
-        h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
-                          None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
-                          int(ctx.get("new_connections") or 0))
+        self.h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
+                               None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
+                               int(ctx.get("new_connections") or 0))
 
-    def on_report_to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        h = self.h
         data["harness_hdr"] = h.recorder.drain()
         data["harness_pacer"] = h.drain_pacers()
         data["harness_cpu"] = h.cpu.drain()
         if h.options.raw_samples:
             data["harness_raw"] = h.recorder.drain_raw()
 
-    def on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        h = self.h
         h.recorder.merge(data.get("harness_hdr") or [])
         h.merge_pacers(data.get("harness_pacer") or {})
         h.merge_cpu(client_id, data.get("harness_cpu") or [])
         h.write_raw(data.get("harness_raw") or [], client_id)
 
-    def on_reset_stats(**_: Any) -> None:
+    def on_reset_stats(self, **_: Any) -> None:
         # the web UI's "Reset stats": the histograms (and so the Decision tab) start afresh too
+        h = self.h
         if not h.is_worker:
             h.recorder.entries = {}
             h.pacer_totals = {}
             for p in h.pacers.values():
                 p.drain()
 
-    def on_quitting(environment: Environment, **_: Any) -> None:
-        if not h.is_worker:
-            h.finish()
-
-    ev.test_start.add_listener(on_test_start)
-    ev.test_stop.add_listener(on_test_stop)
-    ev.request.add_listener(on_request)
-    ev.report_to_master.add_listener(on_report_to_master)
-    ev.worker_report.add_listener(on_worker_report)
-    ev.reset_stats.add_listener(on_reset_stats)
-    ev.quitting.add_listener(on_quitting)
-    return h
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        if not self.h.is_worker:
+            self.h.finish()
 
 
 @events.init_command_line_parser.add_listener

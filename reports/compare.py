@@ -11,6 +11,7 @@ samples is not a measurement to compare.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from harness.contracts import TARGETS
@@ -19,13 +20,21 @@ from reports.rules import Decision, TargetStats, Thresholds, p95_ratio, primary
 from reports.stats import Interval
 
 
+class Significance(StrEnum):
+    SIGNIFICANT = "significant"
+    NOT_SIGNIFICANT = "not significant"
+    TOO_FEW_SAMPLES = "too few samples"
+    UNKNOWN = "unknown (CSV only)"
+    NOT_APPLICABLE = "n/a"
+
+
 @dataclass(frozen=True)
 class Change:
     target: str
     a: TargetStats | None
     b: TargetStats | None
     ratio: Interval | None  # P95 B / P95 A
-    significance: str  # "significant", "not significant", "too few samples", "unknown (CSV only)", "n/a"
+    significance: Significance
 
     @property
     def delta(self) -> float | None:
@@ -37,17 +46,17 @@ def compare_targets(a: dict[str, TargetStats], b: dict[str, TargetStats], th: Th
     for target in [t for t in TARGETS if t in a or t in b]:
         ta, tb = a.get(target), b.get(target)
         if ta is None or tb is None or ta.p95_ms is None or tb.p95_ms is None or ta.p95_ms == 0:
-            out.append(Change(target, ta, tb, None, "n/a"))
+            out.append(Change(target, ta, tb, None, Significance.NOT_APPLICABLE))
             continue
         iv = p95_ratio(tb, ta, th)
         if min(ta.count, tb.count) < th.min_samples:
-            significance = "too few samples"
+            significance = Significance.TOO_FEW_SAMPLES
         elif iv.method != "bootstrap":
-            significance = "unknown (CSV only)"
+            significance = Significance.UNKNOWN
         elif iv.low > 1 or iv.high < 1:
-            significance = "significant"
+            significance = Significance.SIGNIFICANT
         else:
-            significance = "not significant"
+            significance = Significance.NOT_SIGNIFICANT
         out.append(Change(target, ta, tb, iv, significance))
     return out
 
@@ -75,7 +84,7 @@ def rows(changes: list[Change]) -> list[list[str]]:
         change = "n/a"
         if c.ratio is not None:
             change = f"{c.ratio.estimate - 1:+.1%} [{c.ratio.low - 1:+.1%}, {c.ratio.high - 1:+.1%}]"
-        sig = c.significance if c.significance != "not significant" else "not significant (n.s.)"
+        sig = "not significant (n.s.)" if c.significance is Significance.NOT_SIGNIFICANT else c.significance.value
         out.append([
             c.target, _ms(c.a, "p50_ms"), _ms(c.b, "p50_ms"), _ms(c.a, "p95_ms"), _ms(c.b, "p95_ms"),
             _ms(c.a, "p99_ms"), _ms(c.b, "p99_ms"), _rps(c.a), _rps(c.b), _fail(c.a), _fail(c.b),

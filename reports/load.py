@@ -18,12 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.contracts import (
-    LEVELS,
     TARGETS,
     TRANSACTION,
     TRANSACTION_TYPES,
     ArtifactError,
+    decision_level,
     read_artifact,
+    target_of,
     targets_of,
 )
 from reports.rules import TargetStats, target_from_distribution
@@ -217,6 +218,53 @@ def _file(prefix: Path, suffix: str) -> Path:
 # --------------------------------------------------------------------------- CSV
 
 
+def _check_header(path: Path, required: tuple[str, ...]) -> list[str]:
+    """The header, when the file is a complete Locust 2.x CSV with the required columns; else BadInput."""
+    header, body = _read_csv(path, required)
+    body.close()  # type: ignore[attr-defined]  # a generator: closing it closes the file
+    with path.open("rb") as raw:
+        size = path.stat().st_size
+        raw.seek(max(size - 1, 0))
+        if size and raw.read(1) != b"\n" and b"\n" in path.read_bytes()[:-1]:
+            # Locust ends every row with a newline; a missing one means the file was cut.
+            lines = path.read_bytes().count(b"\n") + 1
+            raise BadInput(f"{path} line {lines}: last row has no line end (truncated file?)")
+    return header
+
+
+def _frame(path: Path, required: tuple[str, ...], text: tuple[str, ...], explain: Any) -> Any:
+    """The CSV as a pandas DataFrame of ``required`` columns (``text`` as strings, the rest numbers, "N/A"
+    and "" as NaN).  Whenever pandas cannot read it, ``explain`` re-reads it row by row and raises the
+    exact one-line error (file, line, column)."""
+    import pandas as pd
+
+    _check_header(path, required)
+    # text as categories: a 2-hour history repeats a few dozen names 180,000 times
+    dtypes = {c: ("category" if c in text else "float64") for c in required}
+    try:
+        df = pd.read_csv(path, usecols=list(required), dtype=dtypes, na_values=["N/A", ""], keep_default_na=False,
+                         encoding="utf-8", skip_blank_lines=True)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        explain(path)
+        raise BadInput(f"{path}: not a readable CSV file") from None
+    for c in text:
+        if "" not in df[c].cat.categories:
+            df[c] = df[c].cat.add_categories([""])
+        df[c] = df[c].fillna("")
+    return df[list(required)]  # usecols keeps the file's column order: put them in the caller's
+
+
+def _valid_counts(df: Any, columns: tuple[str, ...], integer: tuple[str, ...]) -> bool:
+    """No missing, negative or (for counts) fractional value in these columns."""
+    import numpy as np
+
+    values = df[list(columns)].to_numpy(dtype="float64")
+    if np.isnan(values).any() or (values < 0).any():
+        return False
+    ints = df[list(integer)].to_numpy(dtype="float64")
+    return bool((ints == np.floor(ints)).all())
+
+
 def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """Header and a lazy iterator of (line number, row); rows are checked as they stream past."""
     if not path.is_file():
@@ -299,7 +347,8 @@ def _check_name(path: Path, line: int, rtype: str, name: str) -> None:
         raise BadInput(f"{path} line {line}: unknown target id {name!r} for Type {rtype!r}")
 
 
-def read_stats(path: Path) -> list[StatsRow]:
+def _exact_stats(path: Path) -> list[StatsRow]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, STATS_COLUMNS)
     col = {h: i for i, h in enumerate(header)}
     pct_cols = [h for h in header if h.endswith("%")]
@@ -319,7 +368,8 @@ def read_stats(path: Path) -> list[StatsRow]:
     return out
 
 
-def read_history(path: Path) -> dict[tuple[str, str], Series]:
+def _exact_history(path: Path) -> dict[tuple[str, str], Series]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, HISTORY_COLUMNS)
     c = {h: i for i, h in enumerate(header)}
     ts, uc, ty, nm, rp, fp = c["Timestamp"], c["User Count"], c["Type"], c["Name"], c["Requests/s"], c["Failures/s"]
@@ -357,7 +407,8 @@ def read_history(path: Path) -> dict[tuple[str, str], Series]:
     return series
 
 
-def read_failures(path: Path) -> list[FailureRow]:
+def _exact_failures(path: Path) -> list[FailureRow]:
+    """Row by row, every check with its line: the explanation when the fast reader finds a problem."""
     header, body = _read_csv(path, FAILURE_COLUMNS)
     col = {h: i for i, h in enumerate(header)}
     out = []
@@ -367,6 +418,96 @@ def read_failures(path: Path) -> list[FailureRow]:
         out.append(FailureRow(row[col["Method"]], name, row[col["Error"]],
                               _count(path, line, "Occurrences", row[col["Occurrences"]])))
     return out
+
+
+def _names_ok(df: Any, type_col: str) -> bool:
+    pairs = df[[type_col, "Name"]].drop_duplicates()
+    for rtype, name in pairs.itertuples(index=False):
+        rtype, name = str(rtype).strip(), str(name).strip()
+        if rtype == "" and name == "Aggregated":
+            continue
+        if target_of(name) not in TARGETS or (rtype in TRANSACTION_TYPES and name not in TARGETS):
+            return False
+    return True
+
+
+def read_stats(path: Path) -> list[StatsRow]:
+    header = _check_header(path, STATS_COLUMNS)
+    pct_cols = tuple(h for h in header if h.endswith("%"))
+    columns = tuple(dict.fromkeys((*STATS_COLUMNS, *pct_cols)))
+    df = _frame(path, columns, ("Type", "Name"), _exact_stats)
+    counts = ("Request Count", "Failure Count")
+    numbers = df[[c for c in columns if c not in ("Type", "Name", *counts)]].to_numpy(dtype="float64")
+    if (not _valid_counts(df, counts, counts) or (numbers[~(numbers != numbers)] < 0).any()  # NaN: N/A
+            or (df["Failure Count"] > df["Request Count"]).any() or not _names_ok(df, "Type")):
+        _exact_stats(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    out = []
+    for i, r in enumerate(df.itertuples(index=False)):
+        row = dict(zip(columns, r, strict=True))
+        pcts = {h: _na(row[h]) for h in pct_cols}
+        out.append(StatsRow(i + 2, str(row["Type"]).strip(), str(row["Name"]).strip(), int(row["Request Count"]),
+                            int(row["Failure Count"]), _na(row["Requests/s"]) or 0.0, pcts["50%"], pcts["95%"],
+                            pcts["99%"], pcts))
+    return out
+
+
+def _na(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN is "N/A"
+
+
+def read_history(path: Path) -> dict[tuple[str, str], Series]:
+    import numpy as np
+
+    df = _frame(path, HISTORY_COLUMNS, ("Type", "Name"), _exact_history)
+    required = ("Timestamp", "User Count", "Requests/s", "Failures/s", "Total Request Count", "Total Failure Count")
+    counts = ("User Count", "Total Request Count", "Total Failure Count")
+    pct = df[["50%", "95%", "99%"]].to_numpy(dtype="float64")
+    if not _valid_counts(df, required, counts) or (pct[~np.isnan(pct)] < 0).any() or not _names_ok(df, "Type"):
+        _exact_history(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    # group rows by (Type, Name) on the categories' codes, keeping each series in file (time) order
+    types, names = df["Type"].cat, df["Name"].cat
+    key = types.codes.to_numpy(dtype="int64") * (len(names.categories) + 1) + names.codes.to_numpy(dtype="int64")
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    type_codes, name_codes = types.codes.to_numpy(), names.codes.to_numpy()
+    type_labels, name_labels = list(types.categories), list(names.categories)
+    columns = {c: df[c].to_numpy(dtype="float64") for c in (*required, "50%", "95%", "99%")}
+    del df, types, names  # the columns above are all that is left to read: keep the peak memory down
+    series: dict[tuple[str, str], Series] = {}
+    groups = sorted(np.split(order, bounds), key=lambda rows: rows[0])  # first appearance first, as in the file
+    for rows in groups:
+        first = rows[0]
+        label = (str(type_labels[type_codes[first]]), str(name_labels[name_codes[first]]))
+        series[label] = Series(
+            t=_doubles(columns["Timestamp"][rows]), users=_ints(columns["User Count"][rows]),
+            rps=_doubles(columns["Requests/s"][rows]), fps=_doubles(columns["Failures/s"][rows]),
+            p50=_doubles(columns["50%"][rows]), p95=_doubles(columns["95%"][rows]), p99=_doubles(columns["99%"][rows]),
+            total=_ints(columns["Total Request Count"][rows]), total_failures=_ints(columns["Total Failure Count"][rows]),
+        )
+    return series
+
+
+def _doubles(values: Any) -> array[float]:
+    out = array("d")
+    out.frombytes(values.astype("<f8").tobytes())
+    return out
+
+
+def _ints(values: Any) -> array[int]:
+    out = array("q")
+    out.frombytes(values.astype("<i8").tobytes())
+    return out
+
+
+def read_failures(path: Path) -> list[FailureRow]:
+    df = _frame(path, FAILURE_COLUMNS, ("Method", "Name", "Error"), _exact_failures)
+    if not _valid_counts(df, ("Occurrences",), ("Occurrences",)) or not _names_ok(df, "Method"):
+        _exact_failures(path)
+        raise BadInput(f"{path}: inconsistent rows")
+    return [FailureRow(str(m), str(n).strip(), str(e), int(o))
+            for m, n, e, o in df[list(FAILURE_COLUMNS)].itertuples(index=False)]
 
 
 # --------------------------------------------------------------------------- HDR JSON
@@ -455,14 +596,12 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
     """Read a run; ``hdr`` names the HDR artifact when it was written away from the CSVs (``--hdr-out``)."""
     prefix = resolve_prefix(str(prefix_arg))
     stats_path = _file(prefix, "_stats.csv")
-    history_path = _file(prefix, "_stats_history.csv")
-    failures_path = _file(prefix, "_failures.csv")
     hdr_path = _file(prefix, "_hdr.json") if hdr is None else Path(hdr)
     if hdr is not None and not hdr_path.is_file():
         raise BadInput(f"{hdr_path}: file not found (--hdr)")
     stats = read_stats(stats_path)
-    history = read_history(history_path)
-    failures = read_failures(failures_path)
+    history = read_history(_file(prefix, "_stats_history.csv"))
+    failures = read_failures(_file(prefix, "_failures.csv"))
     notes: list[str] = []
 
     metadata: dict[str, Any] = {}
@@ -475,25 +614,8 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             "(±5 ms between 100 ms and 1 s), include the warm-up, allow no bootstrap CI, and may miss the "
             "run's last second (Locust does not rewrite _stats.csv at shutdown)."
         )
-
-    aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)
-    total_requests = aggregated.count if aggregated else sum(r.count for r in stats)
-    if total_requests == 0:
-        raise BadInput(f"{stats_path}: the run recorded zero requests")
-    lookups = {r.name: r for r in stats if r.type == TRANSACTION}
-    if not lookups:
-        raise BadInput(f"{stats_path}: no transaction rows (Type {TRANSACTION!r}, Name <target id>); "
-                       "was the run made with this project's locustfiles?")
-
-    meta_warmup = metadata.get("warmup_s")
-    if warmup_s is None:
-        warmup_s = float(meta_warmup) if isinstance(meta_warmup, int | float) else 0.0
-    elif hdr_entries is not None and isinstance(meta_warmup, int | float) and float(meta_warmup) != warmup_s:
-        notes.append(
-            f"The HDR histograms exclude the harness's own warm-up ({float(meta_warmup):g} s); "
-            f"--warmup {warmup_s:g} applies to the CSV-derived series only."
-        )
-
+    lookups = _lookup_rows(stats_path, stats)
+    warmup_s = _warmup(warmup_s, metadata, hdr_entries is not None, notes)
     agg_series = history.get(("", "Aggregated"))
     start_ts = _iso_ts(metadata.get("started_at"))
     if start_ts is None and agg_series and agg_series.t:
@@ -501,44 +623,11 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
 
     targets: dict[str, TargetStats] = {}
     if hdr_entries is not None:
-        whole: dict[str, HdrEntry] = {}
-        for e in hdr_entries:
-            if e.step is None and e.type == TRANSACTION:
-                seen = whole.get(e.name)
-                # several entries for one target (e.g. one per worker) are merged, as HDR add() would
-                whole[e.name] = e if seen is None else HdrEntry(
-                    e.type, e.name, None, seen.count + e.count, seen.failures + e.failures,
-                    seen.distribution.merged(e.distribution),
-                )
-        end_ts = _iso_ts(metadata.get("ended_at"))
-        measured_s = (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
-        for name, e in whole.items():
-            total = e.count + e.failures
-            rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
-            targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
-        if not whole:
-            notes.append(
-                f"{hdr_path.name} holds no lookup samples (a run shorter than its {warmup_s:g} s warm-up?): "
-                "using Locust's CSV percentiles."
-            )
-        for name in lookups:
-            if whole and name not in whole:
-                notes.append(f"{name} has a CSV row but no HDR entry: using its CSV percentiles.")
+        measured_s = _measured_s(metadata, start_ts, warmup_s)
+        targets = _hdr_targets(hdr_entries, lookups, measured_s, hdr_path.name, warmup_s, notes)
     for name, row in lookups.items():
-        if name in targets:
-            continue
-        successes, fails = row.count - row.failures, row.failures
-        series = history.get((TRANSACTION, name))
-        if warmup_s > 0 and series and series.t and start_ts is not None:
-            before = [i for i, t in enumerate(series.t) if t < start_ts + warmup_s]
-            if before:
-                i = before[-1]
-                successes -= series.total[i] - series.total_failures[i]
-                fails -= series.total_failures[i]
-        targets[name] = TargetStats(
-            target=name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
-            count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv",
-        )
+        if name not in targets:
+            targets[name] = _csv_target(row, history.get((TRANSACTION, name)), start_ts, warmup_s)
     for name, t in list(targets.items()):
         requests, failed = _other_transactions(name, stats, hdr_entries if t.source == "hdr" else None)
         targets[name] = replace(t, other_requests=requests, other_failures=failed)
@@ -549,34 +638,107 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
             + (" (per-target history rows)" if per_target else " only where per-target history exists (run with --csv-full-history)")
             + "; Locust's cumulative CSV percentiles still include it."
         )
-
-    measured = [
-        level for level in LEVELS
-        if any(t in lookups or t in targets for t in targets_of(level, "baseline") + targets_of(level, "convex"))
-    ]
-    # a run of the API routes only is decided at that level; anything else needs the direct backends
-    for level in (["api"] if measured == ["api"] else ["direct"]):
-        (baseline,) = targets_of(level, "baseline")
-        convex = targets_of(level, "convex")
-        if baseline not in lookups and baseline not in targets:
-            raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
-        if not any(c in lookups or c in targets for c in convex):
-            raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
-
-    problems: list[str] = []
-    parity = metadata.get("data_parity")
-    if isinstance(parity, dict) and parity.get("status") == "mismatch":
-        problems.append("data differs between Supabase and Convex (the run was started with --allow-data-mismatch)")
-    for t in targets.values():
-        if t.round_trips is not None:
-            declared = (metadata.get("targets") or {}).get(t.target)
-            if isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
-                notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
-    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes, problems)
-    from reports.timing import saturation_problems  # reads the Run built here
-
-    run.problems += saturation_problems(run)
+    _check_measured(stats_path, set(lookups) | set(targets))
+    notes += _round_trip_notes(targets, metadata)
+    run = Run(prefix, stats, history, failures, hdr_entries, metadata, warmup_s, targets, start_ts, notes)
+    run.problems += _run_problems(run)
     return run
+
+
+def _lookup_rows(stats_path: Path, stats: list[StatsRow]) -> dict[str, StatsRow]:
+    aggregated = next((r for r in stats if r.type == "" and r.name == "Aggregated"), None)
+    if (aggregated.count if aggregated else sum(r.count for r in stats)) == 0:
+        raise BadInput(f"{stats_path}: the run recorded zero requests")
+    lookups = {r.name: r for r in stats if r.type == TRANSACTION}
+    if not lookups:
+        raise BadInput(f"{stats_path}: no transaction rows (Type {TRANSACTION!r}, Name <target id>); "
+                       "was the run made with this project's locustfiles?")
+    return lookups
+
+
+def _warmup(warmup_s: float | None, metadata: dict[str, Any], has_hdr: bool, notes: list[str]) -> float:
+    meta_warmup = metadata.get("warmup_s")
+    if warmup_s is None:
+        return float(meta_warmup) if isinstance(meta_warmup, int | float) else 0.0
+    if has_hdr and isinstance(meta_warmup, int | float) and float(meta_warmup) != warmup_s:
+        notes.append(
+            f"The HDR histograms exclude the harness's own warm-up ({float(meta_warmup):g} s); "
+            f"--warmup {warmup_s:g} applies to the CSV-derived series only."
+        )
+    return warmup_s
+
+
+def _measured_s(metadata: dict[str, Any], start_ts: float | None, warmup_s: float) -> float | None:
+    end_ts = _iso_ts(metadata.get("ended_at"))
+    return (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
+
+
+def _hdr_targets(entries: list[HdrEntry], lookups: dict[str, StatsRow], measured_s: float | None, artifact: str,
+                 warmup_s: float, notes: list[str]) -> dict[str, TargetStats]:
+    whole: dict[str, HdrEntry] = {}
+    for e in entries:
+        if e.step is None and e.type == TRANSACTION:
+            seen = whole.get(e.name)
+            # several entries for one target (e.g. one per worker) are merged, as HDR add() would
+            whole[e.name] = e if seen is None else HdrEntry(
+                e.type, e.name, None, seen.count + e.count, seen.failures + e.failures,
+                seen.distribution.merged(e.distribution),
+            )
+    targets = {}
+    for name, e in whole.items():
+        total = e.count + e.failures
+        rps = total / measured_s if measured_s and measured_s > 0 else lookups[name].rps if name in lookups else None
+        targets[name] = target_from_distribution(name, e.distribution, failures=e.failures, rps=rps, source="hdr")
+    if not whole:
+        notes.append(f"{artifact} holds no lookup samples (a run shorter than its {warmup_s:g} s warm-up?): "
+                     "using Locust's CSV percentiles.")
+    notes += [f"{name} has a CSV row but no HDR entry: using its CSV percentiles."
+              for name in lookups if whole and name not in whole]
+    return targets
+
+
+def _csv_target(row: StatsRow, series: Series | None, start_ts: float | None, warmup_s: float) -> TargetStats:
+    """A target from Locust's CSV row, its warm-up's samples taken out of the counts where the history allows."""
+    successes, fails = row.count - row.failures, row.failures
+    if warmup_s > 0 and series and series.t and start_ts is not None:
+        before = [i for i, t in enumerate(series.t) if t < start_ts + warmup_s]
+        if before:
+            i = before[-1]
+            successes -= series.total[i] - series.total_failures[i]
+            fails -= series.total_failures[i]
+    return TargetStats(target=row.name, p50_ms=row.p50, p95_ms=row.p95, p99_ms=row.p99,
+                       count=max(successes, 0), failures=max(fails, 0), rps=row.rps, source="csv")
+
+
+def _check_measured(stats_path: Path, measured: set[str]) -> None:
+    """The decision's level needs its baseline and a Convex target (harness.contracts.decision_level)."""
+    level = decision_level(measured)
+    (baseline,) = targets_of(level, "baseline")
+    convex = targets_of(level, "convex")
+    if baseline not in measured:
+        raise BadInput(f"{stats_path}: target {baseline!r} missing (no Type 'lookup' row): the baseline was not measured")
+    if not any(c in measured for c in convex):
+        raise BadInput(f"{stats_path}: no Convex target measured (no Type 'lookup' row for {' or '.join(convex)})")
+
+
+def _round_trip_notes(targets: dict[str, TargetStats], metadata: dict[str, Any]) -> list[str]:
+    notes = []
+    for t in targets.values():
+        declared = (metadata.get("targets") or {}).get(t.target)
+        if t.round_trips is not None and isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
+            notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
+    return notes
+
+
+def _run_problems(run: Run) -> list[str]:
+    """Why the run cannot decide, from its metadata: data that differed, a saturated load generator."""
+    from reports.timing import saturation_problems  # reads the Run
+
+    problems = []
+    parity = run.data_parity
+    if parity is not None and parity.get("status") == "mismatch":
+        problems.append("data differs between Supabase and Convex (the run was started with --allow-data-mismatch)")
+    return problems + saturation_problems(run)
 
 
 def _other_transactions(target: str, stats: list[StatsRow], hdr_entries: list[HdrEntry] | None) -> tuple[int, int]:

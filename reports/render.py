@@ -274,11 +274,7 @@ def _time_md(run: Run, findings: list[dict[str, Any]]) -> list[str]:
 def _findings_md(findings: list[dict[str, Any]]) -> list[str]:
     if not findings:
         return []
-    out = ["### Findings (python -m reports diagnose)\n"]
-    rows = [[str(f.get("severity", "")), str(f.get("code", "")), str(f.get("table") or ""), str(f.get("detail", "")),
-             str(f.get("fix", ""))] for f in findings]
-    out.append(_md_table(["severity", "code", "table", "detail", "fix"], rows) + "\n")
-    return out
+    return ["### Findings (python -m reports diagnose)\n", _md_table(FINDING_COLUMNS, finding_rows(findings)) + "\n"]
 
 
 def _level_sections_md(decisions: dict[str, Decision]) -> list[str]:
@@ -417,68 +413,29 @@ def _html_table(header: list[str], rows: list[list[str]], status_col: int | None
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+FINDING_COLUMNS = ["severity", "code", "table", "detail", "fix"]
+
+
+def finding_rows(findings: list[dict[str, Any]]) -> list[list[str]]:
+    return [[str(f.get("severity", "")), str(f.get("code", "")), str(f.get("table") or ""), str(f.get("detail", "")),
+             str(f.get("fix", ""))] for f in findings]
+
+
 def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart],
             findings: list[dict[str, Any]] | None = None) -> str:
     e = html.escape
     main = primary(decisions)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Latency decision: {e(main.verdict.value)}</title>",
              f"<style>{CSS}</style></head><body>", "<h1>Supabase → Convex latency decision</h1>"]
-    if _mismatch(run):
-        parts.append(f"<div class='mismatch'>DATA DIFFERS: {e(MISMATCH_BANNER)}.</div>")
-    if run.sandbox:
-        parts.append(f"<div class='banner'><b>Sandbox run:</b> {e(SANDBOX_BANNER)}.</div>")
-    parts.append(f"<p><span class='verdict {e(main.verdict.value.split()[0])}'>{e(main.verdict.value)}</span> "
-                 f"exit code {main.exit_code}</p>")
-    parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(main.thresholds))}</p>")
-    parts.append(f"<p class='note'>{' · '.join(e(x) for x in ground_lines(run))}</p>")
-    source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
-    parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
-    if run.hosts:
-        parts.append(f"<p class='note'>Target hosts: {e(hosts_line(run))}</p>")
+    parts += _html_header(run, main)
     for level in LEVELS:
-        d = decisions.get(level)
-        if d is None:
-            continue
-        parts.append(f"<h2>{e(LEVEL_TITLES[level])}: {e(d.verdict.value)}</h2><p>{e(d.reason)}</p>")
-        parts.append(_html_table(COLUMNS, [target_row(t, d) for t in ordered(d.targets)]))
-        if d.criteria:
-            parts.append("<h3>Criteria</h3>")
-            parts.append(_html_table(["subject", "criterion", "value", "threshold", "result"],
-                                     [[*r[:4], r[4].lower()] for r in criteria_rows(d)], status_col=4))
-            parts.append(f"<p class='note'>{e(CRITERIA_NOTE)}</p>")
-        if d.second_finding is not None:
-            parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
-        parts += [f"<p class='note'>{e(n)}</p>" for n in d.notes]
-    rows = time_rows(run)
-    if rows:
-        parts.append("<h2>Where the time goes</h2>")
-        parts.append(_html_table(TIME_COLUMNS, rows))
-        parts.append(f"<p class='note'>{e(TIME_NOTE)}</p>")
-        split_chart = next((c for c in charts if c.title == charts_module.TIME_SPLIT_TITLE), None)
-        if split_chart is not None and split_chart.data_uri:
-            parts.append(f"<img alt='{e(split_chart.title)}' src='{split_chart.data_uri}'>")
-        parts.append("<h3>Per call</h3>")
-        parts.append(_html_table(CALL_COLUMNS, call_rows(run)))
-        parts.append(f"<p class='note'>{e(timing.cpu_line(run))}</p>")
-    if findings:
-        parts.append("<h3>Findings (python -m reports diagnose)</h3>")
-        parts.append(_html_table(["severity", "code", "table", "detail", "fix"],
-                                 [[str(f.get("severity", "")), str(f.get("code", "")), str(f.get("table") or ""),
-                                   str(f.get("detail", "")), str(f.get("fix", ""))] for f in findings]))
-    reports = failure_reports(run)
-    if reports:
-        parts.append("<h2>Failures</h2>")
-        for r in reports:
-            share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
-            parts.append(f"<p><b>{e(r.target)}</b>: {r.failed:,} of {r.requests:,} requests failed ({share}) · "
-                         f"HTTP statuses: {e(_status_text(r.statuses))}</p>")
-            if r.reasons:
-                parts.append(_html_table(["request", "error", "count", "likely cause"],
-                                         [[m, err, f"{n:,}", h or ""] for m, err, n, h in r.reasons]))
+        if (d := decisions.get(level)) is not None:
+            parts += _html_level(level, d)
+    parts += _html_time(run, charts, findings or [])
+    parts += _html_failures(run)
     header, steps = step_table(run)
     if steps:
-        parts.append("<h2>P95 per concurrency step</h2>")
-        parts.append(_html_table(header, steps))
+        parts += ["<h2>P95 per concurrency step</h2>", _html_table(header, steps)]
     parts.append("<h2>Charts</h2>")
     for c in charts:
         if c.title == charts_module.TIME_SPLIT_TITLE:
@@ -492,3 +449,65 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart],
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in run.notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_header(run: Run, main: Decision) -> list[str]:
+    e = html.escape
+    parts = []
+    if _mismatch(run):
+        parts.append(f"<div class='mismatch'>DATA DIFFERS: {e(MISMATCH_BANNER)}.</div>")
+    if run.sandbox:
+        parts.append(f"<div class='banner'><b>Sandbox run:</b> {e(SANDBOX_BANNER)}.</div>")
+    parts.append(f"<p><span class='verdict {e(main.verdict.value.split()[0])}'>{e(main.verdict.value)}</span> "
+                 f"exit code {main.exit_code}</p>")
+    parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(main.thresholds))}</p>")
+    parts.append(f"<p class='note'>{' · '.join(e(x) for x in ground_lines(run))}</p>")
+    source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
+    parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
+    if run.hosts:
+        parts.append(f"<p class='note'>Target hosts: {e(hosts_line(run))}</p>")
+    return parts
+
+
+def _html_level(level: str, d: Decision) -> list[str]:
+    e = html.escape
+    parts = [f"<h2>{e(LEVEL_TITLES[level])}: {e(d.verdict.value)}</h2><p>{e(d.reason)}</p>",
+             _html_table(COLUMNS, [target_row(t, d) for t in ordered(d.targets)])]
+    if d.criteria:
+        parts.append("<h3>Criteria</h3>")
+        parts.append(_html_table(["subject", "criterion", "value", "threshold", "result"],
+                                 [[*r[:4], r[4].lower()] for r in criteria_rows(d)], status_col=4))
+        parts.append(f"<p class='note'>{e(CRITERIA_NOTE)}</p>")
+    if d.second_finding is not None:
+        parts.append(f"<h3>Second finding: optimised Supabase</h3><p>{e(d.second_finding.text)}</p>")
+    return parts + [f"<p class='note'>{e(n)}</p>" for n in d.notes]
+
+
+def _html_time(run: Run, charts: list[Chart], findings: list[dict[str, Any]]) -> list[str]:
+    e = html.escape
+    parts = []
+    rows = time_rows(run)
+    if rows:
+        parts += ["<h2>Where the time goes</h2>", _html_table(TIME_COLUMNS, rows), f"<p class='note'>{e(TIME_NOTE)}</p>"]
+        split_chart = next((c for c in charts if c.title == charts_module.TIME_SPLIT_TITLE), None)
+        if split_chart is not None and split_chart.data_uri:
+            parts.append(f"<img alt='{e(split_chart.title)}' src='{split_chart.data_uri}'>")
+        parts += ["<h3>Per call</h3>", _html_table(CALL_COLUMNS, call_rows(run)),
+                  f"<p class='note'>{e(timing.cpu_line(run))}</p>"]
+    if findings:
+        parts += ["<h3>Findings (python -m reports diagnose)</h3>", _html_table(FINDING_COLUMNS, finding_rows(findings))]
+    return parts
+
+
+def _html_failures(run: Run) -> list[str]:
+    e = html.escape
+    reports = failure_reports(run)
+    parts = ["<h2>Failures</h2>"] if reports else []
+    for r in reports:
+        share = f"{r.failed / r.requests:.2%}" if r.requests else "n/a"
+        parts.append(f"<p><b>{e(r.target)}</b>: {r.failed:,} of {r.requests:,} requests failed ({share}) · "
+                     f"HTTP statuses: {e(_status_text(r.statuses))}</p>")
+        if r.reasons:
+            parts.append(_html_table(["request", "error", "count", "likely cause"],
+                                     [[m, err, f"{n:,}", h or ""] for m, err, n, h in r.reasons]))
+    return parts

@@ -221,10 +221,33 @@ def target_from_locust_entry(target: str, entry: Any, **overrides: Any) -> Targe
                        rps=float(entry.total_rps), source="locust", **overrides)
 
 
+class Check(StrEnum):
+    """The tests of the spike's criteria, by what they test (not by their labels)."""
+
+    TARGET = "p95_under_target"
+    QUERIES = "queries_per_lookup"
+    SPEEDUP = "speedup"
+    EQUIVALENCE = "equivalence"
+
+
+class Outcome(StrEnum):
+    """The second finding: Convex against the best optimised Supabase variant."""
+
+    CONVEX_STILL_FASTER = "convex still faster"
+    COMPARABLE = "comparable"
+    BETWEEN = "between"
+    UNDETERMINED = "undetermined"
+    NOT_MEASURED = "not measured"
+
+
 @dataclass(frozen=True)
 class Criterion:
-    """One row of the spike's criteria table.  ``passed`` is None when the evidence cannot tell."""
+    """One row of the spike's criteria table.  ``passed`` is None when the evidence cannot tell.
 
+    ``check`` says which test it is; ``name`` is only its label.
+    """
+
+    check: Check
     name: str
     subject: str
     value: str
@@ -247,7 +270,7 @@ class Finding:
     ratio: Interval | None = None  # P95 Convex / P95 optimised Supabase
     optimised_p95_ms: float | None = None
     criteria: tuple[Criterion, ...] = ()
-    outcome: str = "not measured"  # "convex still faster", "comparable", "between", "not measured"
+    outcome: Outcome = Outcome.NOT_MEASURED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -373,19 +396,22 @@ def _fmt_ratio(iv: Interval) -> str:
 def target_criterion(t: TargetStats, th: Thresholds) -> Criterion:
     iv = p95_interval(t, th)
     passed = _tri(iv.low < th.p95_target_ms, iv.high < th.p95_target_ms)
-    return Criterion("P95 < target", t.target, _fmt_interval_ms(iv), f"< {th.p95_target_ms:g} ms", passed, iv.method)
+    return Criterion(Check.TARGET, "P95 < target", t.target, _fmt_interval_ms(iv), f"< {th.p95_target_ms:g} ms", passed,
+                     iv.method)
 
 
 def queries_criterion(t: TargetStats, th: Thresholds) -> Criterion:
     q = t.queries if t.queries is not None else t.round_trips
     passed = None if q is None else q < th.max_queries
-    return Criterion("queries per lookup", t.target, "n/a" if q is None else str(q), f"< {th.max_queries}", passed)
+    return Criterion(Check.QUERIES, "queries per lookup", t.target, "n/a" if q is None else str(q), f"< {th.max_queries}",
+                     passed)
 
 
 def speedup_criterion(convex: TargetStats, base: TargetStats, iv: Interval, th: Thresholds) -> Criterion:
     limit = th.go_ratio
     passed = _tri(iv.low <= limit, iv.high <= limit)
     return Criterion(
+        Check.SPEEDUP,
         f"≥ {th.min_speedup:.0%} faster than {base.target}",
         convex.target,
         f"P95 ratio {_fmt_ratio(iv)}",
@@ -399,6 +425,7 @@ def equivalence_criterion(convex: TargetStats, base: TargetStats, iv: Interval, 
     limit = th.equivalent_ratio
     passed = _tri(iv.low > limit, iv.high > limit)
     return Criterion(
+        Check.EQUIVALENCE,
         f"within {th.equivalence:.0%} of {base.target}, or slower",
         convex.target,
         f"P95 ratio {_fmt_ratio(iv)}",
@@ -406,6 +433,24 @@ def equivalence_criterion(convex: TargetStats, base: TargetStats, iv: Interval, 
         passed,
         iv.method,
     )
+
+
+@dataclass(frozen=True)
+class CriteriaSet:
+    """The four tests of one candidate against one reference, by name."""
+
+    target: Criterion
+    queries: Criterion
+    speedup: Criterion
+    equivalence: Criterion
+
+    @classmethod
+    def of(cls, candidate: TargetStats, reference: TargetStats, iv: Interval, th: Thresholds) -> CriteriaSet:
+        return cls(target_criterion(candidate, th), queries_criterion(candidate, th),
+                   speedup_criterion(candidate, reference, iv, th), equivalence_criterion(candidate, reference, iv, th))
+
+    def rows(self) -> list[Criterion]:
+        return [self.target, self.queries, self.speedup, self.equivalence]
 
 
 def _as_mapping(targets: Iterable[TargetStats] | Mapping[str, TargetStats]) -> dict[str, TargetStats]:
@@ -432,12 +477,9 @@ def second_finding(
         return Finding(best.target if best else None, convex.target if convex else None, missing)
     assert best.p95_ms is not None and convex.p95_ms is not None
     iv = p95_ratio(convex, best, th)
-    criteria = [
-        target_criterion(best, th),
-        queries_criterion(best, th),
-        speedup_criterion(convex, best, iv, th),
-        equivalence_criterion(convex, best, iv, th),
-    ]
+    # the optimised variant's own target and queries; Convex's speed-up and equivalence against it
+    crit = CriteriaSet(target_criterion(best, th), queries_criterion(best, th),
+                       speedup_criterion(convex, best, iv, th), equivalence_criterion(convex, best, iv, th))
     faster = convex.p95_ms <= best.p95_ms
     gap = abs(1 - iv.estimate)
     relation = (
@@ -448,23 +490,26 @@ def second_finding(
         f"(P95 ratio Convex/optimised {_fmt_ratio(iv)}, {iv.method})"
     )
     if baseline is not None and baseline.p95_ms:
-        text += f"; {best.target} cuts Supabase today's P95 ({_fmt_ms(baseline.p95_ms)}) by {1 - best.p95_ms / baseline.p95_ms:.0%}"
-    if criteria[2].passed:
-        outcome = "convex still faster"
-    elif criteria[3].passed:
-        outcome = "comparable"
-    elif criteria[2].passed is None or criteria[3].passed is None:
-        outcome = "undetermined"
+        change = 1 - best.p95_ms / baseline.p95_ms
+        text += (f"; {best.target} cuts Supabase today's P95 ({_fmt_ms(baseline.p95_ms)}) by {change:.0%}" if change >= 0
+                 else f"; {best.target} is {-change:.0%} slower than Supabase today ({_fmt_ms(baseline.p95_ms)})")
+    if crit.speedup.passed:
+        outcome = Outcome.CONVEX_STILL_FASTER
+    elif crit.equivalence.passed:
+        outcome = Outcome.COMPARABLE
+    elif crit.speedup.passed is None or crit.equivalence.passed is None:
+        outcome = Outcome.UNDETERMINED
     else:
-        outcome = "between"
-    target_note = {True: "meets", False: "misses", None: "may or may not meet"}[criteria[0].passed]
+        outcome = Outcome.BETWEEN
+    target_note = {True: "meets", False: "misses", None: "may or may not meet"}[crit.target.passed]
     text += f". Optimised Supabase {target_note} the {th.p95_target_ms:g} ms target. " + {
-        "convex still faster": f"Convex stays at least {th.min_speedup:.0%} faster than optimised Supabase.",
-        "comparable": f"Optimised Supabase is within {th.equivalence:.0%} of Convex, or faster: "
-                      "the spike's alternative path holds.",
-        "between": f"Convex is faster by between {th.equivalence:.0%} and {th.min_speedup:.0%}.",
-        "undetermined": "The ratio interval straddles a boundary; more samples needed.",
+        Outcome.CONVEX_STILL_FASTER: f"Convex stays at least {th.min_speedup:.0%} faster than optimised Supabase.",
+        Outcome.COMPARABLE: f"Optimised Supabase is within {th.equivalence:.0%} of Convex, or faster: "
+                            "the spike's alternative path holds.",
+        Outcome.BETWEEN: f"Convex is faster by between {th.equivalence:.0%} and {th.min_speedup:.0%}.",
+        Outcome.UNDETERMINED: "The ratio interval straddles a boundary; more samples needed.",
     }[outcome]
+    criteria = crit.rows()
     return Finding(best.target, convex.target, text, iv, best.p95_ms, tuple(criteria), outcome)
 
 
@@ -527,17 +572,14 @@ def _decide(
     chosen = _best(convex_ok)
 
     criteria: list[Criterion] = []
+    sets: dict[str, CriteriaSet] = {}
     ratios: dict[str, Interval] = {}
     if base is not None:
         for c in convex_ok:
             iv = p95_ratio(c, base, th)
             ratios[c.target] = iv
-            criteria += [
-                target_criterion(c, th),
-                queries_criterion(c, th),
-                speedup_criterion(c, base, iv, th),
-                equivalence_criterion(c, base, iv, th),
-            ]
+            sets[c.target] = CriteriaSet.of(c, base, iv, th)
+            criteria += sets[c.target].rows()
         criteria.append(target_criterion(base, th))
         criteria.append(queries_criterion(base, th))
 
@@ -577,27 +619,27 @@ def _decide(
     if missing or base is None or chosen is None:
         return result(Verdict.INCONCLUSIVE, "Not enough evidence: " + "; ".join(missing) + ".")
 
-    iv = ratios[chosen.target]
-    by_name = {c.name: c for c in criteria if c.subject == chosen.target}
-    target_c = by_name["P95 < target"]
-    queries_c = by_name["queries per lookup"]
-    speed_c = next(c for c in criteria if c.subject == chosen.target and c.name.startswith("≥"))
-    equiv_c = next(c for c in criteria if c.subject == chosen.target and c.name.startswith("within"))
-    tag = f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, ratio {_fmt_ratio(iv)} ({iv.method})"
+    return result(*_verdict(chosen, base, ratios[chosen.target], sets[chosen.target], th))
 
+
+def _verdict(chosen: TargetStats, base: TargetStats, iv: Interval, crit: CriteriaSet, th: Thresholds) -> tuple[Verdict, str]:
+    """The verdict of the deciding Convex variant against the baseline, and its reason."""
+    tag = f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, ratio {_fmt_ratio(iv)} ({iv.method})"
     if th.require_ci and iv.method != "bootstrap":
-        return result(Verdict.INCONCLUSIVE, f"{tag}. A bootstrap CI is required (--require-ci) but only CSV percentiles are available.")
-    if target_c.passed and queries_c.passed and speed_c.passed:
-        return result(
-            Verdict.GO,
-            f"{tag}: Convex's P95 is under {th.p95_target_ms:g} ms and at least {th.min_speedup:.0%} below Supabase's.",
-        )
-    if equiv_c.passed:
+        return Verdict.INCONCLUSIVE, f"{tag}. A bootstrap CI is required (--require-ci) but only CSV percentiles are available."
+    if crit.target.passed and crit.queries.passed and crit.speedup.passed:
+        return (Verdict.GO,
+                f"{tag}: Convex's P95 is under {th.p95_target_ms:g} ms and at least {th.min_speedup:.0%} below Supabase's.")
+    if crit.equivalence.passed:
         slower = chosen.p95_ms is not None and base.p95_ms is not None and chosen.p95_ms >= base.p95_ms
         how = "Convex is the slower" if slower else f"they differ by less than {th.equivalence:.0%}"
-        return result(Verdict.OPTIMISE_SUPABASE, f"{tag}: {how}.")
+        return Verdict.OPTIMISE_SUPABASE, f"{tag}: {how}."
+    return Verdict.INCONCLUSIVE, f"{tag}: " + "; ".join(_unsettled(crit, th)) + "."
 
-    # INCONCLUSIVE: say which test could not be settled
+
+def _unsettled(crit: CriteriaSet, th: Thresholds) -> list[str]:
+    """Why neither GO nor OPTIMISE SUPABASE holds: which test could not be settled."""
+    target_c, queries_c, speed_c, equiv_c = crit.target, crit.queries, crit.speedup, crit.equivalence
     why: list[str] = []
     if speed_c.passed and target_c.passed is False:
         why.append(f"Convex is ≥ {th.min_speedup:.0%} faster but its P95 is not under {th.p95_target_ms:g} ms")
@@ -617,7 +659,7 @@ def _decide(
         )
     if not why:
         why.append("the criteria do not settle it")
-    return result(Verdict.INCONCLUSIVE, f"{tag}: " + "; ".join(why) + ".")
+    return why
 
 
 def decide_all(

@@ -1,4 +1,4 @@
-"""``python -m sandbox up|down|status|env|rest``."""
+"""``python -m sandbox up|down|status|env|token|rest``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 
@@ -13,6 +14,34 @@ def _rest(args: argparse.Namespace) -> int:
     from .rest.server import serve
 
     return serve(args)
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a uuid: {text!r}") from None
+
+
+def _positive_seconds(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds above 0, not {text!r}")
+    return int(text)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .tokens import NoMember, member_token
+
+    state = Path(os.environ["SANDBOX_DIR"]) if os.environ.get("SANDBOX_DIR") else None
+    try:
+        print(member_token(args.workspace, args.role, args.ttl, state))
+    except NoMember as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, never a traceback
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="which services are running and healthy")
     sub.add_parser("env", help="print the sandbox env (dotenv form)")
+    p_token = sub.add_parser(
+        "token",
+        help="print a fresh access token of a workspace member (accepted by the gateway, Realtime and Convex)",
+        description="Prints an ES256 access token, shaped like Supabase Auth's, for a member of the workspace "
+        "(its owner with --role owner, else its longest-standing admin or agent). The gateway, Realtime and the "
+        "Convex runtime accept it; Convex functions see the member only once the data is migrated (seed migrate). "
+        "Example: curl -H \"apikey: $SUPABASE_ANON_KEY\" -H \"Authorization: Bearer $(python -m sandbox token "
+        "--workspace ID)\" $SUPABASE_URL/rest/v1/conversations",
+    )
+    p_token.add_argument("--workspace", required=True, type=_uuid, help="the workspace's uuid")
+    p_token.add_argument("--role", choices=["member", "owner"], default="member")
+    p_token.add_argument("--ttl", type=_positive_seconds, default=3600, help="seconds until it expires (default 3600)")
     p_rest = sub.add_parser("rest", help="run the PostgREST-compatible gateway in the foreground")
     p_rest.add_argument("--db-uri", default=os.environ.get("PGRST_DB_URI"), help="PostgreSQL URI (PGRST_DB_URI)")
     p_rest.add_argument(
@@ -44,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "rest":
         return _rest(args)
+    if args.command == "token":
+        return _token(args)
 
     from .launcher import LauncherError, down, read_env, status, up
 

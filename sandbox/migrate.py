@@ -1,4 +1,4 @@
-"""Apply supabase/sandbox/bootstrap.sql and supabase/migrations/*.sql, idempotently.
+"""Apply supabase/sandbox/bootstrap.sql, sandbox/realtime/schema.sql and supabase/migrations/*.sql, idempotently.
 
 Bootstrap runs every time (it is written to be re-run); each migration runs
 once, recorded in ``supabase_migrations.schema_migrations`` as the Supabase CLI
@@ -15,6 +15,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / "supabase" / "sandbox" / "bootstrap.sql"
 MIGRATIONS = ROOT / "supabase" / "migrations"
+REALTIME = ROOT / "sandbox" / "realtime" / "schema.sql"  # the sandbox Realtime's capture triggers
 
 
 def apply_all(database_url: str, authenticator_password: str | None = None) -> list[str]:
@@ -24,6 +25,7 @@ def apply_all(database_url: str, authenticator_password: str | None = None) -> l
         # one session at a time: concurrent `up`s must not race on DDL
         conn.execute("select pg_advisory_lock(54321)")
         conn.execute(BOOTSTRAP.read_text())
+        conn.execute(REALTIME.read_text())
         if authenticator_password is not None:
             conn.execute(
                 sql.SQL("alter role authenticator with login password {}").format(sql.Literal(authenticator_password))

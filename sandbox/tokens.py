@@ -99,3 +99,41 @@ def api_key(role: str, state_dir: Path | None = None) -> str:
     now = int(time.time())
     claims = {"iss": "supabase-sandbox", "role": role, "iat": now, "exp": now + 10 * 365 * 24 * 3600}
     return jwt.encode(claims, jwt_secret(state_dir), algorithm="HS256", headers={"typ": "JWT"})
+
+
+MEMBER_ROLES = {"owner": ("owner",), "member": ("admin", "agent")}
+
+
+class NoMember(LookupError):
+    """The workspace is unknown, or has no member with the wanted role (the message says which)."""
+
+
+def workspace_member(database_url: str, workspace_id: str, role: str = "member") -> str:
+    """The user id of a workspace member: its owner (``role="owner"``), or the
+    longest-standing admin or agent (``"member"``). Raises NoMember."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("select 1 from public.workspaces where id = %s", (workspace_id,)).fetchone() is None:
+            raise NoMember(f"workspace {workspace_id} does not exist on the sandbox")
+        row = conn.execute(
+            "select user_id::text from public.workspace_members where workspace_id = %s and role = any(%s) "
+            "order by created_at, user_id limit 1",
+            (workspace_id, list(MEMBER_ROLES[role])),
+        ).fetchone()
+    if row is None:
+        raise NoMember(f"workspace {workspace_id} has no {role} ({' or '.join(MEMBER_ROLES[role])})")
+    return str(row[0])
+
+
+def member_token(workspace_id: str, role: str = "member", ttl: int = 3600, state_dir: Path | None = None) -> str:
+    """A fresh access token (ES256, like Supabase Auth's with asymmetric keys) for
+    a member of the workspace: the gateway verifies it with its JWKS and the
+    Convex runtime with the same JWKS (auth.config.ts); Realtime accepts it too."""
+    from .launcher import read_env
+
+    env = read_env(state_dir)
+    if not env.get("DATABASE_URL"):
+        raise NoMember("the sandbox has not been started (run `python -m sandbox up`)")
+    user = workspace_member(env["DATABASE_URL"], workspace_id, role)
+    return mint_jwt(sub=user, alg="ES256", ttl=ttl, state_dir=state_dir)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -262,12 +262,7 @@ def migrate_table(
             hook("ack")
             acked[batch.seq] = batch
             if isinstance(value, dict):
-                state.inserted += int(value.get("inserted", 0))
-                state.updated += int(value.get("updated", 0))
-                state.unchanged += int(value.get("unchanged", 0))
-                stats.inserted += int(value.get("inserted", 0))
-                stats.updated += int(value.get("updated", 0))
-                stats.unchanged += int(value.get("unchanged", 0))
+                _count_upserts(value, state, stats)
             stats.sent += batch.rows
             reporter.advance(table, batch.rows)
         moved = False
@@ -311,28 +306,41 @@ def migrate_table(
                 settle(done)
     stats.seconds += time.perf_counter() - t_start
     if failure is not None:
-        missing = _missing_parent(failure)
-        if missing is not None:
-            # A parent row appeared in Supabase after its table was copied (a live
-            # database). Resuming as is would fail the same way, so the checkpoint
-            # goes back to that parent table: the rerun copies it again (idempotent)
-            # and everything after it.
-            names = [t.name for t in TABLES]
-            for name in names[names.index(missing) :]:
-                cp.tables[name] = ckpt.TableState()
-            cp.save()
-            raise SeedError(
-                f"{table.name}: a row references a {missing} row that Convex does not have "
-                f"(added to Supabase during the migration?); rerun to copy {missing} again and continue"
-            ) from None
-        if isinstance(failure, SeedError):
-            raise SeedError(f"{table.name}: {failure} (progress saved; rerun to resume)") from None
-        raise failure
+        _raise_table_failure(table, failure, cp)
     if interrupted.is_set():
         return
     state.done = True
     cp.save()
     reporter.end_table(table)
+
+
+def _count_upserts(value: dict[str, Any], state: ckpt.TableState, stats: TableStats) -> None:
+    """A batch's ``{inserted, updated, unchanged}`` into the checkpoint's and the run's totals."""
+    for name in ("inserted", "updated", "unchanged"):
+        n = int(value.get(name, 0))
+        setattr(state, name, getattr(state, name) + n)
+        setattr(stats, name, getattr(stats, name) + n)
+
+
+def _raise_table_failure(table: Table, failure: BaseException, cp: ckpt.Checkpoint) -> NoReturn:
+    """One line for the user; a missing parent row also rewinds the checkpoint to the parent's table."""
+    missing = _missing_parent(failure)
+    if missing is not None:
+        # A parent row appeared in Supabase after its table was copied (a live
+        # database). Resuming as is would fail the same way, so the checkpoint
+        # goes back to that parent table: the rerun copies it again (idempotent)
+        # and everything after it.
+        names = [t.name for t in TABLES]
+        for name in names[names.index(missing) :]:
+            cp.tables[name] = ckpt.TableState()
+        cp.save()
+        raise SeedError(
+            f"{table.name}: a row references a {missing} row that Convex does not have "
+            f"(added to Supabase during the migration?); rerun to copy {missing} again and continue"
+        ) from None
+    if isinstance(failure, SeedError):
+        raise SeedError(f"{table.name}: {failure} (progress saved; rerun to resume)") from None
+    raise failure
 
 
 def _missing_parent(failure: BaseException) -> str | None:

@@ -171,71 +171,76 @@ def verify(
     on_table: Callable[[TableParity], None] | None = None,
 ) -> Report:
     report = Report()
-    without = not include_loadtest
-    contacts: list[tuple[str, str, str]] = []  # (workspace, phone, contact id)
-    members: dict[str, str] = {}
-    touched_contacts: set[str] = set()
-
+    seen = _Seen()
     for t in TABLES:
         # Convex first: the conversations it reports as touched decide which contacts the Supabase scan sets aside.
-        cd, cx_skipped, cx_touched = convex_digest(convex, t, without)
-        keep: Callable[[dict], None] | None = None
-        if t.name == "contacts":
-
-            def keep(row: dict) -> None:
-                contacts.append((row["workspace_id"], row["phone"], row["id"]))
-        elif t.name == "workspace_members":
-
-            def keep(row: dict) -> None:
-                members.setdefault(row["workspace_id"], row["user_id"])
-        elif t.name == "conversations" and without:
-
-            def keep(row: dict, cx_touched: set[str] = cx_touched) -> None:
-                if touched(row) or row["id"] in cx_touched:
-                    touched_contacts.add(row["contact_id"])
-
-        sd, sb_skipped = supabase_digest(rest, t, keep, without)
+        cd, cx_skipped, cx_touched = convex_digest(convex, t, not include_loadtest)
+        sd, sb_skipped = supabase_digest(rest, t, seen.keeper(t, cx_touched, include_loadtest), not include_loadtest)
         if t.name == "messages":
             report.loadtest_messages = {"supabase": sb_skipped, "convex": cx_skipped}
         parity = TableParity(t.name, sd.count, sd.hex, cd.count, cd.hex)
         report.tables.append(parity)
         if on_table:
             on_table(parity)
-    report.touched_contacts = len(touched_contacts)
-    if report.empty_side() is not None:
-        return report  # nothing to sample on one side: the caller says which
+    report.touched_contacts = len(seen.touched_contacts)
+    if report.empty_side() is None:  # with a side empty there is nothing to sample: the caller says which
+        report.lookups = _sampled_lookups(rest, convex, admin_key, seen, samples, seed)
+    return report
 
+
+@dataclass
+class _Seen:
+    """What the Supabase scan keeps for the sampled lookups."""
+
+    contacts: list[tuple[str, str, str]] = field(default_factory=list)  # (workspace, phone, contact id)
+    members: dict[str, str] = field(default_factory=dict)  # workspace -> a member's user id
+    touched_contacts: set[str] = field(default_factory=set)  # contacts with a conversation the write task touched
+
+    def keeper(self, t: Table, cx_touched: set[str], include_loadtest: bool) -> Callable[[dict], None] | None:
+        def contact(row: dict) -> None:
+            self.contacts.append((row["workspace_id"], row["phone"], row["id"]))
+
+        def member(row: dict) -> None:
+            self.members.setdefault(row["workspace_id"], row["user_id"])
+
+        def conversation(row: dict) -> None:
+            if touched(row) or row["id"] in cx_touched:
+                self.touched_contacts.add(row["contact_id"])
+
+        if t.name == "conversations":
+            return None if include_loadtest else conversation
+        return {"contacts": contact, "workspace_members": member}.get(t.name)
+
+
+def _sampled_lookups(rest: SupabaseRest, convex: ConvexClient, admin_key: str, seen: _Seen, samples: int,
+                     seed: int) -> list[LookupParity]:
     rng = random.Random(seed)
-    candidates = [(ws, phone) for ws, phone, cid in contacts if cid not in touched_contacts]
+    candidates = [(ws, phone) for ws, phone, cid in seen.contacts if cid not in seen.touched_contacts]
     picked = rng.sample(candidates, min(samples, len(candidates)))
     if picked:
-        used = {p for _, p, _ in contacts}
+        used = {p for _, p, _ in seen.contacts}
         picked.append((picked[0][0], random_phone(rng, used)))  # a phone that does not exist
+    out: list[LookupParity] = []
     clients: dict[str, ConvexClient] = {}
     try:
         for ws, phone in picked:
-            user = members.get(ws)
+            user = seen.members.get(ws)
             # As a member: the public, member-checked query the load test calls. A
             # workspace without members can only be read through the internal variant.
             path, client = "contacts:getContextByPhoneInternal", convex
             if user is not None:
                 if ws not in clients:
-                    identity = {
-                        "subject": user,
-                        "issuer": "seed-verify",
-                        "tokenIdentifier": f"seed-verify|{user}",
-                    }
+                    identity = {"subject": user, "issuer": "seed-verify", "tokenIdentifier": f"seed-verify|{user}"}
                     clients[ws] = ConvexClient(convex.url, admin_key, identity=identity)
                 path, client = "contacts:getContextByPhone", clients[ws]
-            args = {"p_workspace_id": ws, "p_phone": phone, "p_message_limit": 20}
-            sb = rest.rpc("get_contact_context", args)
+            sb = rest.rpc("get_contact_context", {"p_workspace_id": ws, "p_phone": phone, "p_message_limit": 20})
             try:
                 cx = client.query(path, {"workspaceId": ws, "phone": phone})
             except SeedError as exc:
-                report.lookups.append(LookupParity(ws, phone, [f"Convex lookup failed: {exc}"]))
+                out.append(LookupParity(ws, phone, [f"Convex lookup failed: {exc}"]))
                 continue
-            report.lookups.append(LookupParity(ws, phone, diff(sb, cx)))
+            out.append(LookupParity(ws, phone, diff(sb, cx)))
     finally:
         for c in clients.values():
             c.close()
-    return report
+    return out

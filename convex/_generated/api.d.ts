@@ -9,6 +9,7 @@
  */
 
 import type * as contacts from "../contacts.js";
+import type * as conversations from "../conversations.js";
 import type * as http from "../http.js";
 import type * as lib_auth from "../lib/auth.js";
 import type * as lib_fingerprint from "../lib/fingerprint.js";
@@ -25,6 +26,7 @@ import type {
 
 declare const fullApi: ApiFromModules<{
   contacts: typeof contacts;
+  conversations: typeof conversations;
   http: typeof http;
   "lib/auth": typeof lib_auth;
   "lib/fingerprint": typeof lib_fingerprint;

@@ -6,7 +6,7 @@ import { api, internal } from "../_generated/api";
 import type { Backend } from "./backend.helper";
 import {
   C1, C2, contacts, conversations, loadFixtures, members, messages, notes, PHONE, PHONE_BARE, T0, USER_A, USER_B,
-  uuid, V1, V2, V3, W1, W2, workspaces,
+  uuid, V1, V2, V3, V4, V5, W1, W2, workspaces,
 } from "./fixtures.data";
 
 async function thrown(promise: Promise<unknown>): Promise<any> {
@@ -153,6 +153,55 @@ export function functionSuite(makeBackend: () => Promise<Backend>) {
       const b = await loaded();
       const error = await thrown(b.asUser(USER_A).query(api.contacts.getContextByPhone, { workspaceId: W1, phone: 6281234567890 } as any));
       expect(String(error.message)).toMatch(/Validator|validator/);
+    });
+  });
+
+  describe("conversations:inbox", () => {
+    const contactC1 = { id: C1, name: "Budi Santoso", phone: PHONE };
+    const row = (id: string, lastMessageAt: number | null, extra: object = {}) => ({
+      id, status: "open", assignedTo: null, lastMessageAt, lastMessagePreview: lastMessageAt === null ? null : `preview ${lastMessageAt}`,
+      unreadCount: 0, contact: contactC1, ...extra,
+    });
+    const expectedInbox = [
+      row(V2, T0 + 3000, { status: "pending", assignedTo: USER_A, unreadCount: 2 }),
+      row(V3, T0 + 2000),
+      row(V1, T0 + 1000),
+      row(V5, T0 + 500),
+      row(V4, null),
+    ];
+
+    test("a member gets the workspace's conversations, newest activity first, nulls last", async () => {
+      const b = await loaded();
+      expect(await b.asUser(USER_A).query(api.conversations.inbox, { workspaceId: W1 })).toEqual(expectedInbox);
+      expect(await b.asUser(USER_B).query(api.conversations.inbox, { workspaceId: W2 })).toEqual([]);
+    });
+
+    test("limit picks how many, within 1..100", async () => {
+      const b = await loaded();
+      const user = b.asUser(USER_A);
+      expect(await user.query(api.conversations.inbox, { workspaceId: W1, limit: 2 })).toEqual(expectedInbox.slice(0, 2));
+      for (const limit of [0, 101, 1.5]) {
+        await expectConvexError(user.query(api.conversations.inbox, { workspaceId: W1, limit }), { code: "BadRequest" });
+      }
+      const error = await thrown(user.query(api.conversations.inbox, { workspaceId: W1, limit: "2" } as any));
+      expect(String(error.message)).toMatch(/Validator|validator/);
+    });
+
+    test("members only; an unknown workspace is null", async () => {
+      const b = await loaded();
+      await expectConvexError(b.anonymous.query(api.conversations.inbox, { workspaceId: W1 }), { code: "Unauthenticated" });
+      await expectConvexError(b.asUser(USER_B).query(api.conversations.inbox, { workspaceId: W1 }), { code: "Forbidden" });
+      expect(await b.asUser(USER_A).query(api.conversations.inbox, { workspaceId: uuid(0xdead) })).toBeNull();
+    });
+
+    test("an appended message moves its conversation's preview", async () => {
+      const b = await loaded();
+      const user = b.asUser(USER_A);
+      await user.mutation(api.messages.append, { workspaceId: W1, phone: PHONE, content: "new message" });
+      const inbox = await user.query(api.conversations.inbox, { workspaceId: W1, limit: 3 });
+      expect(inbox![0]).toMatchObject({ id: V2, lastMessagePreview: "new message" });
+      expect(inbox![0].lastMessageAt).toBeGreaterThan(T0 + 3000);
+      expect(inbox!.map((r) => r.id)).toEqual([V2, V3, V1]);
     });
   });
 

@@ -130,6 +130,19 @@ describe("HTTP API envelopes", () => {
     const unrouted = await fetch(`${inject("siteUrl")}/nowhere`);
     expect(unrouted.status).toBe(404);
   });
+
+  test("function calls and HTTP actions carry Server-Timing exec (ms, one decimal); requests that ran none do not", async () => {
+    const timing = (response: { headers: Headers }) => response.headers.get("server-timing");
+    const query = await post("/api/query", { path: "contacts:getContextByPhoneInternal", args: lookupArgs, format: "json" }, adminHeader());
+    const mutation = await post("/api/mutation", { path: "migrate:clearTable", args: { table: "contactNotes", batchSize: 1 }, format: "json" }, adminHeader());
+    const failed = await post("/api/query", { path: "contacts:nope", args: {}, format: "json" });
+    const action = await fetch(`${inject("siteUrl")}/contacts/by-phone?workspaceId=${W1}&phone=${PHONE}`, {
+      headers: { "x-api-key": inject("crmApiKey") },
+    });
+    for (const response of [query, mutation, failed, action]) expect(timing(response)).toMatch(/^exec;dur=\d+\.\d$/);
+    expect(timing(await fetch(`${inject("siteUrl")}/nowhere`))).toBeNull();
+    expect(timing(await post("/api/query", "{nope"))).toBeNull();
+  });
 });
 
 describe("authentication", () => {

@@ -42,7 +42,9 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     config = config_from_args(args)
-    app = Gateway(config)
+    from sandbox.realtime import with_realtime
+
+    app = with_realtime(Gateway(config), config)  # + Supabase Realtime at /realtime/v1/websocket
     uvicorn.run(
         app,
         host=args.host,
@@ -54,7 +56,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level="warning",
         server_header=False,
         proxy_headers=False,
-        ws="none",  # no WebSocket upgrade handling: REST only
+        ws="websockets-sansio",  # Realtime's WebSocket
+        ws_per_message_deflate=False,
         interface="asgi3",
         date_header=True,
     )

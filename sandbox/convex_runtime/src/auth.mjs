@@ -105,6 +105,32 @@ export class Authenticator {
     throw new HttpError(401, "InvalidAuthHeader", "Header must begin with `bearer ` or `convex `");
   }
 
+  /**
+   * An admin key sent over the sync protocol (Authenticate tokenType
+   * "Admin"), optionally acting as a user (`impersonating`: identity
+   * attributes, as ConvexClient.setAdminAuth sends them). Throws HttpError.
+   */
+  authenticateAdmin(key, actingAs = null) {
+    const { admin } = this._adminAuth(key);
+    if (actingAs === null || actingAs === undefined) return { admin, identity: null };
+    if (typeof actingAs !== "object" || Array.isArray(actingAs)) {
+      throw new HttpError(401, "InvalidAuthHeader", "The identity to act as must be an object of user identity attributes");
+    }
+    const identity = { ...actingAs };
+    identity.tokenIdentifier ??= `${identity.issuer}|${identity.subject}`;
+    return { admin, identity };
+  }
+
+  /** A (verified) JWT's `exp`, seconds since the epoch, or null. */
+  tokenExpiry(token) {
+    try {
+      const exp = base64UrlJson(token.split(".")[1]).exp;
+      return typeof exp === "number" ? exp + CLOCK_LEEWAY_SECONDS : null;
+    } catch {
+      return null;
+    }
+  }
+
   _adminAuth(value) {
     // Deploy keys may carry a "prod:"/"dev:" type prefix, which Convex strips.
     const normalize = (key) => key.replace(/^(prod|dev|preview):/, "");

@@ -82,7 +82,7 @@ export function newRequestId() {
 }
 
 export class Execution {
-  constructor({ kind, path, identity, metrics, requestId, parent }) {
+  constructor({ kind, path, identity, metrics, requestId, parent, readSet = null }) {
     this.kind = kind; // "query" | "mutation" | "action"
     this.path = path;
     this.identity = identity;
@@ -92,6 +92,8 @@ export class Execution {
     this.nextQueryId = 0;
     this.paginated = 0;
     this.logLines = parent ? parent.logLines : [];
+    /** What a subscribed query reads (read_set.mjs); null when nobody keeps it. */
+    this.readSet = parent ? parent.readSet : readSet;
     /** Set when the function timed out: later syscalls fail instead of touching the store. */
     this.closed = false;
   }

@@ -10,6 +10,8 @@ import {
   SystemError,
   TransactionMetrics,
 } from "./execution.mjs";
+import { performance } from "node:perf_hooks";
+import { ReadSet } from "./read_set.mjs";
 import { validate } from "./validator.mjs";
 import { checkValueLimits, convexToJson, jsonToConvex } from "./values.mjs";
 
@@ -64,18 +66,36 @@ export class Executor {
     this.project = project;
     this.deploymentName = deploymentName;
     this.functionTimeoutMs = functionTimeoutMs;
-    this.queue = Promise.resolve();
+    this.pending = [];
+    this.running = false;
     this.isId = (table, id) => db.isIdOfTable(table, id);
   }
 
-  /** Runs task after every earlier query/mutation has finished. */
-  _exclusive(task) {
-    const run = this.queue.then(task);
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+  /**
+   * Runs task alone: after every earlier query/mutation has finished and
+   * before any later one starts. A priority task (subscription refreshes)
+   * goes ahead of those still waiting.
+   */
+  exclusive(task, { priority = false } = {}) {
+    return new Promise((resolve, reject) => {
+      const job = { task, resolve, reject };
+      if (priority) this.pending.unshift(job);
+      else this.pending.push(job);
+      if (!this.running) this._drain();
+    });
+  }
+
+  async _drain() {
+    this.running = true;
+    while (this.pending.length > 0) {
+      const job = this.pending.shift();
+      try {
+        job.resolve(await job.task());
+      } catch (error) {
+        job.reject(error);
+      }
+    }
+    this.running = false;
   }
 
   async _withTimeout(execution, promise) {
@@ -129,28 +149,35 @@ export class Executor {
     }
   }
 
-  /** Runs a query or mutation as its own transaction. */
+  /** Runs a query or mutation as its own transaction, after those queued before it. */
   _runTransaction(fn, argsText, execution) {
-    return this._exclusive(async () => {
-      const db = this.db;
-      const isMutation = fn.kind === "mutation";
-      if (isMutation) db.beginTransaction();
-      try {
-        const invoke = executionStorage.run(execution, () =>
-          isMutation ? fn.fn.invokeMutation(argsText) : fn.fn.invokeQuery(argsText),
-        );
-        const valueJson = await this._withTimeout(execution, invoke);
-        if (execution.metrics.violation) throw execution.metrics.violation;
-        this._checkResult(fn, valueJson);
-        if (isMutation) db.commit();
-        return valueJson;
-      } catch (error) {
-        if (isMutation) db.rollback();
-        throw error;
-      } finally {
-        execution.closed = true;
-      }
+    const queuedAt = performance.now();
+    return this.exclusive(() => {
+      execution.queuedMs = performance.now() - queuedAt;
+      return this._transaction(fn, argsText, execution);
     });
+  }
+
+  /** The transaction itself; the caller holds the store (see exclusive). */
+  async _transaction(fn, argsText, execution) {
+    const db = this.db;
+    const isMutation = fn.kind === "mutation";
+    if (isMutation) db.beginTransaction();
+    try {
+      const invoke = executionStorage.run(execution, () =>
+        isMutation ? fn.fn.invokeMutation(argsText) : fn.fn.invokeQuery(argsText),
+      );
+      const valueJson = await this._withTimeout(execution, invoke);
+      if (execution.metrics.violation) throw execution.metrics.violation;
+      this._checkResult(fn, valueJson);
+      if (isMutation) execution.ts = db.commit();
+      return valueJson;
+    } catch (error) {
+      if (isMutation) db.rollback();
+      throw error;
+    } finally {
+      execution.closed = true;
+    }
   }
 
   /**
@@ -159,25 +186,53 @@ export class Executor {
    * {status: "error", errorMessage, errorDataJson?, logLines}.
    */
   async call({ path, argsJson, identity = null, allowInternal = false, expectedKind = null, requestId = newRequestId() }) {
+    return await this._call({ path, argsJson, identity, allowInternal, expectedKind, requestId, alreadyExclusive: false });
+  }
+
+  /**
+   * Runs a query while the caller already holds the store (inside
+   * `exclusive`), recording what it reads: the sync protocol's initial runs
+   * and re-runs. Resolves to the call's outcome plus `readSet`.
+   */
+  async runSubscribedQuery({ path, argsJson, identity = null, allowInternal = false }) {
+    const readSet = new ReadSet();
+    const outcome = await this._call({ path, argsJson, identity, allowInternal, expectedKind: "query", requestId: newRequestId(), alreadyExclusive: true, readSet });
+    outcome.readSet = readSet.finish();
+    return outcome;
+  }
+
+  /**
+   * Outcomes carry `execMs`, the time the function ran inside the runtime
+   * (waiting for the store excluded), and for mutations `ts`, the commit
+   * timestamp (nanoseconds, BigInt).
+   */
+  async _call({ path, argsJson, identity, allowInternal, expectedKind, requestId, alreadyExclusive, readSet = null }) {
     const logLines = [];
+    const startedAt = performance.now();
+    let execution = null;
+    const execMs = () => performance.now() - startedAt - (execution?.queuedMs ?? 0);
     try {
       const fn = this._resolve(path, expectedKind, allowInternal);
       this._checkArgs(fn, argsJson);
       const argsText = `[${JSON.stringify(argsJson)}]`;
       let valueJson;
       if (fn.kind === "action") {
-        const execution = new Execution({ kind: "action", path: fn.path, identity, metrics: null, requestId });
+        execution = new Execution({ kind: "action", path: fn.path, identity, metrics: null, requestId });
         execution.logLines = logLines;
         valueJson = await executionStorage.run(execution, () => fn.fn.invokeAction(requestId, argsText));
         this._checkResult(fn, valueJson);
       } else {
-        const execution = new Execution({ kind: fn.kind, path: fn.path, identity, metrics: new TransactionMetrics(), requestId });
+        execution = new Execution({ kind: fn.kind, path: fn.path, identity, metrics: new TransactionMetrics(), requestId, readSet });
         execution.logLines = logLines;
-        valueJson = await this._runTransaction(fn, argsText, execution);
+        valueJson = alreadyExclusive
+          ? await this._transaction(fn, argsText, execution)
+          : await this._runTransaction(fn, argsText, execution);
       }
-      return { status: "success", valueJson, logLines };
+      const outcome = { status: "success", valueJson, logLines, execMs: execMs() };
+      if (execution.ts !== undefined) outcome.ts = execution.ts;
+      return outcome;
     } catch (error) {
-      return { status: "error", ...failureOf(error, requestId), logLines };
+      return { status: "error", ...failureOf(error, requestId), logLines, execMs: execMs() };
     }
   }
 

@@ -146,12 +146,12 @@ function planSource(db, source) {
   };
 }
 
-function aboveLower(entry, lower) {
+export function aboveLower(entry, lower) {
   const c = compareToPrefix(entry, lower.key);
   return lower.inclusive ? c >= 0 : c > 0;
 }
 
-function belowUpper(entry, upper) {
+export function belowUpper(entry, upper) {
   const c = compareToPrefix(entry, upper.key);
   return upper.inclusive ? c <= 0 : c < 0;
 }
@@ -165,13 +165,41 @@ export class QueryStream {
     this.db = db;
     this.metrics = metrics;
     this.plan = planSource(db, query.source);
+    this.tableName = query.source.type === "FullTableScan" ? query.source.tableName : query.source.indexName.split(".")[0];
     this.operators = query.operators ?? [];
     this.limitCounts = this.operators.map(() => 0);
     this.done = this.plan.empty;
     this.lastKey = startAfter;
+    this.startAfter = startAfter;
     this.position = null;
     this.version = -1;
+    /** The last index key this stream has read, a document that ended it by a limit excepted. */
+    this.coveredKey = null;
+    /** Whether the whole range was read. */
+    this.exhausted = false;
     metrics.countIndexRange();
+  }
+
+  /**
+   * The part of the index this stream has read so far, as the read set a
+   * subscription keeps: {tableName, index, lower, upper} (bounds as in the
+   * plan), or null when nothing was read.
+   */
+  readInterval() {
+    const plan = this.plan;
+    if (plan.empty) return { tableName: this.tableName, index: null, lower: null, upper: null };
+    const asc = plan.order === "asc";
+    let { lower, upper } = plan;
+    if (this.startAfter) {
+      if (asc) lower = { key: this.startAfter, inclusive: false };
+      else upper = { key: this.startAfter, inclusive: false };
+    }
+    if (!this.exhausted) {
+      if (this.coveredKey === null) return null;
+      if (asc) upper = { key: this.coveredKey, inclusive: true };
+      else lower = { key: this.coveredKey, inclusive: true };
+    }
+    return { tableName: this.tableName, index: plan.index, lower, upper };
   }
 
   _list() {
@@ -216,12 +244,16 @@ export class QueryStream {
       const entry = this._nextEntry();
       if (entry === null) {
         this.done = true;
+        this.exhausted = true;
         return null;
       }
       const record = this.db.get(entry[entry.length - 1]);
       this.metrics.countRead(record.size);
-      if (this._passes(record.value)) return record;
+      const passes = this._passes(record.value);
+      // A document past a limit was looked at but is not part of the result.
       if (this.done) return null;
+      this.coveredKey = entry;
+      if (passes) return record;
     }
   }
 
@@ -245,9 +277,10 @@ export class QueryStream {
 const END_CURSOR = "_end_cursor";
 
 /** One page of a query (`.paginate()`), with Convex's result shape. */
-export function paginate(db, metrics, { query, cursor, endCursor, pageSize, maximumRowsRead }) {
+export function paginate(db, metrics, { query, cursor, endCursor, pageSize, maximumRowsRead }, readSet = null) {
   if (cursor === END_CURSOR) return { page: [], isDone: true, continueCursor: END_CURSOR };
   const stream = new QueryStream(db, query, metrics, cursor ? decodeCursor(cursor) : null);
+  readSet?.addStream(stream);
   const end = endCursor && endCursor !== END_CURSOR ? decodeCursor(endCursor) : null;
   const page = [];
   let scanned = 0;

@@ -8,6 +8,7 @@ import { Executor } from "./executor.mjs";
 import { loadProject } from "./modules.mjs";
 import { ConvexHttpServer } from "./server.mjs";
 import { Database } from "./storage.mjs";
+import { SyncServer } from "./sync.mjs";
 import { installSyscalls } from "./syscalls.mjs";
 
 const SAVE_CHECK_MS = 2_000;
@@ -60,7 +61,8 @@ export async function startRuntime({
   });
   captureConsole();
 
-  const server = new ConvexHttpServer({ executor, authenticator, project, host, port, sitePort, deploymentName });
+  const sync = new SyncServer({ executor, authenticator, db, log });
+  const server = new ConvexHttpServer({ executor, authenticator, project, host, port, sitePort, deploymentName, sync });
   await server.listen();
   // Functions learn the real ports (port 0 picks free ones in tests).
   process.env.CONVEX_CLOUD_URL = `http://${host}:${server.port}`;
@@ -112,6 +114,7 @@ export async function startRuntime({
     db,
     project,
     executor,
+    sync,
     /** Stops serving and saves the store. */
     async stop() {
       clearInterval(saveTimer);

@@ -48,8 +48,13 @@ function sendError(res, error) {
   }
 }
 
-function serverTiming(startedAt) {
-  return { "server-timing": `exec;dur=${(performance.now() - startedAt).toFixed(3)}` };
+/**
+ * `Server-Timing: exec;dur=<ms>`: how long the function ran inside the
+ * runtime (waiting for the store, reading the request and writing the
+ * response excluded). Hosted Convex sends no such header.
+ */
+function serverTiming(execMs) {
+  return { "server-timing": `exec;dur=${execMs.toFixed(1)}` };
 }
 
 // Old clients (npm <= 1.4.1, python <= 0.5.0) expect encoded JSON by default;
@@ -90,8 +95,9 @@ function argsFrom(body) {
 }
 
 export class ConvexHttpServer {
-  constructor({ executor, authenticator, project, host, port, sitePort, deploymentName }) {
+  constructor({ executor, authenticator, project, host, port, sitePort, deploymentName, sync = null }) {
     this.executor = executor;
+    this.sync = sync;
     this.authenticator = authenticator;
     this.project = project;
     this.host = host;
@@ -103,11 +109,17 @@ export class ConvexHttpServer {
 
   async listen() {
     const api = createServer((req, res) => this._handleApi(req, res));
-    const site = createServer((req, res) => this._handleHttpAction(req, res, req.url, performance.now()));
+    const site = createServer((req, res) => this._handleHttpAction(req, res, req.url));
     for (const server of [api, site]) {
       server.keepAliveTimeout = 65_000;
       server.headersTimeout = 66_000;
     }
+    // The sync protocol's WebSocket (/api/sync, /api/<client version>/sync).
+    api.on("upgrade", (req, socket, head) => {
+      if (this.sync?.handleUpgrade(req, socket, head)) return;
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n" +
+        JSON.stringify({ code: "NotFound", message: `No WebSocket route for ${req.url}` }));
+    });
     await Promise.all([
       new Promise((resolve, reject) => api.once("error", reject).listen(this.port, this.host, resolve)),
       new Promise((resolve, reject) => site.once("error", reject).listen(this.sitePort, this.host, resolve)),
@@ -118,6 +130,7 @@ export class ConvexHttpServer {
   }
 
   async close() {
+    this.sync?.close();
     await Promise.all(
       this.servers.map(
         (server) =>
@@ -134,18 +147,17 @@ export class ConvexHttpServer {
   }
 
   async _handleApi(req, res) {
-    const startedAt = performance.now();
     try {
       const url = new URL(req.url, "http://localhost");
       const path = url.pathname;
       if (path.startsWith("/http/") || path === "/http") {
-        return await this._handleHttpAction(req, res, req.url.slice("/http".length) || "/", startedAt);
+        return await this._handleHttpAction(req, res, req.url.slice("/http".length) || "/");
       }
       if (req.method === "GET" || req.method === "HEAD") {
         if (path === "/version") return send(res, 200, RUNTIME_VERSION, "text/plain; charset=utf-8");
         if (path === "/instance_name") return send(res, 200, this.deploymentName, "text/plain; charset=utf-8");
         if (path === "/") return send(res, 200, "This Convex deployment is running. See https://docs.convex.dev/.", "text/plain; charset=utf-8");
-        if (path === "/api/query") return await this._handleGetQuery(req, res, url, startedAt);
+        if (path === "/api/query") return await this._handleGetQuery(req, res, url);
       }
       if (req.method === "POST" && path === "/api/query_ts") {
         // ConvexHttpClient.consistentQuery asks for a snapshot timestamp first.
@@ -157,7 +169,7 @@ export class ConvexHttpServer {
         const route = path.match(/^\/api\/(query|query_at_ts|mutation|action|function|query_batch|run\/.+)$/);
         if (route) {
           const body = parseJsonBody(req, await readBody(req, MAX_API_BODY_BYTES));
-          return await this._handleApiCall(req, res, route[1], body, url, startedAt);
+          return await this._handleApiCall(req, res, route[1], body, url);
         }
       }
       send(res, 404, JSON.stringify({ code: "NotFound", message: `No route for ${req.method} ${path}` }), "application/json");
@@ -171,7 +183,7 @@ export class ConvexHttpServer {
     return await this.authenticator.authenticate(header);
   }
 
-  async _handleGetQuery(req, res, url, startedAt) {
+  async _handleGetQuery(req, res, url) {
     let args = {};
     const argsParam = url.searchParams.get("args");
     if (argsParam !== null) {
@@ -182,10 +194,10 @@ export class ConvexHttpServer {
       }
     }
     const body = { path: url.searchParams.get("path"), args, format: url.searchParams.get("format") ?? undefined };
-    return await this._handleApiCall(req, res, "query", body, url, startedAt);
+    return await this._handleApiCall(req, res, "query", body, url);
   }
 
-  async _handleApiCall(req, res, route, body, url, startedAt) {
+  async _handleApiCall(req, res, route, body, url) {
     const { admin, identity } = await this._auth(req, url);
     const format = parseFormat(body.format, route.startsWith("run/") ? "json" : defaultFormat(req.headers["convex-client"]));
     if (format === null) throw new HttpError(400, "BadRequest", `Invalid format: ${JSON.stringify(body.format)}`);
@@ -194,12 +206,14 @@ export class ConvexHttpServer {
     if (route === "query_batch") {
       if (!Array.isArray(body.queries)) throw new HttpError(400, "BadJsonBody", "Expected `queries` to be an array");
       const results = [];
+      let execMs = 0;
       for (const query of body.queries) {
         const queryFormat = parseFormat(query.format, format) ?? format;
         const outcome = await this.executor.call({ path: query.path, argsJson: argsFrom(query), identity, allowInternal: admin, expectedKind: "query" });
+        execMs += outcome.execMs;
         results.push(Executor.envelope(outcome, (encoded) => exportJsonString(encoded, queryFormat)));
       }
-      return send(res, 200, `{"results":[${results.join(",")}]}`, "application/json", serverTiming(startedAt));
+      return send(res, 200, `{"results":[${results.join(",")}]}`, "application/json", serverTiming(execMs));
     }
 
     let path = body.path;
@@ -218,17 +232,17 @@ export class ConvexHttpServer {
     }
     if (typeof path !== "string") throw new HttpError(400, "BadJsonBody", "Failed to deserialize the JSON body into the target type: missing field `path`");
     const outcome = await this.executor.call({ path, argsJson: argsFrom(body), identity, allowInternal: admin, expectedKind });
-    send(res, 200, Executor.envelope(outcome, exportValue), "application/json", serverTiming(startedAt));
+    send(res, 200, Executor.envelope(outcome, exportValue), "application/json", serverTiming(outcome.execMs));
   }
 
-  async _handleHttpAction(req, res, pathAndQuery, startedAt) {
+  async _handleHttpAction(req, res, pathAndQuery) {
     try {
       const router = this.project.router;
       const url = new URL(pathAndQuery, this.siteOrigin);
       const method = req.method === "HEAD" ? "GET" : req.method;
       const match = router ? router.lookup(url.pathname, method) : null;
       if (!match) {
-        return send(res, 404, `No HttpAction routed for ${url.pathname}`, "text/plain; charset=utf-8", serverTiming(startedAt));
+        return send(res, 404, `No HttpAction routed for ${url.pathname}`, "text/plain; charset=utf-8");
       }
       const hasBody = method !== "GET";
       const body = hasBody ? await readBody(req, MAX_HTTP_ACTION_BODY_BYTES) : undefined;
@@ -248,14 +262,18 @@ export class ConvexHttpServer {
       }
       const request = new Request(url, { method, headers, body: body && body.length ? body : undefined });
       let response;
+      let payload;
+      const startedAt = performance.now();
       try {
         response = await this.executor.runHttpAction(match[0], request, identity);
+        payload = Buffer.from(await response.arrayBuffer());
       } catch (error) {
         const message = `Uncaught ${error?.name ?? "Error"}: ${error?.message ?? String(error)}`;
         console.error(`convex-sandbox: HTTP action ${method} ${url.pathname} failed: ${message}`);
-        return send(res, 500, JSON.stringify({ code: "FunctionError", message }), "application/json", serverTiming(startedAt));
+        return send(res, 500, JSON.stringify({ code: "FunctionError", message }), "application/json", serverTiming(performance.now() - startedAt));
       }
-      const payload = req.method === "HEAD" ? Buffer.alloc(0) : Buffer.from(await response.arrayBuffer());
+      const execMs = performance.now() - startedAt;
+      if (req.method === "HEAD") payload = Buffer.alloc(0);
       const outHeaders = {};
       response.headers.forEach((value, name) => {
         if (name !== "content-length") outHeaders[name] = value;
@@ -263,7 +281,7 @@ export class ConvexHttpServer {
       const setCookies = response.headers.getSetCookie?.() ?? [];
       if (setCookies.length) outHeaders["set-cookie"] = setCookies;
       outHeaders["content-length"] = payload.length;
-      Object.assign(outHeaders, serverTiming(startedAt));
+      Object.assign(outHeaders, serverTiming(execMs));
       res.writeHead(response.status, outHeaders);
       res.end(payload);
     } catch (error) {

@@ -7,11 +7,16 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { newId, tableNumberOfId } from "./ids.mjs";
 import { SortedList } from "./sorted_list.mjs";
 import { compareKeys, convexToJson, fieldValue, jsonToConvex } from "./values.mjs";
 
 const FIRST_TABLE_NUMBER = 10001;
+
+function wallClockNanos() {
+  return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+}
 const SNAPSHOT_FORMAT = "convex-sandbox-snapshot/1";
 export const SNAPSHOT_FILE = "documents.jsonl";
 
@@ -75,6 +80,14 @@ export class Database {
     this.undoLog = null;
     /** Bumped on every committed change; the persister saves when it moved. */
     this.changeCounter = 0;
+    /**
+     * The timestamp of the latest commit, nanoseconds since the epoch
+     * (Convex's `ts`): wall-clock based and strictly increasing, so it never
+     * goes back across restarts unless the clock does.
+     */
+    this.ts = wallClockNanos();
+    /** Called after each committed transaction that wrote: ({ts, changes}). */
+    this.commitListeners = [];
     this.schemaTables = new Map((schema?.tables ?? []).map((t) => [t.tableName, t]));
     for (const tableName of this.schemaTables.keys()) this._createTable(tableName);
   }
@@ -166,8 +179,39 @@ export class Database {
     this.undoLog = [];
   }
 
+  /**
+   * Ends the running transaction, keeping its writes. Returns its commit
+   * timestamp (the latest one when it wrote nothing) and tells the commit
+   * listeners which documents changed: Map id → {table, before, after}
+   * (records; undefined for an insert's before or a delete's after).
+   */
   commit() {
+    const log = this.undoLog;
     this.undoLog = null;
+    if (!log || log.length === 0) return this.ts;
+    const changes = new Map();
+    for (const { id, before } of log) {
+      if (!changes.has(id)) changes.set(id, { before, after: undefined });
+    }
+    for (const [id, change] of changes) {
+      change.after = this.documents.get(id);
+      change.table = (change.after ?? change.before).table;
+    }
+    const ts = this.nextTs();
+    for (const listener of this.commitListeners) listener({ ts, changes });
+    return ts;
+  }
+
+  /** A new commit timestamp, later than every earlier one. */
+  nextTs() {
+    const now = wallClockNanos();
+    this.ts = now > this.ts ? now : this.ts + 1n;
+    return this.ts;
+  }
+
+  /** Makes later timestamps exceed ts (a client has seen it, e.g. before a restart). */
+  observeTs(ts) {
+    if (ts > this.ts) this.ts = ts;
   }
 
   rollback() {

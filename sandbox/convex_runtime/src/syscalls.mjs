@@ -82,7 +82,9 @@ export function installSyscalls(runtime) {
       case "1.0/queryStream": {
         requireDatabase(execution, "db.query");
         const queryId = execution.nextQueryId++;
-        execution.queries.set(queryId, new QueryStream(db, args.query, execution.metrics));
+        const stream = new QueryStream(db, args.query, execution.metrics);
+        execution.readSet?.addStream(stream);
+        execution.queries.set(queryId, stream);
         return JSON.stringify({ queryId });
       }
       case "1.0/queryCleanup":
@@ -106,6 +108,7 @@ export function installSyscalls(runtime) {
       case "1.0/get": {
         requireDatabase(execution, "db.get");
         execution.metrics.countIndexRange();
+        if (typeof args.id === "string") execution.readSet?.addDocument(args.id);
         const record = typeof args.id === "string" ? db.get(args.id) : undefined;
         if (!record || (args.table && record.table.name !== args.table)) return "null";
         execution.metrics.countRead(record.size);
@@ -122,7 +125,7 @@ export function installSyscalls(runtime) {
         if (++execution.paginated > 1) {
           throw new Error("This query or mutation function ran multiple paginated queries. Convex only supports a single paginated query in each function.");
         }
-        const result = paginate(db, execution.metrics, args);
+        const result = paginate(db, execution.metrics, args, execution.readSet);
         const page = result.page.map((r) => r.json).join(",");
         return `{"page":[${page}],"isDone":${result.isDone},"continueCursor":${JSON.stringify(result.continueCursor)}}`;
       }
@@ -179,6 +182,7 @@ export function installSyscalls(runtime) {
       }
       case "1.0/count": {
         requireDatabase(execution, "count");
+        execution.readSet?.addTable(args.table);
         return JSON.stringify(db.tables.get(args.table)?.count ?? 0);
       }
       case "1.0/getUserIdentity":
