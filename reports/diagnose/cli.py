@@ -178,29 +178,35 @@ def _planners(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> l
     return out
 
 
+ENABLE_PLANS = "alter role authenticator set pgrst.db_plan_enabled to 'true'; notify pgrst, 'reload config'"
+
+
 def collect(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> Collected:
     got = Collected()
     planners = _planners(inputs, args, conn, db)
-    planner = planners[0]
     for key in inputs.keys:
         identity = inputs.identities[key.workspace_id]
         for target in sampling.LOOKUP_TARGETS:
             while True:
-                if isinstance(planner, sampling.PostgrestPlanner) and not identity.token:
-                    break  # this workspace has claims for the database only
+                # a workspace known by its member's id only (no token) is explained through the database
+                usable = [p for p in planners if identity.token or isinstance(p, sampling.DatabasePlanner)]
+                if not usable:
+                    got.failures.setdefault(target, []).append(
+                        f"workspace {key.workspace_id}: no member token, and DATABASE_URL is not set")
+                    break
                 try:
-                    for sample in sampling.drive(inputs.paths, target, key, identity, planner):
+                    for sample in sampling.drive(inputs.paths, target, key, identity, usable[0]):
                         got.add(sample)
                 except sampling.PlansDisabled:
                     host = inputs.settings.describe().get("SUPABASE_URL", "SUPABASE_URL")
-                    if len(planners) < 2:
-                        raise BadInput(
-                            f"plans are not enabled on {host} (406 PGRST107) and DATABASE_URL is not set: enable them "
-                            "(alter role authenticator set pgrst.db_plan_enabled to 'true'; notify pgrst, 'reload config') "
-                            "or set DATABASE_URL") from None
+                    planners = [p for p in planners if not isinstance(p, sampling.PostgrestPlanner)]
+                    if not planners:
+                        other = ("use --via auto with DATABASE_URL" if args.via == "postgrest"
+                                 else "set DATABASE_URL")
+                        why = "" if args.via == "postgrest" else " and DATABASE_URL is not set"
+                        raise BadInput(f"plans are not enabled on {host} (406 PGRST107){why}: enable them "
+                                       f"({ENABLE_PLANS}) or {other}") from None
                     got.notes.append(f"{host} does not serve plans (406 PGRST107): EXPLAIN through DATABASE_URL instead")
-                    planners.pop(0)
-                    planner = planners[0]
                     continue
                 except (sampling.CallFailed, PlanError) as exc:
                     got.failures.setdefault(target, []).append(str(exc))
