@@ -135,6 +135,27 @@ def test_statements_written_here_answer_like_the_gateway(crm: Crm, sandbox_env: 
                         "rpc/get_contact_context"]
 
 
+def test_both_ways_see_the_same_plans(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path, sandbox_env: dict[str, str], workload: Path) -> None:
+    """The statements written for DATABASE_URL plan like the ones the gateway runs: same scans, same indexes."""
+    env = settings_env(sandbox_env)
+    rc, by_gateway, out = diagnose(monkeypatch, capsys, tmp_path, env, "--workload", str(workload), "--via", "postgrest")
+    if rc == 2 and "plans are not enabled" in out:
+        pytest.skip("this sandbox's gateway does not serve plans")
+    rc2, by_database, _ = diagnose(monkeypatch, capsys, tmp_path, env, "--workload", str(workload), "--via", "database")
+    assert rc == rc2 == 0 and by_gateway and by_database
+
+    def shapes(doc: dict[str, Any]) -> dict[str, set[tuple[str, str, str | None]]]:
+        return {s["name"]: {(x["node"], x["table"], x["index"]) for x in s["scans"]} for s in doc["statements"]}
+
+    gateway, database = shapes(by_gateway), shapes(by_database)
+    assert gateway.keys() == database.keys()
+    for name in gateway:
+        assert gateway[name] == database[name], name
+    assert {s["via"] for s in by_gateway["statements"] if "function body" not in s["name"]} == {"postgrest"}
+    assert {s["via"] for s in by_database["statements"]} == {"database_url"}
+
+
 def _shipped(conn: psycopg.Connection) -> tuple[str, str]:
     conn.execute("select set_config('search_path', '', false)")
     index = conn.execute("select indexdef from pg_indexes where schemaname = 'public' and indexname = %s",
