@@ -8,8 +8,10 @@ transaction in ``finally`` (other tests share the sandbox).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -213,26 +215,47 @@ def test_planted_policy_and_dropped_index_are_named_and_their_fixes_work(
     assert schema_findings(doc) == set(), out
 
 
-def test_plans_off_and_no_database_url_is_one_line(tmp_path: Path, sandbox_env: dict[str, str], workload: Path) -> None:
-    """A PostgREST without db-plan-enabled (the standalone gateway's default) answers 406 PGRST107."""
-    from tests.sandbox.test_standalone_rest import _start
-
+@contextlib.contextmanager
+def standalone_gateway(sandbox_env: dict[str, str]) -> Iterator[str]:
+    """``python -m sandbox rest`` on a free port, as PostgREST is by default: plans off."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     keys = Path(sandbox_env["SANDBOX_DIR"]) / "keys"
-    proc, base = _start({"PGRST_DB_URI": sandbox_env["DATABASE_URL"]},
-                        "--jwt-secret", (keys / "jwt_secret").read_text().strip(), "--jwks-file", str(keys / "jwks.json"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "rest", "--port", str(port),
+         "--jwt-secret", (keys / "jwt_secret").read_text().strip(), "--jwks-file", str(keys / "jwks.json")],
+        cwd=ROOT, env={**os.environ, "PGRST_DB_URI": sandbox_env["DATABASE_URL"]},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "the standalone gateway did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_plans_off_and_no_database_url_is_one_line(tmp_path: Path, sandbox_env: dict[str, str], workload: Path) -> None:
+    """A PostgREST without db-plan-enabled (the default) answers the plan media type 406 PGRST107."""
+    with standalone_gateway(sandbox_env) as base:
         env = {"SUPABASE_URL": base, "SUPABASE_ANON_KEY": sandbox_env["SUPABASE_ANON_KEY"],
                "SANDBOX_DIR": sandbox_env["SANDBOX_DIR"], "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
         done = subprocess.run([sys.executable, "-m", "reports", "diagnose", "--workload", str(workload),
                                "--out", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=60, check=False)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert done.returncode == 2, (done.stdout, done.stderr)
     (line,) = done.stderr.strip().splitlines()
-    host = urlsplit(base).netloc
-    assert line == (f"reports: error: plans are not enabled on http://{host} (406 PGRST107) and DATABASE_URL is not "
+    assert line == (f"reports: error: plans are not enabled on {base} (406 PGRST107) and DATABASE_URL is not "
                     "set: enable them (alter role authenticator set pgrst.db_plan_enabled to 'true'; "
                     "notify pgrst, 'reload config') or set DATABASE_URL")
     assert not (tmp_path / "out" / "diagnosis.json").exists()
