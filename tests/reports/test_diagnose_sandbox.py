@@ -261,6 +261,32 @@ def test_plans_off_and_no_database_url_is_one_line(tmp_path: Path, sandbox_env: 
     assert not (tmp_path / "out" / "diagnosis.json").exists()
 
 
+def test_round_trips_from_a_real_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path, sandbox_env: dict[str, str], workload: Path) -> None:
+    from tests.harness.helpers import AI_CONTEXT, run_locust
+
+    env = {k: sandbox_env[k] for k in ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SANDBOX_DIR")}
+    prefix = tmp_path / "run"
+    p = run_locust(["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "10", "-t", "5s", "--csv", str(prefix),
+                    "--warmup", "0", "--targets", "supabase_rest", "supabase_nested", "--workload", str(workload),
+                    "--write-weight", "0", "--unknown-weight", "0"], env, tmp_path, timeout=90)
+    assert p.returncode in (0, 10, 11), p.stderr[-3000:]
+    artifact = json.loads(Path(f"{prefix}_hdr.json").read_text())
+    timed = all("server" in (e.get("phases") or {}) for e in artifact["entries"]
+                if e["step"] is None and e["name"].startswith("supabase_rest "))
+    rc, doc, out = diagnose(monkeypatch, capsys, tmp_path, settings_env(sandbox_env),
+                            "--workload", str(workload), "--run", str(prefix), "--samples", "1")
+    assert rc == 0 and doc is not None, out
+    (f,) = [f for f in doc["findings"] if f["code"] == "round_trips"]
+    assert f["evidence"]["requests"] == 4
+    assert f["evidence"]["basis"] == ("non-server" if timed else "client")
+    assert set(f["evidence"]["calls"]) == {f"supabase_rest {w}" for w in
+                                           ("contacts", "conversations", "messages", "contact_notes")}
+    assert 0 < f["evidence"]["cost_ms_p50"] < f["evidence"]["lookup_p50_ms"]
+    assert "supabase_nested P50" in f["detail"] and "round_trips" in out
+    assert doc["run"] == str(prefix) and "no --run" not in " ".join(doc["checks_skipped"])
+
+
 # ------------------------------------------------------------------------------ pg_stat_statements
 
 
