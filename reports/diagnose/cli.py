@@ -195,8 +195,14 @@ def collect(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> Col
                         f"workspace {key.workspace_id}: no member token, and DATABASE_URL is not set")
                     break
                 try:
-                    for sample in sampling.drive(inputs.paths, target, key, identity, usable[0]):
-                        got.add(sample)
+                    samples, found = sampling.drive(inputs.paths, target, key, identity, usable[0])
+                    if found:
+                        for sample in samples:
+                            got.add(sample)
+                    else:  # the plan of a miss is not the lookup's
+                        got.failures.setdefault(target, []).append(
+                            f"phone {key.phone} of workspace {key.workspace_id}: not found as the member "
+                            "(not in the data, or not the member's workspace): left out")
                 except sampling.PlansDisabled:
                     host = inputs.settings.describe().get("SUPABASE_URL", "SUPABASE_URL")
                     planners = [p for p in planners if not isinstance(p, sampling.PostgrestPlanner)]

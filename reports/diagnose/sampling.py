@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,18 +166,20 @@ class DatabasePlanner:
 Planner = PostgrestPlanner | DatabasePlanner
 
 
-def drive(paths: Paths, target: str, key: Any, identity: Identity, planner: Planner) -> Iterator[Sample]:
-    """Each call of ``target``'s lookup for ``key``, with its plan; the answers feed the next call."""
+def drive(paths: Paths, target: str, key: Any, identity: Identity, planner: Planner) -> tuple[list[Sample], bool]:
+    """Each call of ``target``'s lookup for ``key`` with its plan (the answers feed the next call),
+    and whether the contact was found: as the member, a phone outside their workspaces is not."""
     path = paths.lookup(target, key)
+    samples: list[Sample] = []
     try:
         call = next(path)
         while True:
             answer, plan, sql = planner.run(call, identity)
             what = call.request.what
-            yield Sample(f"{target} {what}", target, what, planner.via, plan, sql)
+            samples.append(Sample(f"{target} {what}", target, what, planner.via, plan, sql))
             call = path.send(answer if answer is not None else NOT_FOUND)
-    except StopIteration:
-        return
+    except StopIteration as done:
+        return samples, bool(done.value)
 
 
 # ------------------------------------------------------------------------------ the RPC's body
