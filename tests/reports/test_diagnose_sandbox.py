@@ -43,6 +43,7 @@ LOOKUP = ["supabase_rest contacts", "supabase_rest conversations", "supabase_res
 SCHEMA_CODES = {"seq_scan_hot_path", "missing_hot_index", "sort_without_index", "rls_per_row_auth_call", "unindexed_fk"}
 HOT_INDEX = "messages_conversation_id_created_at_idx"
 NOTES_POLICY = "members read notes"
+MISSING = "6280000000017"
 PER_ROW_NOTES = ("auth.uid() in (select wm.user_id from public.workspace_members wm "
                  "where wm.workspace_id = contact_notes.workspace_id)")
 
@@ -54,7 +55,9 @@ def workload(crm: Crm, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noq
     path.write_text(json.dumps({
         "format": "crm-workload/1",
         "workspaces": [{"id": ws, "name": "Eagle Overseas", "member_user_id": crm.members["a"]}],
-        "known": [{"workspace_id": ws, "phone": PHONE, "weight": 3}, {"workspace_id": ws, "phone": "6289999000001"}],
+        # the main contact, one with no conversation, and a phone nobody has (its plans would be a miss's)
+        "known": [{"workspace_id": ws, "phone": PHONE, "weight": 3}, {"workspace_id": ws, "phone": "6289999000001"},
+                  {"workspace_id": ws, "phone": MISSING}],
         "unknown": [],
     }))
     return path
@@ -91,7 +94,10 @@ def test_shipped_schema_raises_none(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert doc is not None
     assert [s["name"] for s in doc["statements"]] == LOOKUP
     assert schema_findings(doc) == set()
-    assert doc["sandbox"] is True and doc["samples"]["phones"] == 2
+    assert doc["sandbox"] is True and doc["samples"]["phones"] == 3
+    assert {s["samples"] for s in doc["statements"] if s["name"] != "supabase_rest messages"} == {2}
+    for target in ("supabase_rest", "supabase_nested", "supabase_rpc"):
+        assert any(MISSING in line and "not found as the member" in line for line in doc["failures"][target])
     for s in doc["statements"]:
         assert s["execution_ms"]["median"] is not None and s["execution_ms"]["median"] > 0
         assert s["via"] in ("postgrest", "database_url")
