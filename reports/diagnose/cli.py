@@ -186,6 +186,7 @@ def collect(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> Col
     planners = _planners(inputs, args, conn, db)
     for key in inputs.keys:
         identity = inputs.identities[key.workspace_id]
+        found_by: set[str] = set()
         for target in sampling.LOOKUP_TARGETS:
             while True:
                 # a workspace known by its member's id only (no token) is explained through the database
@@ -197,6 +198,7 @@ def collect(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> Col
                 try:
                     samples, found = sampling.drive(inputs.paths, target, key, identity, usable[0])
                     if found:
+                        found_by.add(target)
                         for sample in samples:
                             got.add(sample)
                     else:  # the plan of a miss is not the lookup's
@@ -217,7 +219,7 @@ def collect(inputs: Inputs, args: argparse.Namespace, conn: Any, db: Any) -> Col
                 except (sampling.CallFailed, PlanError) as exc:
                     got.failures.setdefault(target, []).append(str(exc))
                 break
-        if conn is not None:
+        if conn is not None and "supabase_rpc" in found_by:
             _function_body(inputs, key, conn, db, args, got)
     if not got.plans:
         first = next((v[0] for v in got.failures.values() if v), "no statement answered")
