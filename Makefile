@@ -16,6 +16,8 @@ DEMO_SPAWN_RATE ?= 7
 DEMO_OUT ?=
 DEMO_WARMUP ?= 5
 DEMO_KEEP_SANDBOX ?=
+# DEMO_REALTIME=1: also the inbox's update latency (convex_sub, supabase_realtime); it never changes the verdict
+DEMO_REALTIME ?=
 RUN_DURATION ?= 120
 RUN_USERS ?= 21
 RUN_SPAWN_RATE ?= 5
@@ -159,6 +161,7 @@ demo-run:
 	else echo "note: no Convex in this sandbox; the Convex targets are left out"; fi; \
 	if [ -n "$${APP_URL:-}" ]; then targets="$$targets api_supabase$${CONVEX_URL:+ api_convex}"; \
 	else echo "note: no Next.js app in this sandbox; the API-route targets are left out"; fi; \
+	if [ "$(DEMO_REALTIME)" = 1 ]; then targets="$$targets supabase_realtime$${CONVEX_URL:+ convex_sub}"; fi; \
 	echo "== seeding $(DEMO_CONTACTS) contacts$${CONVEX_URL:+, migrating to Convex, verifying parity}"; \
 	$(PY) -m seed -q generate --contacts $(DEMO_CONTACTS) --reset; \
 	if [ -n "$${CONVEX_URL:-}" ]; then $(PY) -m seed -q migrate --clear --restart --checkpoint "$$run/migrate-checkpoint.json"; $(PY) -m seed -q verify; fi; \
@@ -166,7 +169,7 @@ demo-run:
 	echo "== load test: $$targets; $(DEMO_USERS) users, $(DEMO_DURATION) s (the first $(DEMO_WARMUP) s are warm-up, left out of the decision)"; \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless --only-summary \
 		-u $(DEMO_USERS) -r $(DEMO_SPAWN_RATE) -t $(DEMO_DURATION)s \
-		--csv "$$run/run" --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
+		--csv "$$run/run" --csv-full-history --workload "$$run/workload.json" --warmup $(DEMO_WARMUP) \
 		--targets $$targets --no-verdict-exit-code > "$$run/locust.log" 2>&1 || rc=$$?; \
 	if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then \
 		echo "note: some requests failed (Locust exit 1); the report weighs them; details: $$run/locust.log"; \
@@ -221,7 +224,7 @@ swarm: venv node nextjs-deps
 	done; \
 	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --master --master-bind-host 127.0.0.1 --headless --expect-workers $(WORKERS) \
-		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --workload $(WORKLOAD) \
+		-u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s --csv "$$run/run" --csv-full-history --workload $(WORKLOAD) \
 		--warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
 	kill $${pids[@]} 2>/dev/null || true; wait 2>/dev/null || true; \
 	$(AFTER_RUN)
@@ -232,7 +235,7 @@ run: venv check-dotenv
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); run="$(RUNS)/run-$$stamp"; mkdir -p "$$run"; \
 	$(WARMUP_NOTE); \
 	rc=0; $(PY) -m locust -f $(LOCUSTFILE) --headless -u $(RUN_USERS) -r $(RUN_SPAWN_RATE) -t $(RUN_DURATION)s \
-		--csv "$$run/run" --workload $(WORKLOAD) --warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
+		--csv "$$run/run" --csv-full-history --workload $(WORKLOAD) --warmup $(RUN_WARMUP) $(QUIET_STATS) --no-verdict-exit-code || rc=$$?; \
 	$(AFTER_RUN)
 
 clean:

@@ -10,6 +10,14 @@ import { fieldsWithoutLoadtest, LOADTEST_MESSAGE_TYPE, touchedByLoadtest } from 
 
 const MAX_PAGE = 4000;
 
+function pageSize(numItems: number | undefined): number {
+  const size = numItems ?? 1000;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE) {
+    throw new ConvexError({ code: "BadRequest", message: `numItems must be an integer from 1 to ${MAX_PAGE}` });
+  }
+  return size;
+}
+
 /**
  * One page of the messages table: deletes its loadtest messages and restores
  * every conversation they belonged to, in one transaction (a page is either
@@ -18,10 +26,7 @@ const MAX_PAGE = 4000;
 export const cleanupPage = internalMutation({
   args: { cursor: v.union(v.string(), v.null()), numItems: v.optional(v.number()) },
   handler: async (ctx, { cursor, numItems }) => {
-    const size = numItems ?? 1000;
-    if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE) {
-      throw new ConvexError({ code: "BadRequest", message: `numItems must be an integer from 1 to ${MAX_PAGE}` });
-    }
+    const size = pageSize(numItems);
     const page = await ctx.db.query("messages").paginate({ cursor, numItems: size });
     const conversations = new Set<Id<"conversations">>();
     let deleted = 0;
@@ -50,10 +55,7 @@ export const cleanupPage = internalMutation({
 export const restoreConversationsPage = internalMutation({
   args: { cursor: v.union(v.string(), v.null()), numItems: v.optional(v.number()) },
   handler: async (ctx, { cursor, numItems }) => {
-    const size = numItems ?? 1000;
-    if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE) {
-      throw new ConvexError({ code: "BadRequest", message: `numItems must be an integer from 1 to ${MAX_PAGE}` });
-    }
+    const size = pageSize(numItems);
     const page = await ctx.db.query("conversations").paginate({ cursor, numItems: size });
     let restored = 0;
     for (const conversation of page.page) {

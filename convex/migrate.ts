@@ -165,17 +165,32 @@ async function canonicalRow(
   return row;
 }
 
+/**
+ * One page of a table, fingerprinted: each document as `view` shows it (null
+ * leaves it out). The caller sums pages (mod 2^64) until the page isDone.
+ */
+async function digestPage(
+  ctx: QueryCtx,
+  table: CrmTable,
+  cursor: string | null,
+  numItems: number,
+  view: (doc: Doc<CrmTable>) => Promise<Doc<CrmTable> | null>,
+) {
+  checkPageSize(numItems);
+  const page = await ctx.db.query(table).paginate({ cursor, numItems });
+  const digest = new Digest();
+  const supabaseIdOf = new Map<string, string | null>();
+  for (const doc of page.page) {
+    const shown = await view(doc);
+    if (shown !== null) digest.addRow(await canonicalRow(ctx, table, shown, supabaseIdOf));
+  }
+  return { count: digest.count, digest: digest.hex, cursor: page.continueCursor, isDone: page.isDone };
+}
+
 /** Count and fingerprint of one page of a table; the caller sums pages (mod 2^64) until isDone. */
 export const tableDigest = internalQuery({
   args: { table: tableName, cursor: v.union(v.string(), v.null()), numItems: v.number() },
-  handler: async (ctx, { table, cursor, numItems }) => {
-    checkPageSize(numItems);
-    const page = await ctx.db.query(table).paginate({ cursor, numItems });
-    const digest = new Digest();
-    const supabaseIdOf = new Map<string, string | null>();
-    for (const doc of page.page) digest.addRow(await canonicalRow(ctx, table, doc, supabaseIdOf));
-    return { count: digest.count, digest: digest.hex, cursor: page.continueCursor, isDone: page.isDone };
-  },
+  handler: async (ctx, { table, cursor, numItems }) => await digestPage(ctx, table, cursor, numItems, async (doc) => doc),
 });
 
 // ---------------------------------------------------------------------------
@@ -233,28 +248,21 @@ function checkPageSize(numItems: number): void {
 export const tableDigestWithoutLoadtest = internalQuery({
   args: { table: tableName, cursor: v.union(v.string(), v.null()), numItems: v.number() },
   handler: async (ctx, { table, cursor, numItems }) => {
-    checkPageSize(numItems);
-    const page = await ctx.db.query(table).paginate({ cursor, numItems });
-    const digest = new Digest();
-    const supabaseIdOf = new Map<string, string | null>();
     const touched: string[] = [];
     let skipped = 0;
-    for (const doc of page.page) {
+    const page = await digestPage(ctx, table, cursor, numItems, async (doc) => {
       if (table === "messages" && (doc as Doc<"messages">).messageType === LOADTEST_MESSAGE_TYPE) {
         skipped += 1;
-        continue;
+        return null;
       }
-      let view: Doc<CrmTable> = doc;
       if (table === "conversations" && touchedByLoadtest(doc as Doc<"conversations">)) {
         const { lastMessageAt: _at, lastMessagePreview: _preview, ...rest } = doc as Doc<"conversations">;
-        view = { ...rest, ...(await fieldsWithoutLoadtest(ctx, doc._id as Id<"conversations">)) } as Doc<CrmTable>;
         touched.push((doc as Doc<"conversations">).supabaseId);
+        return { ...rest, ...(await fieldsWithoutLoadtest(ctx, doc._id as Id<"conversations">)) } as Doc<CrmTable>;
       }
-      digest.addRow(await canonicalRow(ctx, table, view, supabaseIdOf));
-    }
-    return {
-      count: digest.count, digest: digest.hex, skipped, touched, cursor: page.continueCursor, isDone: page.isDone,
-    };
+      return doc;
+    });
+    return { ...page, skipped, touched };
   },
 });
 

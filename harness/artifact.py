@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import targets as T
-from harness.contracts import TARGET_IDS, write_artifact
+from harness.contracts import TARGET_IDS, TARGETS, write_artifact
 
 if TYPE_CHECKING:
     from harness.runtime import Harness
@@ -52,7 +52,17 @@ def metadata(h: Harness) -> dict[str, Any]:
         "connections": o.connections,
         # the load generator's own CPU, per process: [unix time, percent of one core] each second
         "generator_cpu": {"interval_s": h.cpu.interval_s, "processes": h.cpu_summary()},
+        # the realtime targets: writes, deliveries owed and seen, missed, out of order (harness.realtime)
+        "realtime": _realtime(h),
     }
+
+
+def _realtime(h: Harness) -> dict[str, Any] | None:
+    if not any(TARGETS[t].level == "realtime" for t in h.options.targets) or h.started_at is None:
+        return None
+    end = h.ended_at.timestamp() if h.ended_at is not None else h.started_at.timestamp()
+    return {"subscribers_per_workspace": h.options.subscribers_per_workspace, "rate_per_workspace": h.options.realtime_rate,
+            "delivery": h.realtime.summary(h.started_at.timestamp() + h.options.warmup, end)}
 
 
 def write(path: Path, h: Harness) -> None:

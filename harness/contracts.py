@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from typing import Any
 @dataclass(frozen=True)
 class TargetInfo:
     target: str
-    level: str  # "direct" or "api"
-    role: str  # "baseline", "optimised", "convex"
+    level: str  # "direct", "api" (both decide), or "realtime" (reported beside the verdict)
+    role: str  # "baseline", "optimised", "convex"; "subscriber" for realtime
     round_trips: int  # client-visible requests per lookup
     queries: int  # data-layer queries per lookup (behind the route for "api")
     label: str
@@ -42,11 +43,16 @@ TARGETS: dict[str, TargetInfo] = {
         TargetInfo("convex_query", "direct", "convex", 1, 1, "Convex query", "CONVEX_URL", True),
         TargetInfo("api_supabase", "api", "baseline", 1, 4, "API route, Supabase", "APP_URL", False),
         TargetInfo("api_convex", "api", "convex", 1, 1, "API route, Convex", "APP_URL", False),
+        # the inbox's update latency (harness.realtime): reported beside the verdict, never deciding it
+        TargetInfo("convex_sub", "realtime", "subscriber", 0, 0, "Convex reactive query (inbox)", "CONVEX_URL", True),
+        TargetInfo("supabase_realtime", "realtime", "subscriber", 0, 0, "Supabase Realtime (inbox)", "SUPABASE_URL",
+                   True),
     )
 }
 TARGET_IDS = tuple(TARGETS)
 LEVELS = ("direct", "api")
 API_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "api")
+REALTIME_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].level == "realtime")
 WRITE_TARGETS = tuple(t for t in TARGET_IDS if TARGETS[t].writes)
 URL_SETTING: dict[str, str] = {t: info.url_setting for t, info in TARGETS.items()}
 
@@ -71,6 +77,18 @@ def decision_level(targets: Iterable[str]) -> str:
 
 TRANSACTION = "lookup"  # the row the decision is made on
 TRANSACTION_TYPES = ("lookup", "lookup-miss", "write")
+REALTIME = "realtime"  # an update's latency, named by its realtime target
+
+
+def epoch_s(iso_time: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (``…Z`` or with an offset), as the artifact and the
+    backends write them; None for anything else."""
+    if not isinstance(iso_time, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def target_of(row_name: str) -> str:

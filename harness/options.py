@@ -15,12 +15,12 @@ CONNECTION_MODES = ("reuse", "per-lookup", "per-request")
 
 
 def default_targets() -> list[str]:
-    """Direct targets, plus the API routes when APP_URL is set."""
+    """Direct targets, plus the API routes when APP_URL is set (the realtime targets are asked for by name)."""
     try:
         app = load_settings().app_url
     except SettingsError:
         app = None
-    return [t for t in TARGET_IDS if TARGETS[t].level == "direct" or app]
+    return [t for t in TARGET_IDS if TARGETS[t].level == "direct" or (TARGETS[t].level == "api" and app)]
 
 
 def add_arguments(parser: Any) -> None:
@@ -69,6 +69,10 @@ def add_arguments(parser: Any) -> None:
         "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=d.verdict_exit_code,
         help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",
     )
+    g.add_argument("--subscribers-per-workspace", type=int, default=d.subscribers_per_workspace,
+                   help="Realtime targets: subscribers to each workspace's inbox (the first of them also writes)")
+    g.add_argument("--realtime-rate", type=float, default=d.realtime_rate,
+                   help="Realtime targets: marked messages written per second to each subscribed workspace")
     g.add_argument(
         "--connections", choices=CONNECTION_MODES, default=d.connections,
         help="reuse: keep-alive (default); per-lookup: fresh connections for each lookup (a cold serverless "
@@ -117,6 +121,8 @@ class HarnessOptions:
     max_failure_ratio: float = _TH.max_failure_ratio
     verdict_exit_code: bool = True
     connections: str = "reuse"
+    subscribers_per_workspace: int = 5
+    realtime_rate: float = 1.0
     skip_preflight: bool = False
     allow_data_mismatch: bool = False
     verify_data: bool = False
@@ -150,6 +156,8 @@ class HarnessOptions:
             raise ValueError("--open-rate, --warmup and --think-time must be >= 0, --max-late > 0")
         if not self.targets:
             raise ValueError("--targets: select at least one target")
+        if self.subscribers_per_workspace < 1 or self.realtime_rate <= 0:
+            raise ValueError("--subscribers-per-workspace must be >= 1 and --realtime-rate > 0")
         self.thresholds.validate()
 
     @property

@@ -18,8 +18,8 @@ from typing import Any
 from harness.settings import Settings, SettingsError
 from harness.workload import Workload
 
-SUPABASE_SIDE = ("supabase_rest", "supabase_nested", "supabase_rpc", "api_supabase")
-CONVEX_SIDE = ("convex_http", "convex_query", "api_convex")
+SUPABASE_SIDE = ("supabase_rest", "supabase_nested", "supabase_rpc", "api_supabase", "supabase_realtime")
+CONVEX_SIDE = ("convex_http", "convex_query", "api_convex", "convex_sub")
 VERIFY_SAMPLES = 5
 
 

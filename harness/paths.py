@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -26,6 +27,12 @@ from harness.workload import Key
 NOT_FOUND: Any = object()
 Path = Generator["Call", Any, bool]
 Check = Callable[[Any], str | None]
+
+
+class Appended(Enum):
+    APPENDED = "appended"
+    NO_CONVERSATION = "no conversation to append to"
+    NO_CONTACT = "contact not found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,31 +168,44 @@ class Paths:
         yield Call(T.rest_notes(ep, contact_id, hdrs), check=is_list)
         return True
 
-    def write(self, target: str, key: Key) -> Path:
-        """Append an outbound ``loadtest`` message (docs/formats.md, "The write path")."""
-        content = f"loadtest {uuid.uuid4().hex[:12]}"
-        if target.startswith("supabase"):
-            return self._supabase_write(key, content)
-        return self._convex_write(key, content)
+    def write(self, target: str, key: Key, content: str | None = None) -> Path:
+        """Append an outbound ``loadtest`` message (docs/formats.md, "The write path").
 
-    def _supabase_write(self, key: Key, content: str) -> Path:
+        Returns False only when the contact is not found; a contact without a
+        conversation to append to is a no-op, as in the app.
+        """
+        appended = yield from self._append(target, key, content or f"loadtest {uuid.uuid4().hex[:12]}")
+        return appended is not Appended.NO_CONTACT
+
+    def append(self, target: str, key: Key, content: str) -> Path:
+        """The write path with a given content: True when a message was appended."""
+        appended = yield from self._append(target, key, content)
+        return appended is Appended.APPENDED
+
+    def _append(self, target: str, key: Key, content: str) -> Generator[Call, Any, Appended]:
+        if target.startswith("supabase"):
+            return (yield from self._supabase_append(key, content))
+        return (yield from self._convex_append(key, content))
+
+    def _supabase_append(self, key: Key, content: str) -> Generator[Call, Any, Appended]:
         ep, hdrs = self.endpoints, self.supabase_headers(key)
         rows = yield Call(T.rest_contact_id(ep, key.workspace_id, key.phone, hdrs), check=is_list)
         if not rows:
-            return False
+            return Appended.NO_CONTACT
         convs = yield Call(T.rest_newest_conversation(ep, rows[0]["id"], hdrs), check=is_list)
         if not convs:
-            return True  # nothing to append to
+            return Appended.NO_CONVERSATION
         conv = convs[0]["id"]
         yield Call(T.rest_insert_message(ep, key.workspace_id, conv, content, hdrs), ok=(201, 204), parse=False)
         at = datetime.now(UTC).isoformat()
         yield Call(T.rest_touch_conversation(ep, conv, at, content, hdrs), ok=(200, 204), parse=False)
-        return True
+        return Appended.APPENDED
 
-    def _convex_write(self, key: Key, content: str) -> Path:
-        # 404 is a contact with no conversation to append to: a no-op, as on the Supabase path.
-        yield Call(T.convex_outbound(self.endpoints, key.workspace_id, key.phone, content), ok=(200, 201), not_found=(404,))
-        return True
+    def _convex_append(self, key: Key, content: str) -> Generator[Call, Any, Appended]:
+        # 404: no such contact, or no conversation to append to (the action does not say which)
+        found = yield Call(T.convex_outbound(self.endpoints, key.workspace_id, key.phone, content), ok=(200, 201),
+                           not_found=(404,))
+        return Appended.NO_CONVERSATION if found is NOT_FOUND else Appended.APPENDED
 
     def write_dry_run(self, target: str, key: Key, unknown: Key) -> Path:
         """The write path's permissions, checked without writing a row.

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.contracts import URL_SETTING
+from harness.contracts import REALTIME_TARGETS, URL_SETTING
 from harness.paths import Path, Paths, outcome
 from harness.targets import Endpoints
 from harness.workload import Key, Workload
@@ -124,22 +124,53 @@ def _line(paths: Paths, target: str, problem: CallProblem, writing: bool) -> str
 
 
 def check_targets(paths: Paths, targets: Iterable[str], known: Known, writing: Iterable[str] = (),
-                  timeout: float = REQUEST_TIMEOUT_S) -> list[str]:
-    """One line per target whose lookup (or write path, for ``writing`` targets) cannot do its job."""
+                  timeout: float = REQUEST_TIMEOUT_S, anon_key: str | None = None) -> list[str]:
+    """One line per target whose lookup (or write path, for ``writing`` targets) cannot do its job; a
+    realtime target's subscription must be accepted and its first value arrive."""
     problems: list[str] = []
     write_on = set(writing)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         for target in targets:
-            try:
-                if not drive(client, paths.lookup(target, known.key)):
-                    problems.append(known.not_found(target))
+            if target in REALTIME_TARGETS:
+                if (problem := check_subscription(paths, target, known, anon_key, timeout)) is not None:
+                    problems.append(problem)
                     continue
-            except CallProblem as p:
-                problems.append(_line(paths, target, p, writing=False))
-                continue
+            else:
+                try:
+                    if not drive(client, paths.lookup(target, known.key)):
+                        problems.append(known.not_found(target))
+                        continue
+                except CallProblem as p:
+                    problems.append(_line(paths, target, p, writing=False))
+                    continue
             if target in write_on:
                 try:
                     drive(client, paths.write_dry_run(target, known.key, known.unknown))
                 except CallProblem as p:
                     problems.append(_line(paths, target, p, writing=True))
     return problems
+
+
+def check_subscription(paths: Paths, target: str, known: Known, anon_key: str | None, timeout: float) -> str | None:
+    """Subscribe to the known contact's workspace inbox and wait for the first value; one line when refused."""
+    from harness.realtime import ConvexInbox, SubscriptionError, SupabaseInbox
+
+    ep, ws = paths.endpoints, known.key.workspace_id
+    token = paths.token_for(ws)
+    sub: ConvexInbox | SupabaseInbox | None = None
+    try:
+        if target == "convex_sub":
+            assert ep.convex_url is not None
+            sub = ConvexInbox(ep.convex_url, token, ws, timeout)
+        else:
+            assert ep.supabase_url is not None and ep.supabase_key is not None
+            key = anon_key or ep.supabase_key
+            sub = SupabaseInbox(ep.supabase_url, key, token or ep.supabase_bearer or key, ws, timeout)
+        sub.initial(timeout)
+    except SubscriptionError as e:
+        credential = "CONVEX_AUTH_TOKEN" if target == "convex_sub" else "SUPABASE_ANON_KEY and the member token"
+        return f"{target}: the inbox subscription of workspace {ws} failed ({e}): check {credential}"
+    finally:
+        if sub is not None:
+            sub.close()
+    return None

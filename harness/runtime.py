@@ -37,17 +37,18 @@ from typing import Any, NoReturn
 import gevent.event
 
 from harness import artifact, decision, parity, phases, preflight
-from harness.contracts import WRITE_TARGETS
+from harness.contracts import REALTIME_TARGETS, WRITE_TARGETS
 from harness.cpu import CpuSampler
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
 from harness.pacer import Pacer, PacerCounts
 from harness.paths import Paths
 from harness.raw import RawSampleWriter
+from harness.realtime import RealtimeBook
 from harness.settings import Settings, SettingsError, load_settings
 from harness.targets import Endpoints
 from harness.tokens import member_tokens
-from harness.workload import Sampler, Workload, WorkloadError, resolve
+from harness.workload import Key, Sampler, Workload, WorkloadError, resolve
 
 log = logging.getLogger("harness")
 
@@ -92,6 +93,8 @@ class Harness:
         self.data_parity: dict[str, Any] | None = None
         self.ground_checked = False
         self.cpu = CpuSampler()
+        self.realtime = RealtimeBook()  # writes and sightings of the realtime targets
+        self.subscriber_counts: dict[str, int] = {}
         self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> samples (master/local)
 
     # ------------------------------------------------------------------ role
@@ -114,14 +117,14 @@ class Harness:
     # ------------------------------------------------------------------ targets
     def select_targets(self, targets: list[str] | tuple[str, ...]) -> None:
         """Keep only the selected targets' user classes (master/local: it decides the dispatch)."""
-        from harness.users import LookupUser
+        from harness.users import TargetUser
 
         chosen = [
             c for c in self.all_user_classes
-            if not (isinstance(c, type) and issubclass(c, LookupUser)) or c.target in targets
+            if not (isinstance(c, type) and issubclass(c, TargetUser)) or c.target in targets
         ]
         for c in chosen:
-            if isinstance(c, type) and issubclass(c, LookupUser):
+            if isinstance(c, type) and issubclass(c, TargetUser):
                 # shown by the web UI; requests use absolute URLs, so a host typed there changes nothing
                 c.host = self.endpoints.base_url(c.target) or c.host
         self.environment.user_classes = chosen
@@ -130,8 +133,9 @@ class Harness:
         return [m for t in self.options.targets if (m := self.endpoints.missing(t))]
 
     def writing_targets(self) -> list[str]:
+        """Targets whose run writes: the write task's, and every realtime target's writer."""
         w = self.options.effective_write_weight(self.sandbox)
-        return [t for t in self.options.targets if w > 0 and t in WRITE_TARGETS]
+        return [t for t in self.options.targets if (w > 0 and t in WRITE_TARGETS) or t in REALTIME_TARGETS]
 
     # ------------------------------------------------------------------ before any user starts
     def prepare(self) -> None:
@@ -155,13 +159,17 @@ class Harness:
         problems = self.missing_settings() or preflight.unreachable(self.endpoints, targets)
         if problems:
             raise GroundError("; ".join(problems))
+        if (needs := [t for t in targets if t in REALTIME_TARGETS]) and not (self.sandbox or self.options.allow_writes):
+            raise GroundError(f"{', '.join(needs)}: the inbox's updates come from writes, and this is not the sandbox: "
+                              "add --allow-writes (rows are marked loadtest; `python -m seed cleanup` removes them)")
         if self.options.skip_preflight:
             self.preflight = {"status": "skipped"}
             self.data_parity = parity.not_checked("--skip-preflight")
             self.ground_checked = True
             return
         known = preflight.Known.of(self.workload)
-        problems = preflight.check_targets(self.paths, targets, known, self.writing_targets())
+        problems = preflight.check_targets(self.paths, targets, known, self.writing_targets(),
+                                           anon_key=self.settings.get("SUPABASE_ANON_KEY"))
         if problems:
             raise GroundError("; ".join(problems))
         self.preflight = {"status": "ok", "targets": list(targets), "contact": known.source}
@@ -210,6 +218,8 @@ class Harness:
         self.recorder.start(self.options.warmup)
         self.cpu.start()
         self.cpu_samples = {}
+        self.realtime = RealtimeBook()
+        self.subscriber_counts = {}
         if self.options.raw_samples:
             self.recorder.raw = []
         self.pacers = {}
@@ -261,6 +271,26 @@ class Harness:
             # each process paces its share of the target's rate
             p = self.pacers[target] = Pacer(self.options.open_rate / max(self.slices, 1), self.options.max_late)
         return p
+
+    # ------------------------------------------------------------------ realtime subscribers
+    def next_subscriber(self, target: str) -> tuple[str, bool]:
+        """(workspace, writes?) for this process's next subscriber of ``target``.
+
+        Subscribers are numbered across processes (process k of n takes k, k + n, …);
+        each workspace of the workload gets ``--subscribers-per-workspace`` of them in
+        turn, the first of which also writes to it.
+        """
+        assert self.workload is not None
+        local = self.subscriber_counts.get(target, 0)
+        self.subscriber_counts[target] = local + 1
+        index = local * max(self.slices, 1) + self.slice_index
+        spaces = list(dict.fromkeys(k.workspace_id for k in self.workload.known))
+        per = self.options.subscribers_per_workspace
+        return spaces[(index // per) % len(spaces)], index % per == 0
+
+    def workspace_keys(self, workspace_id: str) -> list[Key]:
+        assert self.workload is not None
+        return [k for k in self.workload.known if k.workspace_id == workspace_id]
 
     # ------------------------------------------------------------------ steps
     def set_step(self, index: int, users: int) -> None:
@@ -466,6 +496,7 @@ class Listeners:
         data["harness_hdr"] = h.recorder.drain()
         data["harness_pacer"] = h.drain_pacers()
         data["harness_cpu"] = h.cpu.drain()
+        data["harness_realtime"] = h.realtime.drain()
         if h.options.raw_samples:
             data["harness_raw"] = h.recorder.drain_raw()
 
@@ -474,6 +505,7 @@ class Listeners:
         h.recorder.merge(data.get("harness_hdr") or [])
         h.merge_pacers(data.get("harness_pacer") or {})
         h.merge_cpu(client_id, data.get("harness_cpu") or [])
+        h.realtime.merge(data.get("harness_realtime") or {})
         h.write_raw(data.get("harness_raw") or [], client_id)
 
     def on_reset_stats(self, **_: Any) -> None:

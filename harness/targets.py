@@ -125,7 +125,7 @@ class Endpoints:
             return f"{target}: {URL_SETTING[target]} is not set"
         if target.startswith("supabase") and not self.supabase_key:
             return f"{target}: SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY) is not set"
-        if target in ("convex_http", "api_supabase", "api_convex") and not self.crm_api_key:
+        if target in ("convex_http", "api_supabase", "api_convex", "convex_sub") and not self.crm_api_key:
             return f"{target}: CRM_API_KEY is not set"
         return None
 

@@ -15,12 +15,25 @@ from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
+import itertools
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import gevent
+
+from harness.pacer import Pacer
 from harness.paths import Call, Path, outcome
 from harness.phases import parse_server_timing, server_total, take_connects, time_headers
+from harness.realtime import (
+    REALTIME,
+    ConvexInbox,
+    SubscriberLog,
+    SubscriptionError,
+    SupabaseInbox,
+    marked_content,
+)
 from harness.runtime import Harness, harness_of
 from harness.targets import Request
 from harness.workload import Key
@@ -30,7 +43,9 @@ class CallFailed(Exception):
     """A call (or the lookup as a whole) did not do what the lookup needs."""
 
 
-class LookupUser(FastHttpUser):
+class TargetUser(FastHttpUser):
+    """What every target's users share: the run's harness, and calls that record their phases."""
+
     abstract = True
     target: ClassVar[str] = ""
     insecure = False  # verify TLS, as the app does
@@ -47,26 +62,6 @@ class LookupUser(FastHttpUser):
         self._connect_ms = 0.0
         self._new_connections = 0
         self._server_ms: float | None = 0.0  # None once a call of the lookup came back without server timing
-
-    def wait_time(self) -> float:
-        h = self.harness
-        return 0.0 if h.open_model else h.options.think_time
-
-    # ------------------------------------------------------------------ the loop
-    @task
-    def act(self) -> None:
-        h = self.harness
-        if not h.wait_ready():
-            raise StopUser()
-        intended = h.pacer(self.target).acquire() if h.open_model else None
-        kind = h.choose_kind(self.target)
-        assert h.sampler is not None
-        if kind == "write":
-            self.transaction("write", self.write, h.sampler.known(), intended)
-        elif kind == "unknown" and (key := h.sampler.unknown()) is not None:
-            self.transaction("lookup-miss", self.lookup, key, intended, expect_found=False)
-        else:
-            self.transaction("lookup", self.lookup, h.sampler.known(), intended, expect_found=True)
 
     def transaction(
         self, rtype: str, body: Callable[[Key], bool], key: Key, intended: float | None, expect_found: bool = True
@@ -187,6 +182,33 @@ class LookupUser(FastHttpUser):
         elif self._server_ms is not None:
             self._server_ms += server
 
+
+
+class LookupUser(TargetUser):
+    """A lookup target's user: lookups of known and unknown phones, and writes, by the task weights."""
+
+    abstract = True
+
+    def wait_time(self) -> float:
+        h = self.harness
+        return 0.0 if h.open_model else h.options.think_time
+
+    # ------------------------------------------------------------------ the loop
+    @task
+    def act(self) -> None:
+        h = self.harness
+        if not h.wait_ready():
+            raise StopUser()
+        intended = h.pacer(self.target).acquire() if h.open_model else None
+        kind = h.choose_kind(self.target)
+        assert h.sampler is not None
+        if kind == "write":
+            self.transaction("write", self.write, h.sampler.known(), intended)
+        elif kind == "unknown" and (key := h.sampler.unknown()) is not None:
+            self.transaction("lookup-miss", self.lookup, key, intended, expect_found=False)
+        else:
+            self.transaction("lookup", self.lookup, h.sampler.known(), intended, expect_found=True)
+
     # ------------------------------------------------------------------ per target
     def first_request(self, key: Key) -> Request:
         """The key's first request, built once per run (URL quoting costs more than the rest of a lookup's bookkeeping)."""
@@ -252,3 +274,128 @@ USER_CLASSES: dict[str, type[LookupUser]] = {
     c.target: c
     for c in (SupabaseRestUser, SupabaseNestedUser, SupabaseRpcUser, ConvexHttpUser, ConvexQueryUser, ApiSupabaseUser, ApiConvexUser)
 }
+
+
+class InboxUser(TargetUser):
+    """A realtime target's user: one agent's inbox, subscribed to one workspace (harness.realtime).
+
+    The first subscriber of each workspace also writes marked messages to it at
+    ``--realtime-rate`` per second, through the backend's own write path; every
+    subscriber records, per write it sees, the update's latency as a ``realtime`` row.
+    """
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.subscription: Any = None
+        self.log: SubscriberLog | None = None
+        self.known: set[str] = set()
+        self.writer: gevent.Greenlet | None = None
+        self.sid = f"{self.target}-{uuid.uuid4().hex[:8]}"
+        self._shipped = time.monotonic()
+
+    def wait_time(self) -> float:
+        return 0.0
+
+    def subscribe(self, workspace_id: str) -> Any:
+        raise NotImplementedError
+
+    def on_start(self) -> None:
+        h = self.harness
+        if not h.wait_ready():
+            raise StopUser()
+        workspace, writes = h.next_subscriber(self.target)
+        try:
+            self.subscription = self.subscribe(workspace)
+            self.known = set(self.subscription.initial().markers)  # earlier writes are not this run's updates
+        except SubscriptionError as e:
+            self._fire_failure(f"subscribe: {e}")
+            raise StopUser() from None
+        self.log = SubscriberLog(self.target, workspace, time.time())
+        if writes:
+            self.writer = gevent.spawn(self._write_loop, workspace)
+
+    def on_stop(self) -> None:
+        if self.writer is not None:
+            self.writer.kill(block=True, timeout=5)
+        if self.subscription is not None:
+            self.subscription.close()
+        if self.log is not None:
+            self.harness.realtime.log(self.sid, self.log)
+
+    @task
+    def listen(self) -> None:
+        assert self.subscription is not None and self.log is not None
+        try:
+            update = self.subscription.next(1.0)
+        except SubscriptionError as e:
+            self._fire_failure(f"subscription lost: {e}")
+            raise StopUser() from None
+        if update is not None:
+            for marker, sent_s in update.markers.items():
+                if marker in self.known:
+                    continue
+                self.known.add(marker)
+                self.log.saw(marker, sent_s)
+                origin = update.commit_s if update.commit_s is not None else sent_s
+                self.environment.events.request.fire(
+                    request_type=REALTIME, name=self.target, response_time=max(update.received_s - origin, 0.0) * 1000,
+                    response_length=0, exception=None, context={"origin": "commit" if update.commit_s else "send"},
+                    start_time=origin, url=None, response=None,
+                )
+        if time.monotonic() - self._shipped > 2.0:  # hand the sightings to this process's book for the next report
+            self.harness.realtime.log(self.sid, self.log)
+            self._shipped = time.monotonic()
+
+    def _fire_failure(self, message: str) -> None:
+        self.environment.events.request.fire(
+            request_type=REALTIME, name=self.target, response_time=0.0, response_length=0,
+            exception=CallFailed(message), context={}, start_time=time.time(), url=None, response=None,
+        )
+
+    def _write_loop(self, workspace_id: str) -> None:
+        """Marked writes to the workspace, paced; each one the subscribers owe a sighting of, once written."""
+        h = self.harness
+        keys = h.workspace_keys(workspace_id)
+        pacer = Pacer(h.options.realtime_rate, h.options.max_late)
+        for i in itertools.count():
+            pacer.acquire()
+            content, marker, sent_s = marked_content()
+            appended: list[bool] = []
+
+            def append(key: Key, content: str = content, appended: list[bool] = appended) -> bool:
+                appended.append(self.drive(h.paths.append(self.target, key, content)))
+                return True
+
+            self.transaction("write", append, keys[i % len(keys)], None)
+            if appended and appended[0]:
+                h.realtime.wrote(self.target, workspace_id, marker, sent_s)
+
+
+class ConvexSubUser(InboxUser):
+    """``conversations:inbox`` subscribed over Convex's WebSocket sync protocol."""
+
+    target = "convex_sub"
+
+    def subscribe(self, workspace_id: str) -> ConvexInbox:
+        ep = self.harness.endpoints
+        assert ep.convex_url is not None
+        return ConvexInbox(ep.convex_url, self.harness.paths.token_for(workspace_id), workspace_id)
+
+
+class SupabaseRealtimeUser(InboxUser):
+    """The workspace's conversations' UPDATEs on Supabase Realtime (``postgres_changes``)."""
+
+    target = "supabase_realtime"
+
+    def subscribe(self, workspace_id: str) -> SupabaseInbox:
+        h = self.harness
+        ep = h.endpoints
+        assert ep.supabase_url is not None and ep.supabase_key is not None
+        anon = h.settings.get("SUPABASE_ANON_KEY") or ep.supabase_key
+        token = h.paths.token_for(workspace_id) or ep.supabase_bearer or anon
+        return SupabaseInbox(ep.supabase_url, anon, token, workspace_id)
+
+
+INBOX_USER_CLASSES: dict[str, type[InboxUser]] = {c.target: c for c in (ConvexSubUser, SupabaseRealtimeUser)}

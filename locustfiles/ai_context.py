@@ -1,5 +1,8 @@
 """AI-context lookup load: one user class per target id (docs/formats.md, docs/load-testing.md).
 
+The realtime targets (``--targets convex_sub supabase_realtime``) measure how fast
+an agent's inbox sees a new message; they run only when asked for.
+
     locust -f locustfiles/ai_context.py --headless -u 20 -r 10 -t 60s --csv runs/x
 
 The harness (options, HDR, workload hand-off, Decision tab, exit code) is wired
@@ -14,7 +17,9 @@ from harness.users import (
     ApiSupabaseUser,
     ConvexHttpUser,
     ConvexQueryUser,
+    ConvexSubUser,
     SupabaseNestedUser,
+    SupabaseRealtimeUser,
     SupabaseRestUser,
     SupabaseRpcUser,
 )
@@ -24,7 +29,9 @@ __all__ = [
     "ApiSupabaseUser",
     "ConvexHttpUser",
     "ConvexQueryUser",
+    "ConvexSubUser",
     "SupabaseNestedUser",
+    "SupabaseRealtimeUser",
     "SupabaseRestUser",
     "SupabaseRpcUser",
 ]

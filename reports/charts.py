@@ -83,7 +83,8 @@ def percentiles_over_time_chart(run: Run) -> Chart:
     per_target = {name: s for (rtype, name), s in run.history.items() if rtype == TRANSACTION and s.t}
     fig, ax = plt.subplots(figsize=(9, 3.6))
     if per_target:
-        note = "P95 of each target's lookups over Locust's ~10 s current window (--csv-full-history)."
+        note = ("P95 of each target's lookups over Locust's ~10 s current window (--csv-full-history, which make "
+                "demo|run|swarm and locust.conf set), as Locust's own charts show it: not the cumulative aggregate.")
         for name in [t for t in TARGETS if t in per_target]:
             s = per_target[name]
             xs, ys = _thin(_rel(run, s), s.p95)
@@ -94,7 +95,8 @@ def percentiles_over_time_chart(run: Run) -> Chart:
             plt.close(fig)
             return Chart("Percentiles over time", None, "the history file has no rows")
         note = ("Only the Aggregated row is in the history (run without --csv-full-history): its percentiles "
-                "are cumulative since the start and mix every request type.")
+                "are cumulative since the start and mix every request type; rerun with --csv-full-history for "
+                "each target's windowed P95.")
         for label, values in (("P50", agg.p50), ("P95", agg.p95), ("P99", agg.p99)):
             xs, ys = _thin(_rel(run, agg), values)
             ax.plot(xs, ys, label=f"Aggregated {label} (cumulative)", linewidth=1)

@@ -23,6 +23,7 @@ from harness.contracts import (
     TRANSACTION_TYPES,
     ArtifactError,
     decision_level,
+    epoch_s,
     read_artifact,
     target_of,
     targets_of,
@@ -581,17 +582,6 @@ def _timing(e: dict[str, Any], where: str, name: str, histogram: Any) -> tuple[A
 # --------------------------------------------------------------------------- the run
 
 
-def _iso_ts(value: Any) -> float | None:
-    from datetime import datetime
-
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | Path | None = None) -> Run:
     """Read a run; ``hdr`` names the HDR artifact when it was written away from the CSVs (``--hdr-out``)."""
     prefix = resolve_prefix(str(prefix_arg))
@@ -617,7 +607,7 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
     lookups = _lookup_rows(stats_path, stats)
     warmup_s = _warmup(warmup_s, metadata, hdr_entries is not None, notes)
     agg_series = history.get(("", "Aggregated"))
-    start_ts = _iso_ts(metadata.get("started_at"))
+    start_ts = epoch_s(metadata.get("started_at"))
     if start_ts is None and agg_series and agg_series.t:
         start_ts = agg_series.t[0]
 
@@ -669,7 +659,7 @@ def _warmup(warmup_s: float | None, metadata: dict[str, Any], has_hdr: bool, not
 
 
 def _measured_s(metadata: dict[str, Any], start_ts: float | None, warmup_s: float) -> float | None:
-    end_ts = _iso_ts(metadata.get("ended_at"))
+    end_ts = epoch_s(metadata.get("ended_at"))
     return (end_ts - start_ts - warmup_s) if (end_ts and start_ts) else None
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.contracts import LEVELS, TARGETS
 from reports import charts as charts_module
-from reports import failures, timing
+from reports import failures, realtime, timing
 from reports.charts import Chart
 from reports.load import Run
 from reports.rules import Decision, TargetStats, Thresholds, p95_interval, primary
@@ -145,7 +145,9 @@ def to_json(run: Run, decisions: dict[str, Decision]) -> dict[str, Any]:
         },
         "verdict": primary(decisions).verdict.value,
         "exit_code": primary(decisions).exit_code,
-        "decisions": {level: d.to_dict() for level, d in decisions.items()},
+        "decisions": {**{level: d.to_dict() for level, d in decisions.items()},
+                      # the inbox's update latency: reported, never deciding (reports.realtime)
+                      **({"realtime": {s.target: s.to_dict() for s in rt}} if (rt := realtime.realtime_stats(run)) else {})},
         "notes": run.notes,
     })
 
@@ -271,6 +273,13 @@ def _time_md(run: Run, findings: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _realtime_md(run: Run) -> list[str]:
+    stats = realtime.realtime_stats(run)
+    if not stats:
+        return []
+    return ["## Realtime (inbox)\n", _md_table(realtime.COLUMNS, realtime.rows(stats)) + "\n", realtime.NOTE + "\n"]
+
+
 def _findings_md(findings: list[dict[str, Any]]) -> list[str]:
     if not findings:
         return []
@@ -318,6 +327,7 @@ def to_markdown(run: Run, decisions: dict[str, Decision], findings: list[dict[st
         parts.append(f"Target hosts: {hosts_line(run)}\n")
     parts += _level_sections_md(decisions)
     parts += _time_md(run, findings or [])
+    parts += _realtime_md(run)
     parts += _failures_md(run)
     header, steps = step_table(run)
     if steps:
@@ -372,6 +382,10 @@ def to_text(run: Run, decisions: dict[str, Decision], findings: list[dict[str, A
         out.append("== Where the time goes (ms; parts add up within each row)")
         out.append(_text_table(TIME_COLUMNS, rows))
         out.append(timing.cpu_line(run))
+    if rt := realtime.realtime_stats(run):
+        out.append("")
+        out.append("== Realtime (inbox): update latency, ms (does not change the verdict)")
+        out.append(_text_table(realtime.COLUMNS, realtime.rows(rt)))
     for f in (findings or [])[:5]:
         out.append(f"finding [{f.get('severity', '')}] {f.get('code', '')} {f.get('table') or ''}: {f.get('detail', '')}")
     for r in failure_reports(run):
@@ -432,6 +446,9 @@ def to_html(run: Run, decisions: dict[str, Decision], charts: list[Chart],
         if (d := decisions.get(level)) is not None:
             parts += _html_level(level, d)
     parts += _html_time(run, charts, findings or [])
+    if rt := realtime.realtime_stats(run):
+        parts += ["<h2>Realtime (inbox)</h2>", _html_table(realtime.COLUMNS, realtime.rows(rt)),
+                  f"<p class='note'>{html.escape(realtime.NOTE)}</p>"]
     parts += _html_failures(run)
     header, steps = step_table(run)
     if steps:

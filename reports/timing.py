@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.contracts import TARGETS
+from harness.contracts import TARGETS, epoch_s
 from reports.load import HdrEntry, Run
 
 BAND = 0.02  # ± percentile points around P50 / P95
@@ -149,23 +149,12 @@ class GeneratorCpu:
         return self.samples > 0 and self.saturated_share > SATURATED_SHARE
 
 
-def _ts(value: Any) -> float | None:
-    from datetime import datetime
-
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def generator_cpu(run: Run) -> list[GeneratorCpu]:
     """Each Locust process's CPU over the measured window (after the warm-up), from the artifact."""
     doc = run.metadata.get("generator_cpu")
     if not isinstance(doc, dict):
         return []
-    start, end = _ts(run.metadata.get("started_at")), _ts(run.metadata.get("ended_at"))
+    start, end = epoch_s(run.metadata.get("started_at")), epoch_s(run.metadata.get("ended_at"))
     return cpu_in_window(doc.get("processes") or {}, (start or 0.0) + run.warmup_s, end if end is not None else math.inf)
 
 

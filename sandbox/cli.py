@@ -44,6 +44,17 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    """A PGRST_* boolean as PostgREST reads it (true/false in any case, or an integer > 0)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    from .rest.app import coerce_bool
+
+    value = coerce_bool(raw)
+    return default if value is None else value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="The local sandbox stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         "--jwt-secret", default=os.environ.get("PGRST_JWT_SECRET"), help="HS256 secret or a JWK/JWKS (prefer PGRST_JWT_SECRET)"
     )
     p_rest.add_argument("--jwks-file", default=os.environ.get("GATEWAY_JWKS_FILE"), help="public JWKS also accepted and served")
+    for name, help_text in (
+        ("server-timing-enabled", "Server-Timing header on successful responses"),
+        ("db-plan-enabled", "the application/vnd.pgrst.plan media type (EXPLAIN)"),
+        ("db-aggregates-enabled", "aggregate functions in select (count(), sum(), ...)"),
+        ("db-config", "read the login role's in-database pgrst.* settings (default on)"),
+    ):
+        env_name = "PGRST_" + name.upper().replace("-", "_")
+        p_rest.add_argument(
+            f"--{name}",
+            action=argparse.BooleanOptionalAction,
+            default=_env_bool(env_name, name == "db-config"),
+            help=f"{help_text} ({env_name})",
+        )
     p_rest.add_argument("--host", default=os.environ.get("PGRST_SERVER_HOST", "127.0.0.1"))
     p_rest.add_argument("--port", type=int, default=int(os.environ.get("PGRST_SERVER_PORT", "3000")))
     args = parser.parse_args(argv)

@@ -214,9 +214,11 @@ class Postgres:
         self.log_file.touch()
         if run_as.uid is not None:
             os.chown(self.log_file, run_as.uid, run_as.gid or -1)
+        # pg_stat_statements preloaded, as on Supabase (the bootstrap creates it in `extensions`)
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-            "-c max_connections=200 -c TimeZone=UTC -c log_timezone=UTC"
+            "-c max_connections=200 -c TimeZone=UTC -c log_timezone=UTC "
+            "-c shared_preload_libraries=pg_stat_statements"
         )
         result = run_as.run(
             [

@@ -140,6 +140,9 @@ def _supabase_argv(ctx: Context) -> list[str]:
         "--db-schemas", "public",
         "--db-anon-role", "anon",
         "--jwks-file", str(ctx.state_dir / "keys" / "jwks.json"),
+        # what the harness's attribution and `reports diagnose` read: Server-Timing and plans
+        "--server-timing-enabled",
+        "--db-plan-enabled",
     ]
 
 

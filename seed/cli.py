@@ -318,7 +318,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "`python -m seed cleanup` removes them; --include-loadtest compares them too"
         )
     good = sum(lk.ok for lk in report.lookups)
-    out.print(f"sampled lookups: {good}/{len(report.lookups)} identical (incl. one unknown phone)")
+    out.print(f"sampled lookups: {good}/{len(report.lookups)} identical (incl. one unknown phone), each also through "
+              "the official convex client")
     if report.ok:
         out.print("[green]parity: OK[/]")
         return 0

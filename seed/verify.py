@@ -7,7 +7,10 @@
 2. N sampled lookups: Supabase RPC ``get_contact_context`` against Convex
    ``contacts:getContextByPhone`` (called as a member of the workspace, via the
    admin key's acting-as identity), deep-compared in canonical form. Plus one
-   phone that does not exist: both must answer null.
+   phone that does not exist: both must answer null. Each is also fetched
+   through the official client (the PyPI ``convex`` ``ConvexClient``, over the
+   WebSocket sync protocol, admin auth, ``contacts:getContextByPhoneInternal``)
+   and compared the same way.
 
 By default the load tests' writes are left out (:mod:`seed.loadtest`): their
 messages are skipped and the conversations they touched are compared as they
@@ -222,6 +225,7 @@ def _sampled_lookups(rest: SupabaseRest, convex: ConvexClient, admin_key: str, s
         picked.append((picked[0][0], random_phone(rng, used)))  # a phone that does not exist
     out: list[LookupParity] = []
     clients: dict[str, ConvexClient] = {}
+    official = _official_client(convex.url, admin_key)
     try:
         for ws, phone in picked:
             user = seen.members.get(ws)
@@ -239,8 +243,24 @@ def _sampled_lookups(rest: SupabaseRest, convex: ConvexClient, admin_key: str, s
             except SeedError as exc:
                 out.append(LookupParity(ws, phone, [f"Convex lookup failed: {exc}"]))
                 continue
-            out.append(LookupParity(ws, phone, diff(sb, cx)))
+            differences = diff(sb, cx)
+            try:
+                via_official = official.query("contacts:getContextByPhoneInternal", {"workspaceId": ws, "phone": phone})
+            except Exception as exc:  # the official client raises its own error types
+                differences.append(f"official convex client: {type(exc).__name__}: {str(exc)[:120]}")
+            else:
+                differences += [f"official convex client: {d}" for d in diff(sb, via_official)]
+            out.append(LookupParity(ws, phone, differences))
     finally:
         for c in clients.values():
             c.close()
     return out
+
+
+def _official_client(url: str, admin_key: str) -> Any:
+    """The PyPI ``convex`` client (blocking; never used inside Locust), with the admin key."""
+    from convex import ConvexClient as OfficialClient
+
+    client = OfficialClient(url)
+    client.set_admin_auth(admin_key)
+    return client

@@ -3,6 +3,14 @@
 One pooled asyncpg connection and one transaction per request (READ ONLY for
 GET/HEAD and for STABLE/IMMUTABLE functions), with ``set_config('role', …)`` and
 ``set_config('request.jwt.claims', …)`` first, so RLS applies.
+
+Optional, as in PostgREST (off by default): ``Server-Timing`` on successful
+responses (``server-timing-enabled``), the execution-plan media type
+``application/vnd.pgrst.plan`` (``db-plan-enabled``) and aggregate functions in
+``select`` (``db-aggregates-enabled``). Each is a flag / ``PGRST_*`` variable,
+overridden by the login role's in-database setting (``alter role authenticator
+set pgrst.db_plan_enabled = 'true'``) read at start and on
+``NOTIFY pgrst, 'reload config'``, unless ``db-config`` is off.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import orjson
 
 from .auth import JwtVerifier
 from .errors import ApiError, PlainError, from_pg
+from .media import JSON_MEDIA, MediaType, negotiate
 from .parser import Filter, NodeParams, ParsedQuery, SelectItem, Star, parse_query
 from .query import (
     Builder,
@@ -33,11 +42,11 @@ from .query import (
     update_source,
 )
 from .schema import Column, Function, SchemaCache, Table, quote_ident
+from .timing import ServerTiming
 
 log = logging.getLogger("sandbox.rest")
 
 JSON_CT = b"application/json; charset=utf-8"
-OBJECT_CT = b"application/vnd.pgrst.object+json; charset=utf-8"
 SET_CONFIG_SQL = (
     "SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
     "set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true), "
@@ -61,6 +70,7 @@ _KNOWN_PREFERENCES = frozenset(
     }
 )
 _RANGE = re.compile(r"^(?:items=)?(\d+)-(\d*)$")
+_INTEGER = re.compile(r"^\s*-?[0-9]+\s*$")
 
 
 @dataclass
@@ -76,6 +86,50 @@ class Config:
     # Kong-like apikey check (hosted Supabase's gateway); off when empty.
     api_keys: dict[str, str] = field(default_factory=dict)
     public_jwks: dict[str, Any] | None = None
+    server_timing_enabled: bool = False
+    db_plan_enabled: bool = False
+    db_aggregates_enabled: bool = False
+    # read the login role's `pgrst.*` settings from the database (they win over the above)
+    db_config: bool = True
+
+
+# PostgREST's in-database settings the gateway honours (Config/Database.hs::dbSettingsNames)
+IN_DB_SETTINGS = ("server_timing_enabled", "db_plan_enabled", "db_aggregates_enabled")
+# Config/Database.hs::queryDbSettings: the login role's settings, the database-specific ones first
+DB_SETTINGS_SQL = """
+with role_setting as (
+  select setdatabase as database, unnest(setconfig) as setting
+  from pg_catalog.pg_db_role_setting
+  where setrole = quote_ident(current_user)::regrole::oid
+    and setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_catalog))
+), kv_settings as (
+  select database, substr(setting, 1, strpos(setting, '=') - 1) as k, substr(setting, strpos(setting, '=') + 1) as v
+  from role_setting
+)
+select distinct on (key) replace(k, 'pgrst.', '') as key, v as value
+from kv_settings
+where k = any($1::text[]) and v is not null
+order by key, database desc nulls last
+"""
+
+
+def coerce_bool(text: str) -> bool | None:
+    """PostgREST's ``coerceBool``: true/TRUE/"true", or an integer > 0; anything else is None."""
+    letters = "".join(ch for ch in text if ch.isalpha()).lower()
+    if letters in ("true", "false"):
+        return letters == "true"
+    if _INTEGER.match(text):
+        return int(text) > 0
+    return None
+
+
+@dataclass
+class Toggles:
+    """The effective switches (flags / environment, overridden by in-database settings)."""
+
+    server_timing_enabled: bool
+    db_plan_enabled: bool
+    db_aggregates_enabled: bool
 
 
 class Pool:
@@ -186,12 +240,13 @@ class ReadPlan:
     prefs: dict[str, str]
     count: str | None
     offset: int
+    media: MediaType = JSON_MEDIA
 
 
 class Request:
     """One HTTP request; the query string is parsed only when needed (a plan-cache hit does not)."""
 
-    __slots__ = ("_query", "body", "headers", "method", "path", "raw_query")
+    __slots__ = ("_query", "body", "headers", "media", "method", "path", "raw_query", "timing")
 
     def __init__(
         self,
@@ -208,6 +263,8 @@ class Request:
         self.body = body
         self.raw_query = raw_query
         self._query = query
+        self.timing: ServerTiming | None = None
+        self.media: MediaType = JSON_MEDIA
 
     @property
     def query(self) -> list[tuple[str, str]]:
@@ -257,13 +314,21 @@ class Gateway:
         self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
         self._search_paths: dict[str, str] = {}
         self._role_sql: dict[str, tuple[str, list[str]]] = {}
+        self.toggles = self._configured_toggles()
+
+    def _configured_toggles(self) -> Toggles:
+        return Toggles(
+            self.config.server_timing_enabled, self.config.db_plan_enabled, self.config.db_aggregates_enabled
+        )
 
     # lifecycle -----------------------------------------------------------
     async def startup(self) -> None:
+        await self.reload_config()
         await self.reload_schema()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGUSR1, self._schedule_reload)
+            loop.add_signal_handler(signal.SIGUSR2, self._schedule_config_reload)
         self._spawn(self._listen())
         self.ready = True
 
@@ -283,10 +348,47 @@ class Gateway:
     def _schedule_reload(self) -> None:
         self._spawn(self.reload_schema())
 
+    def _schedule_config_reload(self) -> None:
+        self._spawn(self.reload_config())
+
+    async def reload_config(self) -> None:
+        """The switches from flags / environment, then the login role's ``pgrst.*`` settings.
+
+        As PostgREST: an in-database value wins even when it does not parse (then
+        the setting takes its default, off); a failed read keeps the configured values.
+        """
+        toggles = self._configured_toggles()
+        if self.config.db_config:
+            try:
+                conn = await self.pool.acquire()
+            except Exception as exc:
+                log.warning("in-database settings not read: %s", exc)
+                self.toggles = toggles
+                return
+            try:
+                rows = await conn.fetch(DB_SETTINGS_SQL, [f"pgrst.{name}" for name in IN_DB_SETTINGS])
+            except asyncpg.PostgresError as exc:
+                await self.pool.release(conn)
+                log.warning("in-database settings not read: %s", exc)
+                rows = []
+            except BaseException:
+                await self.pool.release(conn, broken=True)
+                raise
+            else:
+                await self.pool.release(conn)
+            for row in rows:
+                setattr(toggles, row["key"], coerce_bool(row["value"]) or False)
+        self.toggles = toggles
+        self._plans = {}
+        log.info(
+            "settings: server-timing-enabled=%s db-plan-enabled=%s db-aggregates-enabled=%s",
+            *(str(getattr(toggles, n)).lower() for n in IN_DB_SETTINGS),
+        )
+
     async def reload_schema(self) -> None:
         conn = await self.pool.acquire()
         try:
-            self.cache = await SchemaCache.load(conn, self.config.schemas)
+            self.cache = await SchemaCache.load(conn, self.config.schemas, self.config.extra_search_path)
             self._plans = {}
             self._role_sql = {}
         except BaseException:
@@ -296,11 +398,13 @@ class Gateway:
         log.info("schema cache loaded: %d tables, %d functions", len(self.cache.tables), len(self.cache.functions))
 
     async def _listen(self) -> None:
-        """LISTEN pgrst: 'reload schema' (or an empty payload) reloads the cache."""
+        """LISTEN pgrst: 'reload schema' (or an empty payload) reloads the cache, 'reload config' the settings."""
 
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             if payload in ("", "reload schema"):
                 self._schedule_reload()
+            elif payload == "reload config":
+                self._schedule_config_reload()
 
         while True:
             try:
@@ -314,6 +418,7 @@ class Gateway:
                 await asyncio.sleep(1.0)
                 continue
             await asyncio.sleep(1.0)
+            self._schedule_config_reload()
             self._schedule_reload()
 
     # ASGI ------------------------------------------------------------------
@@ -348,6 +453,9 @@ class Gateway:
         req = Request(scope["method"], scope["path"], headers, None, body, scope["query_string"])
         try:
             status, out_headers, out_body = await self.handle(req)
+            if req.timing is not None:
+                req.timing.lap("response")
+                out_headers.append((b"server-timing", req.timing.header()))
         except ApiError as err:
             status, out_headers, out_body = _error_response(err)
         except PlainError as err:
@@ -375,7 +483,9 @@ class Gateway:
             raise PlainError(404, {"message": "no Route matched with those values"})
         if req.method == "OPTIONS":
             return 200, self._cors(req), b""
-        token = self._check_key(req)
+        token = self._check_key(req)  # Kong's part: not PostgREST's, so not timed
+        if self.toggles.server_timing_enabled:
+            req.timing = ServerTiming()
         if token is None:
             auth = req.headers.get("authorization", "")
             if auth[:7].lower() == "bearer ":
@@ -395,8 +505,14 @@ class Gateway:
             authenticated = False
         if not role:
             raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
+        if req.timing is not None:
+            req.timing.lap("jwt")
         segments = [s for s in path.split("/") if s]
         if not segments:
+            if req.timing is not None:
+                req.timing.lap("parse")
+                req.timing.lap("plan")
+                req.timing.lap("transaction")
             return 200, [(b"content-type", JSON_CT)], self._root()
         method = req.method
         schema, profile_header = self._schema(req)
@@ -406,7 +522,7 @@ class Gateway:
             raise ApiError(404, "PGRST125", f"Invalid path specified in request URL: {req.path}")
         table = self.cache.tables.get((schema, segments[0]))
         if table is None:
-            raise table_missing(schema, segments[0])
+            raise table_missing(self.cache, schema, segments[0])
         if method in ("GET", "HEAD"):
             return await self._read(req, table, schema, profile_header, str(role), claims, authenticated)
         if method in ("POST", "PATCH", "DELETE", "PUT"):
@@ -470,17 +586,13 @@ class Gateway:
             )
         return wanted, True
 
-    def _singular(self, req: Request) -> bool:
-        accept = req.headers.get("accept")
-        if not accept:
-            return False
-        for part in accept.split(","):
-            media = part.split(";", 1)[0].strip().lower()
-            if media in ("application/vnd.pgrst.object+json", "application/vnd.pgrst.object"):
-                return True
-            if media in ("*/*", "application/json", "application/*"):
-                return False
-        raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
+    def _builder(self, schema: str) -> Builder:
+        return Builder(self.cache, schema, aggregates=self.toggles.db_aggregates_enabled, max_rows=self.config.max_rows)
+
+    def _negotiate(self, req: Request) -> MediaType:
+        """The response's media type from ``Accept`` (406 PGRST107 when none can be produced)."""
+        req.media = negotiate(req.headers.get("accept"), self.toggles.db_plan_enabled)
+        return req.media
 
     # execution -----------------------------------------------------------
     async def _run(
@@ -493,8 +605,12 @@ class Gateway:
         authenticated: bool,
         statements: list[tuple[str, list[Any]]],
         check: Any = None,
-    ) -> list[asyncpg.Record | None]:
-        """Run ``statements`` in one transaction; ``check(rows)`` may raise to roll back."""
+        fetch_all: bool = False,
+    ) -> list[Any]:
+        """Run ``statements`` in one transaction; ``check(rows)`` may raise to roll back.
+
+        The time spent here, pool checkout included, is the ``transaction`` phase.
+        """
         search_path = self._search_paths.get(schema)
         if search_path is None:
             search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
@@ -512,7 +628,12 @@ class Gateway:
                 began = True
                 set_sql, set_params = self._set_config(role)
                 await conn.fetchrow(set_sql, search_path, role, claims_json, req.method, req.path, headers_json, *set_params)
-                rows = [await conn.fetchrow(sql, *params) for sql, params in statements]
+                rows: list[Any] = [await conn.fetchrow(sql, *params) for sql, params in statements[:-1]]
+                last_sql, last_params = statements[-1]
+                if fetch_all:
+                    rows.append(await conn.fetch(last_sql, *last_params))
+                else:
+                    rows.append(await conn.fetchrow(last_sql, *last_params))
                 if check is not None:
                     check(rows)
                 await conn.execute("COMMIT")
@@ -541,8 +662,35 @@ class Gateway:
                     await self.pool.release(conn, broken=True)
                 raise
             await self.pool.release(conn)
+            if req.timing is not None:
+                req.timing.lap("transaction")
             return rows
         raise AssertionError("unreachable")
+
+    async def _explain(
+        self,
+        req: Request,
+        read_only: bool,
+        schema: str,
+        role: str,
+        claims: dict[str, Any],
+        authenticated: bool,
+        statement: tuple[str, list[Any]],
+        profile: bool,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """``Accept: application/vnd.pgrst.plan``: EXPLAIN the request's own main statement, in its
+        own transaction context (role, claims, RLS, read/write mode), as ``MainTx`` does."""
+        media = req.media
+        options = ["FORMAT JSON" if media.plan_format == "json" else "FORMAT TEXT"]
+        options += [o.upper() for o in media.plan_options]
+        sql, params = statement
+        explain = f"EXPLAIN ({', '.join(options)}) {sql}"
+        rows = await self._run(req, read_only, schema, role, claims, authenticated, [(explain, params)], fetch_all=True)
+        headers = [(b"content-type", media.content_type())]
+        if profile:
+            headers.append((b"content-profile", schema.encode()))
+        # MainTx.planRow: the rows (one per line in text format), each followed by a newline
+        return 200, headers, "".join(row[0] + "\n" for row in rows[-1]).encode()
 
     def _set_config(self, role: str) -> tuple[str, list[str]]:
         """SET_CONFIG_SQL plus the role's own settings (e.g. anon's statement_timeout), all bound."""
@@ -567,8 +715,8 @@ class Gateway:
         await self.pool.release(conn)
 
     # reads -------------------------------------------------------------------
-    def _parse(self, req: Request, rpc_args: frozenset[str] | None = None) -> ParsedQuery:
-        return parse_query(req.query, rpc_args)
+    def _parse(self, req: Request, rpc_read: bool = False) -> ParsedQuery:
+        return parse_query(req.query, rpc_read)
 
     def _range(self, req: Request, parsed: ParsedQuery) -> tuple[int, int | None]:
         root = parsed.nodes.get(()) or NodeParams()
@@ -598,19 +746,23 @@ class Gateway:
     def plan_read(self, req: Request, table: Table, schema: str) -> tuple[list[tuple[str, list[Any]]], ReadPlan]:
         """The statements a read runs (also used by bench/ to run the same SQL directly)."""
         parsed = self._parse(req)
-        singular = self._singular(req)
+        media = self._negotiate(req)
         prefs = _prefer(req.headers)
         count = prefs.get("count")
         if count not in ("exact", "planned", "estimated"):
             count = None
         offset, limit = self._range(req, parsed)
-        b = Builder(self.cache, schema)
+        if req.timing is not None:
+            req.timing.lap("parse")
+        b = self._builder(schema)
         items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
         source, count_sql = b.read_source(
-            table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count is not None
+            table, table.qualified, table.qualified, items, parsed.nodes, limit, offset, count
         )
-        _, statements = self._wrap_read(b, source, count_sql, count, singular, req.method == "HEAD")
-        return statements, ReadPlan(singular, prefs, count, offset)
+        _, statements = self._wrap_read(b, source, count_sql, count, media, req.method == "HEAD")
+        if req.timing is not None:
+            req.timing.lap("plan")
+        return statements, ReadPlan(media.singular, prefs, count, offset, media)
 
     async def _read(
         self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
@@ -626,29 +778,32 @@ class Gateway:
             if len(self._plans) >= _PLAN_CACHE_MAX:
                 self._plans.clear()
             self._plans[key] = cached
+        elif req.timing is not None:
+            req.timing.lap("parse")
+            req.timing.lap("plan")
         statements, plan = cached
+        req.media = plan.media
+        if plan.media.kind == "plan":
+            return await self._explain(req, True, schema, role, claims, authed, statements[-1], profile)
         rows = await self._run(req, True, schema, role, claims, authed, statements)
         return self._read_response(
             req, rows, plan.count, plan.singular, plan.offset, profile, schema, table.name, plan.prefs
         )
 
     def _wrap_read(
-        self, b: Builder, source: str, count_sql: str | None, count: str | None, singular: bool, head: bool
+        self, b: Builder, source: str, count_sql: str | None, count: str | None, media: MediaType, head: bool,
+        single_row: bool = False,
     ) -> tuple[str, list[tuple[str, list[Any]]]]:
         statements: list[tuple[str, list[Any]]] = []
-        if count in ("planned", "estimated") and count_sql is not None:
-            statements.append((f"EXPLAIN (FORMAT JSON) {count_sql}", b.params[: b.count_params]))
+        if count in ("planned", "estimated") and b.count_statement is not None and media.kind != "plan":
+            alone, alone_params = b.count_statement
+            statements.append((f"EXPLAIN (FORMAT JSON) {alone}", alone_params))
         ctes = f"WITH pgrst_source AS ({source})"
         total = "NULL::bigint"
-        if count in ("exact", "estimated") and count_sql is not None:
+        if count_sql is not None:
             ctes += f", pgrst_source_count AS ({count_sql})"
             total = "(SELECT pg_catalog.count(*) FROM pgrst_source_count)"
-        if head:
-            body = "''"
-        elif singular:
-            body = "coalesce((json_agg(_postgrest_t)->0)::text, 'null')"
-        else:
-            body = "coalesce(json_agg(_postgrest_t), '[]')::text"
+        body = "''" if head else body_sql(media, "_postgrest_t", many=not single_row)
         sql = (
             f"{ctes} SELECT {total} AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
             f"{body} AS body, {_TAIL} FROM (SELECT * FROM pgrst_source) _postgrest_t"
@@ -702,7 +857,7 @@ class Gateway:
         if total is not None and page < total:
             status = 206
         headers = [
-            (b"content-type", OBJECT_CT if singular else JSON_CT),
+            (b"content-type", _content_type(req.media)),
             (b"content-range", _content_range(offset, page, total).encode()),
         ]
         if req.method in ("GET", "HEAD"):
@@ -725,19 +880,22 @@ class Gateway:
         self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         parsed = self._parse(req)
-        singular = self._singular(req)
+        media = self._negotiate(req)
+        singular = media.singular
         prefs = _prefer(req.headers)
+        method = req.method
+        payload = self._payload(req) if method != "DELETE" else None
+        if req.timing is not None:
+            req.timing.lap("parse")
         ret_pref = prefs.get("return")
         ret = ret_pref if ret_pref in ("minimal", "representation", "headers-only") else "minimal"
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         missing_default = prefs.get("missing") == "default"
-        b = Builder(self.cache, schema)
+        b = self._builder(schema)
         root = parsed.nodes.get(()) or NodeParams()
         applied: list[str] = []
         resolution = None
-        method = req.method
         if method == "POST":
-            payload = self._payload(req)
             if payload is None:
                 payload = {}
             if isinstance(payload, dict):
@@ -769,7 +927,6 @@ class Gateway:
             body_text = req.body.decode() if req.body.strip() else "{}"
             dml = insert_source(b, table, body_text, columns, missing_default, parsed.on_conflict, resolution)
         elif method == "PUT":
-            payload = self._payload(req)
             if isinstance(payload, list) and len(payload) == 1:
                 payload = payload[0]
             if not isinstance(payload, dict):
@@ -790,7 +947,6 @@ class Gateway:
             resolution = "merge-duplicates"
             dml = insert_source(b, table, orjson.dumps(payload).decode(), columns, False, list(table.pk), resolution)
         elif method == "PATCH":
-            payload = self._payload(req)
             if payload is None:
                 payload = {}
             if not isinstance(payload, dict):
@@ -814,16 +970,13 @@ class Gateway:
         nodes[()] = NodeParams()
         items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
         if rep:
-            outer, _ = b.read_source(table, '"pgrst_source"', "pgrst_source", items, nodes, None, None, False, star_columns=True)
+            outer, _ = b.read_source(
+                table, quote_ident(table.name), f'"pgrst_source" AS {quote_ident(table.name)}', items, nodes,
+                None, None, None, star_columns=True, mutation=True,
+            )
         else:
             outer = "SELECT 1 FROM pgrst_source"
-        body = "''"
-        if rep:
-            body = (
-                "coalesce((json_agg(_postgrest_t)->0)::text, 'null')"
-                if singular
-                else "coalesce(json_agg(_postgrest_t), '[]')::text"
-            )
+        body = body_sql(media, "_postgrest_t") if rep else "''"
         total = "(SELECT pg_catalog.count(*) FROM pgrst_source)" if count else "NULL::bigint"
         sql = (
             f"WITH pgrst_source AS ({dml}) SELECT {total} AS total_result_set, "
@@ -831,6 +984,10 @@ class Gateway:
             f"(SELECT pg_catalog.count(*) FROM pgrst_source WHERE pgrst_inserted) AS inserted, {_TAIL} "
             f"FROM ({outer}) _postgrest_t"
         )
+        if req.timing is not None:
+            req.timing.lap("plan")
+        if media.kind == "plan":
+            return await self._explain(req, False, schema, role, claims, authed, (sql, b.params), profile)
 
         def check(rows: list[asyncpg.Record | None]) -> None:
             main = rows[-1]
@@ -848,7 +1005,7 @@ class Gateway:
         assert main is not None
         page = int(main["page_total"])
         total_n = page if count else None
-        headers = [(b"content-type", OBJECT_CT if singular else JSON_CT)]
+        headers = [(b"content-type", _content_type(media))]
         if method == "POST":
             status = 201
             if resolution is not None and int(main["inserted"]) == 0:
@@ -878,13 +1035,12 @@ class Gateway:
     def plan_rpc(self, req: Request, name: str, schema: str) -> tuple[list[tuple[str, list[Any]]], RpcPlan]:
         """The statements an RPC call runs (also used by bench/ to run the same SQL directly)."""
         candidates = self.cache.functions.get((schema, name), [])
-        arg_names = frozenset(a.name for fn in candidates for a in fn.args)
         method = req.method
         if method in ("GET", "HEAD"):
-            parsed = self._parse(req, arg_names)
+            parsed = self._parse(req, rpc_read=True)
             args: dict[str, Any] = dict(parsed.rpc_args)
         elif method == "POST":
-            parsed = self._parse(req, None)
+            parsed = self._parse(req)
             payload = self._payload(req)
             if payload is None:
                 payload = {}
@@ -894,6 +1050,10 @@ class Gateway:
         else:
             raise ApiError(405, "PGRST101", "Cannot use the " + method + " method on RPC")
         prefs = _prefer(req.headers)
+        media = self._negotiate(req)
+        singular = media.singular
+        if req.timing is not None:
+            req.timing.lap("parse")
         # one json/jsonb parameter taking the whole body: unnamed, or asked for with params=single-object
         single = next(
             (
@@ -903,11 +1063,10 @@ class Gateway:
             ),
             None,
         )
-        fn = single or find_function(self.cache, schema, name, set(args))
-        singular = self._singular(req)
+        fn = single or find_function(self.cache, schema, name, set(args), post=method == "POST")
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
         read_only = method in ("GET", "HEAD") or fn.volatility in ("s", "i")
-        b = Builder(self.cache, schema)
+        b = self._builder(schema)
         keys = list(args)
         if single is not None:
             call, args_from = f"{fn.qualified}({b.param(req.body.decode() or '{}')}::{fn.args[0].type})", None
@@ -923,17 +1082,17 @@ class Gateway:
             items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
             source, count_sql = b.read_source(
                 result_table, quote_ident(fn.name), from_sql, items, parsed.nodes, limit if fn.retset else None,
-                offset if fn.retset else 0, count is not None,
+                offset if fn.retset else 0, count,
             )
-            _, statements = self._wrap_read(b, source, count_sql, count, singular or not fn.retset, method == "HEAD")
+            _, statements = self._wrap_read(
+                b, source, count_sql, count, media, method == "HEAD", single_row=not fn.retset
+            )
         else:
             source = f"SELECT {call} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")
             if method == "HEAD" or fn.is_void:
                 body = "''"
-            elif fn.retset and not singular:
-                body = "coalesce(json_agg(_postgrest_t.pgrst_scalar), '[]')::text"
             else:
-                body = "coalesce((json_agg(_postgrest_t.pgrst_scalar)->0)::text, 'null')"
+                body = body_sql(media, "_postgrest_t.pgrst_scalar", many=fn.retset)
             total = "pg_catalog.count(_postgrest_t)" if count else "NULL::bigint"
             sql = (
                 f"WITH pgrst_source AS ({source}) SELECT {total} AS total_result_set, "
@@ -941,6 +1100,8 @@ class Gateway:
                 f"FROM (SELECT * FROM pgrst_source) _postgrest_t"
             )
             statements = [(sql, b.params)]
+        if req.timing is not None:
+            req.timing.lap("plan")
         return statements, RpcPlan(fn, read_only, singular, count, offset, result_table, prefs)
 
     async def _rpc(
@@ -950,6 +1111,8 @@ class Gateway:
         fn, read_only, singular, count, offset, result_table, prefs = (
             plan.fn, plan.read_only, plan.singular, plan.count, plan.offset, plan.result_table, plan.prefs,
         )
+        if req.media.kind == "plan":
+            return await self._explain(req, read_only, schema, role, claims, authed, statements[-1], profile)
         rows = await self._run(req, read_only, schema, role, claims, authed, statements)
         main = rows[-1]
         assert main is not None
@@ -961,7 +1124,7 @@ class Gateway:
             return status, headers, b""
         if not fn.retset and result_table is None:
             page = int(main["page_total"])
-            headers = [(b"content-type", OBJECT_CT if singular else JSON_CT), (b"content-range", _content_range(0, page, None).encode())]
+            headers = [(b"content-type", _content_type(req.media)), (b"content-range", _content_range(0, page, None).encode())]
             if profile:
                 headers.append((b"content-profile", schema.encode()))
             status, headers = _apply_guc_response(main, 200, headers)
@@ -981,8 +1144,26 @@ class Gateway:
         return None
 
 
+def body_sql(media: MediaType, row: str, many: bool = True) -> str:
+    """The response body as text (``SqlFragment.handlerF``): an array, or the first row for a
+    singular media type or a function returning one row; ``nulls=stripped`` drops null keys."""
+    target = media.target or media
+    if target.kind == "object" or not many:
+        agg = f"json_agg({row})->0"
+        agg = f"json_strip_nulls({agg})" if target.stripped else agg
+        return f"coalesce(({agg})::text, 'null')"
+    agg = f"json_agg({row})"
+    agg = f"json_strip_nulls({agg})" if target.stripped else agg
+    return f"coalesce({agg}, '[]')::text"
+
+
+def _content_type(media: MediaType) -> bytes:
+    """A JSON response's ``Content-Type``: ``*/*`` answers as ``application/json``."""
+    return JSON_CT if media.kind == "any" else media.content_type()
+
+
 def _where(b: Builder, table: Table, root: NodeParams) -> list[str]:
-    return [b.tree_sql(table, table.qualified, f, None) for f in root.filters]
+    return [b.tree_sql(table, table.qualified, f) for f in root.filters]
 
 
 def _content_range(offset: int, page: int, total: int | None) -> str:

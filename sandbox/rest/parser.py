@@ -38,21 +38,28 @@ FTS = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsque
 IS_VALUES = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
 RESERVED = {"select", "columns", "on_conflict"}
 EMBEDDABLE_RESERVED = {"order", "limit", "offset", "or", "and"}
-_IDENT_CHARS = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]")
-# identifier chars joined by '-' (but not '->')
-_IDENT_RUN = re.compile(r"[A-Za-z0-9_$ \u0080-\uffff]+(?:-(?!>)[A-Za-z0-9_$ \u0080-\uffff]+)*")
-_CAST = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
-_JSON_KEY = re.compile(r"[^-,.:()>!\"']")
+AGGREGATES = ("sum", "avg", "count", "max", "min")
+_JSON_KEY_STOP = frozenset("(-:.,>)")
+
+
+def _ident_char(ch: str) -> bool:
+    """PostgREST's ``pIdentifierChar``: a letter (any script), an ASCII digit, ``_``, ``$`` or a space."""
+    return ch.isalpha() or "0" <= ch <= "9" or ch in "_ $"
 
 
 @dataclass(frozen=True)
 class FieldRef:
     name: str
-    json_path: tuple[tuple[str, str], ...] = ()  # (operator "->" | "->>", key)
+    # (operator "->" | "->>", key, is_index); an index is "+n" / "-n" as PostgREST keeps it
+    json_path: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def output_name(self) -> str:
-        return self.json_path[-1][1] if self.json_path else self.name
+        """The column name PostgREST gives a JSON path: its last key (``addAliases``)."""
+        for _op, key, is_index in reversed(self.json_path):
+            if not is_index:
+                return key
+        return self.name
 
 
 @dataclass
@@ -60,6 +67,8 @@ class SelectField:
     ref: FieldRef
     alias: str | None = None
     cast: str | None = None
+    agg: str | None = None  # sum | avg | count | max | min
+    agg_cast: str | None = None
 
 
 @dataclass
@@ -72,9 +81,13 @@ class SelectEmbed:
     name: str
     alias: str | None
     hint: str | None
-    inner: bool
+    join: str | None  # "inner" | "left" | None
     spread: bool
     items: list[SelectField | SelectEmbed | Star]
+
+    @property
+    def inner(self) -> bool:
+        return self.join == "inner"
 
 
 SelectItem = SelectField | SelectEmbed | Star
@@ -159,25 +172,38 @@ class _Cursor:
             self.i += 1
         raise self.fail('"\\"" to close the quoted name')
 
+    def _ident_run(self) -> str:
+        start = self.i
+        while self.i < len(self.s) and _ident_char(self.s[self.i]):
+            self.i += 1
+        return self.s[start : self.i]
+
+    def _dash(self) -> bool:
+        """A ``-`` joining two identifier runs (never the start of ``->``)."""
+        return self.peek() == "-" and self.peek(2) != "->"
+
     def identifier(self) -> str:
-        """Field name: a quoted string, or identifier chars joined by '-' (not '->')."""
+        """``pFieldName``: a quoted string, or identifier runs joined by ``-`` (not ``->``), trimmed."""
         self.skip_ws()
         if self.peek() == '"':
             return self.quoted()
-        start = self.i
-        while self.i < len(self.s):
-            ch = self.s[self.i]
-            if _IDENT_CHARS.match(ch) or (ch == "-" and self.peek(2) != "->" and self.i + 1 < len(self.s) and _IDENT_CHARS.match(self.s[self.i + 1])):
-                self.i += 1
-            else:
-                break
-        name = self.s[start : self.i].strip()
-        if not name:
+        runs = [self._ident_run()]
+        if not runs[0]:
             raise self.fail("field name (* or [a..z0..9_$])")
-        return name
+        while self._dash():
+            save = self.i
+            self.i += 1
+            run = self._ident_run()
+            if not run:
+                self.i = save
+                break
+            runs.append(run)
+        return "-".join(r.strip() for r in runs)
 
-    def json_path(self) -> tuple[tuple[str, str], ...]:
-        path: list[tuple[str, str]] = []
+    def json_path(self) -> tuple[tuple[str, str, bool], ...]:
+        """``pJsonPath``: ``->``/``->>`` then an index (``-?digits`` before ``->``, ``::``, ``.``, ``,``
+        or the end) or a key (quoted, or runs of anything but ``(-:.,>)`` joined by ``-``)."""
+        path: list[tuple[str, str, bool]] = []
         while True:
             if self.eat("->>"):
                 op = "->>"
@@ -185,16 +211,36 @@ class _Cursor:
                 op = "->"
             else:
                 return tuple(path)
+            match = re.match(r"-?[0-9]+", self.s[self.i :])
+            if match:
+                end = self.i + match.end()
+                rest = self.s[end:]
+                if not rest or rest.startswith(("->", "::", ".", ",")):
+                    digits = match.group(0)
+                    self.i = end
+                    path.append((op, digits if digits.startswith("-") else "+" + digits, True))
+                    continue
             if self.peek() == '"':
-                key = self.quoted()
-            else:
-                start = self.i
-                while self.i < len(self.s) and _JSON_KEY.match(self.s[self.i]):
-                    self.i += 1
-                key = self.s[start : self.i]
-                if not key:
-                    raise self.fail("json key")
-            path.append((op, key))
+                path.append((op, self.quoted(), False))
+                continue
+            runs = [self._json_key_run()]
+            if not runs[0]:
+                raise self.fail("any non reserved character different from: .,>()")
+            while self._dash():
+                save = self.i
+                self.i += 1
+                run = self._json_key_run()
+                if not run:
+                    self.i = save
+                    break
+                runs.append(run)
+            path.append((op, "-".join(r.strip() for r in runs), False))
+
+    def _json_key_run(self) -> str:
+        start = self.i
+        while self.i < len(self.s) and self.s[self.i] not in _JSON_KEY_STOP:
+            self.i += 1
+        return self.s[start : self.i]
 
 
 def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
@@ -209,79 +255,153 @@ def parse_field_ref(text: str, what: str = "filter") -> FieldRef:
 
 @functools.lru_cache(maxsize=1024)
 def parse_select(text: str) -> list[SelectItem]:
-    """Cached: the same select string repeats across requests (callers never mutate the result)."""
-    cur = _Cursor(text, "select parameter")
-    items = _select_items(cur, top=True)
-    if not cur.at_end():
-        raise cur.fail("\",\" or end of input")
-    return items
+    """``pFieldForest``, as parsec runs it: what follows the last item that parses is ignored, and
+    a first item that fails before consuming anything leaves an empty list (all columns).
+
+    Cached: the same select string repeats across requests (callers never mutate the result)."""
+    return _select_items(_Cursor(text, "select parameter"))
 
 
-def _select_items(cur: _Cursor, top: bool) -> list[SelectItem]:
+def _select_items(cur: _Cursor) -> list[SelectItem]:
+    """``pFieldTree `sepBy` lexeme (char ',')``."""
     items: list[SelectItem] = []
-    cur.skip_ws()
-    if not top and cur.peek() == ")":
-        return items
     while True:
-        items.append(_select_item(cur))
+        item = _select_item(cur)
+        if item is None:  # failed without consuming input
+            if not items:
+                return items
+            raise cur.fail("field name (* or [a..z0..9_$])")  # after a consumed ","
+        items.append(item)
+        save = cur.i
         cur.skip_ws()
-        if cur.eat(","):
-            cur.skip_ws()
-            continue
-        return items
+        if not cur.eat(","):
+            cur.i = save
+            return items
+        cur.skip_ws()
 
 
-def _select_item(cur: _Cursor) -> SelectItem:
-    cur.skip_ws()
-    if cur.eat("*"):
-        return Star()
-    spread = cur.eat("...")
-    save = cur.i
-    first = cur.identifier()
-    alias: str | None = None
-    if cur.peek() == ":" and cur.peek(2) != "::":
-        cur.i += 1
-        if spread:
-            raise cur.fail("field name (spread embeds take no alias)")
-        alias = first
-        name = cur.identifier()
-    else:
-        cur.i = save
-        name = cur.identifier()
+def _embed_params(cur: _Cursor) -> tuple[str | None, str | None]:
+    """``pEmbedParams``: up to two of ``!left``, ``!inner``, ``!<hint>``."""
     hint: str | None = None
-    inner = False
-    bang_seen = False
-    while cur.peek() == "!":
+    join: str | None = None
+    for _ in range(2):
+        if cur.peek() != "!":
+            break
         cur.i += 1
-        bang_seen = True
-        word = cur.identifier()
-        if word == "inner":
-            inner = True
-        elif word == "left":
-            inner = False
+        if cur.eat("left"):
+            join = join or "left"
+        elif cur.eat("inner"):
+            join = join or "inner"
         else:
-            hint = word
-    if cur.peek() == "(":
-        cur.i += 1
-        sub = _select_items(cur, top=False)
+            word = cur.identifier()
+            hint = hint or word
+    return hint, join
+
+
+def _cast(cur: _Cursor) -> str | None:
+    """``::type`` (``pIdentifier``: letters, digits, ``_``, ``$`` and spaces only)."""
+    if not cur.eat("::"):
+        return None
+    cast = cur._ident_run().strip()
+    if not cast:
+        raise cur.fail("letter or digit")
+    return cast
+
+
+def _field_end(cur: _Cursor) -> None:
+    cur.skip_ws()
+    if not (cur.at_end() or cur.peek() in ",)"):
+        raise cur.fail('")", "," or end of input')
+
+
+def _embed_head(cur: _Cursor, spread: bool) -> tuple[str | None, str, str | None, str | None] | None:
+    """``try pSpreadRelationSelect`` / ``try pRelationSelect`` up to the ``(`` they look ahead for:
+    (alias, name, hint, join), or None with the cursor back where it was."""
+    start = cur.i
+    try:
         cur.skip_ws()
-        if not cur.eat(")"):
-            raise cur.fail('")"')
-        return SelectEmbed(name, alias, hint, inner, spread, sub)
-    if bang_seen or spread:
-        raise cur.fail('"("')
-    path = cur.json_path()
-    cast: str | None = None
-    if cur.eat("::"):
-        start = cur.i
-        while cur.i < len(cur.s) and (cur.s[cur.i].isalnum() or cur.s[cur.i] in "_ []"):
+        alias: str | None = None
+        if spread:
+            if not cur.eat("..."):
+                raise cur.fail('"..."')
+            name = cur.identifier()
+        else:
+            first = cur.identifier()
+            if cur.peek() == ":" and cur.peek(2) != "::":
+                cur.i += 1
+                alias, name = first, cur.identifier()
+            else:
+                name = first
+            if name == "count":
+                raise cur.fail('"("')
+        hint, join = _embed_params(cur)
+        if cur.peek() == "(":
+            return alias, name, hint, join
+    except ApiError:
+        pass
+    cur.i = start
+    return None
+
+
+def _select_item(cur: _Cursor) -> SelectItem | None:
+    """One ``pFieldTree``; None when it fails without consuming input."""
+    head = _embed_head(cur, True)
+    if head is not None:
+        return SelectEmbed(head[1], None, head[2], head[3], True, _embed_items(cur))
+    head = _embed_head(cur, False)
+    if head is not None:
+        return SelectEmbed(head[1], head[0], head[2], head[3], False, _embed_items(cur))
+    # pFieldSelect = lexeme (try star <|> try count() <|> field)
+    start = cur.i
+    cur.skip_ws()
+    consumed = cur.i > start
+    save = cur.i
+    if cur.eat("*"):
+        if cur.at_end() or cur.peek() in ",)":
+            cur.skip_ws()
+            return Star()
+        cur.i = save
+    alias: str | None = None
+    try:
+        first = cur.identifier()
+        if cur.peek() == ":" and cur.peek(2) != "::":
             cur.i += 1
-        cast = cur.s[start : cur.i].strip()
-        if not cast or not _CAST.match(cast):
-            raise cur.fail("cast type name")
-    if cur.peek() == "." and re.match(r"\.(sum|avg|count|max|min)\(\)", cur.s[cur.i :]):
-        raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
-    return SelectField(FieldRef(name, path), alias, cast)
+            alias = first
+        else:
+            cur.i = save
+    except ApiError:
+        cur.i = save
+    after_alias = cur.i
+    if cur.eat("count()"):
+        try:
+            agg_cast = _cast(cur)
+            _field_end(cur)
+            return SelectField(FieldRef("*"), alias, None, "count", agg_cast)
+        except ApiError:
+            cur.i = after_alias
+    if not consumed and cur.i == save and not (cur.peek() == '"' or (cur.peek() and _ident_char(cur.peek()))):
+        return None
+    name = cur.identifier()
+    path = cur.json_path()
+    cur.skip_ws()
+    cast = _cast(cur)
+    agg: str | None = None
+    match = re.match(r"\.(sum|avg|count|max|min)\(\)", cur.s[cur.i :])
+    if match:
+        agg = match.group(1)
+        cur.i += match.end()
+    agg_cast = _cast(cur) if agg else None
+    _field_end(cur)
+    return SelectField(FieldRef(name, path), alias, cast, agg, agg_cast)
+
+
+def _embed_items(cur: _Cursor) -> list[SelectItem]:
+    """``between (char '(') (char ')') pFieldForest``."""
+    cur.i += 1  # "("
+    sub = _select_items(cur)
+    if not cur.eat(")"):
+        raise cur.fail('")"')
+    return sub
 
 
 # filters -----------------------------------------------------------------
@@ -529,7 +649,16 @@ class ParsedQuery:
     rpc_args: dict[str, str]
 
 
-def parse_query(pairs: list[tuple[str, str]], rpc_arg_names: frozenset[str] | None = None) -> ParsedQuery:
+# a value that starts an operator expression; anything else is an argument on a GET/HEAD RPC
+_OPERATOR_START = re.compile(
+    r"^(?:not\.|(?:eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|sl|sr|nxr|nxl|adj"
+    r"|fts|plfts|phfts|wfts)(?:\([^)]*\))?\.)"
+)
+
+
+def parse_query(pairs: list[tuple[str, str]], rpc_read: bool = False) -> ParsedQuery:
+    """The query string. ``rpc_read`` (GET/HEAD on /rpc): a parameter whose value is no operator
+    expression is a function argument, as ``QueryParams.pRequestFilter`` decides it."""
     select: list[SelectItem] | None = None
     nodes: dict[tuple[str, ...], NodeParams] = {}
     columns: list[str] | None = None
@@ -552,11 +681,11 @@ def parse_query(pairs: list[tuple[str, str]], rpc_arg_names: frozenset[str] | No
         if key == "on_conflict":
             on_conflict = [_strip_quotes(c) for c in _split_top(value) if c]
             continue
-        if rpc_arg_names is not None and key in rpc_arg_names:
-            rpc_args[key] = value
-            continue
         segments = split_key(key)
         last = segments[-1]
+        if rpc_read and last not in EMBEDDABLE_RESERVED and not _OPERATOR_START.match(value):
+            rpc_args[_strip_quotes(last)] = value
+            continue
         negated_tree = len(segments) >= 2 and segments[-2] == "not" and last in ("or", "and")
         if last in EMBEDDABLE_RESERVED and (len(segments) == 1 or negated_tree or last in EMBEDDABLE_RESERVED):
             path_segments = segments[:-2] if negated_tree else segments[:-1]

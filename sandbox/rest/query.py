@@ -20,79 +20,99 @@ from .parser import (
     Filter,
     LogicTree,
     NodeParams,
-    OrderTerm,
-    SelectEmbed,
     SelectField,
     SelectItem,
     Star,
 )
-from .schema import Column, Function, Relationship, SchemaCache, Table, quote_ident, quote_literal
-
-_CARDINALITY = {"m2o": "many-to-one", "o2m": "one-to-many", "o2o": "one-to-one"}
-
-
-def column_missing(table: Table, name: str) -> ApiError:
-    return ApiError(400, "42703", f"column {table.name}.{name} does not exist")
+from .plan import Writer, plan_tree
+from .schema import Column, Function, SchemaCache, Table, quote_ident, quote_literal
 
 
-def table_missing(schema: str, name: str) -> ApiError:
-    return ApiError(404, "PGRST205", f"Could not find the table '{schema}.{name}' in the schema cache")
+def column_missing(display: str, name: str, columns: list[str] | None = None) -> ApiError:
+    """PostgreSQL's own error for an unknown column, named as the query references the table, with its
+    hint for a near miss (``parse_relation.c``: Levenshtein distance at most 3 and at most half the
+    name's length; one closest column, or two tied, else none)."""
+    from .fuzzy import levenshtein
+
+    best, first, second = 4, None, None
+    for column in columns or []:
+        distance = levenshtein(column, name)
+        if distance > len(name.encode()) // 2:
+            continue
+        if distance < best:
+            best, first, second = distance, column, None
+        elif distance == best and first is not None:
+            if second is None:
+                second = column
+            else:
+                first = second = None
+    hint = None
+    if first is not None and second is None:
+        hint = f'Perhaps you meant to reference the column "{display}.{first}".'
+    elif first is not None:
+        hint = f'Perhaps you meant to reference the column "{display}.{first}" or the column "{display}.{second}".'
+    return ApiError(400, "42703", f"column {display}.{name} does not exist", None, hint)
 
 
-@dataclass
-class Built:
-    sql: str
-    params: list[Any]
+def table_missing(cache: SchemaCache, schema: str, name: str) -> ApiError:
+    """PGRST205, with PostgREST's hint: the closest table name (fuzzy, score >= 0.75; schemas
+    with fewer than 500 tables)."""
+    from .fuzzy import FuzzySet
+
+    names = [t for s, t in cache.tables if s == schema]
+    best = FuzzySet(names).get_one(name, 0.75) if len(names) < 500 else None
+    return ApiError(
+        404, "PGRST205", f"Could not find the table '{schema}.{name}' in the schema cache", None,
+        f"Perhaps you meant the table '{schema}.{best}'" if best else None,
+    )
 
 
 @dataclass
 class Builder:
+    """Binds values as parameters and writes column expressions and filters for one statement."""
+
     cache: SchemaCache
     schema: str
     params: list[Any] = field(default_factory=list)
-    counter: int = 0
-    used_paths: set[tuple[str, ...]] = field(default_factory=set)
-    count_params: int = 0
+    aggregates: bool = False
+    max_rows: int | None = None
+    count_statement: tuple[str, list[Any]] | None = None
 
     def param(self, value: Any) -> str:
         self.params.append(value)
         return f"${len(self.params)}"
 
-    def alias(self, base: str) -> str:
-        self.counter += 1
-        return quote_ident(f"{base}_{self.counter}")
-
-    def table(self, name: str) -> Table:
-        table = self.cache.tables.get((self.schema, name))
-        if table is None:
-            raise table_missing(self.schema, name)
-        return table
-
     # expressions -----------------------------------------------------------
-    def column_expr(self, table: Table, ref_sql: str, ref: FieldRef) -> tuple[str, str]:
-        """SQL for a (json-path) field and its type."""
+    def field_expr(self, table: Table, ref_sql: str, display: str, ref: FieldRef) -> tuple[str, str]:
+        """SQL for a column, or a JSON path into it, and its type.
+
+        JSON paths apply to json/jsonb columns directly, to any other column through
+        ``to_jsonb()`` (``Plan.resolveTypeOrUnknown``); keys and indexes are bound.
+        ``count`` that is not a column is PostgreSQL's ``table.count`` = ``count(table)``.
+        """
         col = table.columns.get(ref.name)
         if col is None:
-            raise column_missing(table, ref.name)
+            if ref.name == "count" and not ref.json_path:
+                return f"{ref_sql}.{quote_ident('count')}", "bigint"
+            raise column_missing(display, ref.name, list(table.columns))
         expr = f"{ref_sql}.{quote_ident(col.name)}"
         typ = col.type
-        for op, key in ref.json_path:
-            key_sql = key if _is_int(key) else quote_literal(key)
-            expr = f"{expr}{op}{key_sql}"
-            typ = "text" if op == "->>" else ("jsonb" if typ == "jsonb" else "json")
+        if not ref.json_path:
+            return expr, typ
+        if typ not in ("json", "jsonb"):
+            expr, typ = f"to_jsonb({expr})", "jsonb"
+        for op, key, is_index in ref.json_path:
+            operand = f"{self.param(int(key))}::int" if is_index else f"{self.param(key)}::text"
+            expr = f"{expr}{op}{operand}"
+            typ = "text" if op == "->>" else typ
         return expr, typ
 
     def typed_param(self, value: str, typ: str) -> str:
         placeholder = self.param(value)
         return f"{placeholder}::text" if typ == "text" else f"{placeholder}::text::{typ}"
 
-    def filter_sql(self, table: Table, ref_sql: str, flt: Filter, embeds: dict[str, str] | None = None) -> str:
-        if embeds and flt.ref.name in embeds and flt.ref.name not in table.columns and not flt.ref.json_path:
-            if flt.op != "is" or flt.value not in ("null", "not_null"):
-                raise ApiError(400, "PGRST100", f'"failed to parse filter ({flt.op})"', "only is.null / not.is.null apply to an embedded resource")
-            is_null = (flt.value == "null") != flt.negated
-            return f"{embeds[flt.ref.name]} IS {'NULL' if is_null else 'NOT NULL'}"
-        expr, typ = self.column_expr(table, ref_sql, flt.ref)
+    def filter_sql(self, table: Table, ref_sql: str, display: str, flt: Filter) -> str:
+        expr, typ = self.field_expr(table, ref_sql, display, flt.ref)
         op = flt.op
         if op == "is":
             sql = f"{expr} IS {IS_VALUES[str(flt.value)]}"
@@ -119,195 +139,15 @@ class Builder:
             sql = f"{expr} {OPERATORS[op]} {self.typed_param(str(flt.value), typ)}"
         return f"NOT {sql}" if flt.negated else sql
 
-    def tree_sql(self, table: Table, ref_sql: str, node: Filter | LogicTree, embeds: dict[str, str] | None) -> str:
+    def tree_sql(self, table: Table, ref_sql: str, node: Filter | LogicTree) -> str:
+        """A filter or logic tree on a mutation's own table (no embeds there)."""
         if isinstance(node, Filter):
-            return self.filter_sql(table, ref_sql, node, embeds)
-        parts = [self.tree_sql(table, ref_sql, child, embeds) for child in node.children]
+            return self.filter_sql(table, ref_sql, table.name, node)
+        parts = [self.tree_sql(table, ref_sql, child) for child in node.children]
         sql = "(" + f" {node.op} ".join(parts) + ")" if parts else ("TRUE" if node.op == "AND" else "FALSE")
         return f"NOT {sql}" if node.negated else sql
 
-    def order_sql(
-        self, table: Table, ref_sql: str, terms: list[OrderTerm], items: list[SelectItem] | None = None
-    ) -> str:
-        out = []
-        for term in terms:
-            if term.relation is not None:
-                expr = self.related_order_expr(table, ref_sql, term, items or [])
-            else:
-                expr, _ = self.column_expr(table, ref_sql, term.ref)
-            if term.direction:
-                expr += " " + term.direction.upper()
-            if term.nulls:
-                expr += " NULLS FIRST" if term.nulls == "nullsfirst" else " NULLS LAST"
-            out.append(expr)
-        return ", ".join(out)
-
-    def related_order_expr(self, table: Table, ref_sql: str, term: OrderTerm, items: list[SelectItem]) -> str:
-        """``order=rel(col)``: a column of an embedded to-one resource, read by its foreign key."""
-        name = term.relation or ""
-        embed = next(
-            (i for i in items if isinstance(i, SelectEmbed) and (i.alias or i.name) == name),
-            None,
-        )
-        if embed is None:
-            raise ApiError(
-                400, "PGRST108", f"'{name}' is not an embedded resource in this request", None,
-                f"Verify that '{name}' is included in the 'select' query parameter.",
-            )
-        rel, target = self.relationship(table, embed)
-        if not rel.to_one:
-            raise ApiError(
-                400, "PGRST118", f"A related order on '{name}' is not possible",
-                f"'{table.name}' and '{embed.name}' do not form a many-to-one or one-to-one relationship",
-            )
-        alias = self.alias(target.name)
-        col, _ = self.column_expr(target, alias, term.ref)
-        cond = " AND ".join(f"{alias}.{quote_ident(b)} = {ref_sql}.{quote_ident(a)}" for a, b in rel.columns)
-        return f"(SELECT {col} FROM {target.qualified} AS {alias} WHERE {cond})"
-
-    # relationships ---------------------------------------------------------
-    def relationship(self, table: Table, embed: SelectEmbed) -> tuple[Relationship, Table]:
-        rels = self.cache.relationships.get((table.schema, table.name), [])
-        found = [
-            r
-            for r in rels
-            if r.foreign == (self.schema, embed.name)
-            or r.constraint == embed.name
-            or (r.cardinality in ("m2o", "o2o") and len(r.columns) == 1 and r.columns[0][0] == embed.name)
-        ]
-        if embed.hint is not None:
-            hint = embed.hint
-            found = [
-                r
-                for r in found
-                if r.constraint == hint
-                or any(hint in pair for pair in r.columns)
-                or r.foreign[1] == hint
-            ]
-        if not found:
-            target = embed.name
-            raise ApiError(
-                400,
-                "PGRST200",
-                f"Could not find a relationship between '{table.name}' and '{target}' in the schema cache",
-                f"Searched for a foreign key relationship between '{table.name}' and '{target}'"
-                + (f" using the hint '{embed.hint}'" if embed.hint else "")
-                + f" in the schema '{self.schema}', but no matches were found.",
-                None,
-            )
-        if len(found) > 1:
-            # PostgREST sends the candidates as a JSON array in `details`
-            err = ApiError(
-                300,
-                "PGRST201",
-                f"Could not embed because more than one relationship was found for '{table.name}' and '{embed.name}'",
-                None,
-                f"Try changing '{embed.name}' to one of the following: "
-                + ", ".join(f"'{embed.name}!{r.constraint}'" for r in found)
-                + ". Find the desired relationship in the 'details' key.",
-            )
-            err.details = [  # type: ignore[assignment]
-                {
-                    "cardinality": _CARDINALITY[r.cardinality],
-                    "embedding": f"{table.name} with {r.foreign[1]}",
-                    "relationship": f"{r.constraint} using "
-                    + f"{r.table[1]}({', '.join(a for a, _ in r.columns)}) and "
-                    + f"{r.foreign[1]}({', '.join(b for _, b in r.columns)})",
-                }
-                for r in found
-            ]
-            raise err
-        rel = found[0]
-        return rel, self.cache.tables[rel.foreign]
-
     # reads -----------------------------------------------------------------
-    def select_list(
-        self,
-        table: Table,
-        ref_sql: str,
-        items: list[SelectItem],
-        path: tuple[str, ...],
-        nodes: dict[tuple[str, ...], NodeParams],
-        joins: list[str],
-        embed_refs: dict[str, str],
-        star_columns: bool = False,
-    ) -> list[str]:
-        cols: list[str] = []
-        for item in items:
-            if isinstance(item, Star):
-                if star_columns:
-                    cols.extend(f"{ref_sql}.{quote_ident(c)}" for c in table.columns)
-                else:
-                    cols.append(f"{ref_sql}.*")
-            elif isinstance(item, SelectField):
-                expr, _ = self.column_expr(table, ref_sql, item.ref)
-                if item.cast:
-                    expr = f"CAST({expr} AS {item.cast})"
-                name = item.alias or item.ref.output_name
-                if item.alias or item.cast or item.ref.json_path:
-                    expr = f"{expr} AS {quote_ident(name)}"
-                cols.append(expr)
-            else:
-                cols.extend(self.embed(table, ref_sql, item, path, nodes, joins, embed_refs))
-        return cols
-
-    def embed(
-        self,
-        table: Table,
-        parent_ref: str,
-        embed: SelectEmbed,
-        path: tuple[str, ...],
-        nodes: dict[tuple[str, ...], NodeParams],
-        joins: list[str],
-        embed_refs: dict[str, str],
-    ) -> list[str]:
-        rel, target = self.relationship(table, embed)
-        key = embed.alias or embed.name
-        child_path = (*path, key)
-        self.used_paths.add(child_path)
-        params = nodes.get(child_path) or NodeParams()
-        t_alias = self.alias(target.name)
-        lat = self.alias(f"{table.name}_{key}")
-        child_joins: list[str] = []
-        child_embeds: dict[str, str] = {}
-        items = embed.items or []
-        cols = self.select_list(target, t_alias, items, child_path, nodes, child_joins, child_embeds) if items else []
-        conds = [f"{t_alias}.{quote_ident(b)} = {parent_ref}.{quote_ident(a)}" for a, b in rel.columns]
-        conds.extend(self.tree_sql(target, t_alias, f, child_embeds) for f in params.filters)
-        sql = f"SELECT {', '.join(cols) if cols else 'NULL'} FROM {target.qualified} AS {t_alias}"
-        if child_joins:
-            sql += " " + " ".join(child_joins)
-        sql += " WHERE " + " AND ".join(conds)
-        if params.order:
-            sql += " ORDER BY " + self.order_sql(target, t_alias, params.order, items)
-        if params.limit is not None:
-            sql += f" LIMIT {self.param(params.limit)}::bigint"
-        if params.offset is not None:
-            sql += f" OFFSET {self.param(params.offset)}::bigint"
-        join = "INNER JOIN LATERAL" if embed.inner else "LEFT JOIN LATERAL"
-        if rel.to_one:
-            joins.append(f"{join} ({sql}) AS {lat} ON TRUE")
-            embed_refs[key] = f"row_to_json({lat}.*)"
-            if embed.spread:
-                return [f"{lat}.{quote_ident(n)}" for n in _output_names(target, items)]
-            if not items:
-                return []
-            return [f"row_to_json({lat}.*)::jsonb AS {quote_ident(key)}"]
-        if embed.spread:
-            raise ApiError(
-                400,
-                "PGRST119",
-                f"A spread operation on '{embed.name}' is not possible",
-                f"'{table.name}' and '{embed.name}' do not form a many-to-one or one-to-one relationship",
-            )
-        agg = f"SELECT json_agg({lat})::jsonb AS {lat} FROM ({sql}) AS {lat}"
-        on = f"{lat}.{lat} IS NOT NULL" if embed.inner else "TRUE"
-        joins.append(f"{join} ({agg}) AS {lat} ON {on}")
-        embed_refs[key] = f"{lat}.{lat}"
-        if not items:
-            return []
-        return [f"COALESCE({lat}.{lat}, '[]') AS {quote_ident(key)}"]
-
     def read_source(
         self,
         table: Table,
@@ -317,62 +157,36 @@ class Builder:
         nodes: dict[tuple[str, ...], NodeParams],
         limit: int | None,
         offset: int | None,
-        with_count: bool,
+        count: str | None,
         star_columns: bool = False,
-        extra_where: list[str] | None = None,
+        mutation: bool = False,
     ) -> tuple[str, str | None]:
-        """(source query, count query or None) for the root level."""
-        root = nodes.get(()) or NodeParams()
-        joins: list[str] = []
-        embed_refs: dict[str, str] = {}
-        cols = self.select_list(table, ref_sql, items, (), nodes, joins, embed_refs, star_columns)
-        where = list(extra_where or [])
-        where.extend(self.tree_sql(table, ref_sql, f, embed_refs) for f in root.filters)
-        for path in nodes:
-            if path and path not in self.used_paths:
-                name = path[-1]
-                raise ApiError(
-                    400,
-                    "PGRST108",
-                    f"'{name}' is not an embedded resource in this request",
-                    None,
-                    f"Verify that '{name}' is included in the 'select' query parameter.",
-                )
-        body = f"FROM {from_sql}"
-        if joins:
-            body += " " + " ".join(joins)
-        if where:
-            body += " WHERE " + " AND ".join(where)
-        count_sql = f"SELECT 1 {body}" if with_count else None
-        self.count_params = len(self.params)  # the count query uses only the parameters bound so far
-        sql = f"SELECT {', '.join(cols) if cols else ''} {body}"
-        if root.order:
-            sql += " ORDER BY " + self.order_sql(table, ref_sql, root.order, items)
-        if limit is not None:
-            sql += f" LIMIT {self.param(limit)}::bigint"
-        if offset:
-            sql += f" OFFSET {self.param(offset)}::bigint"
+        """(the read's SELECT, the count query the statement includes or None) for ``Prefer: count=``
+        ``count``: exact and estimated count in the statement; planned and estimated EXPLAIN the count
+        on its own (``count_statement``). PostgreSQL meets the main query's names first."""
+        if star_columns:  # a mutation's CTE has an extra column: `*` is the table's own
+            items = [i for it in items for i in ([SelectField(FieldRef(c)) for c in table.columns]
+                                                  if isinstance(it, Star) else [it])]
+        display = ref_sql.strip('"') if ref_sql.startswith('"') and '"."' not in ref_sql else table.name
+        root = plan_tree(
+            self.cache, self.schema, table, ref_sql, from_sql, items, nodes,
+            aggregates=self.aggregates, max_rows=None if mutation else self.max_rows, display=display,
+        )
+        root.limit, root.offset = limit, offset or 0
+        bound_before = list(self.params)  # what from_sql already refers to (an RPC's arguments)
+        writer = Writer(self)
+        sql = writer.query(root)
+        count_sql = writer.count_query(root) if count in ("exact", "estimated") else None
+        if count in ("planned", "estimated"):
+            # the count on its own, for EXPLAIN (count=planned|estimated): its own parameter numbering
+            alone = Builder(self.cache, self.schema, list(bound_before), aggregates=self.aggregates,
+                            max_rows=self.max_rows)
+            self.count_statement = (Writer(alone).count_query(root), alone.params)
         return sql, count_sql
-
-
-def _output_names(table: Table, items: list[SelectItem]) -> list[str]:
-    names: list[str] = []
-    for item in items:
-        if isinstance(item, Star):
-            names.extend(table.columns)
-        elif isinstance(item, SelectField):
-            names.append(item.alias or item.ref.output_name)
-        elif not item.spread:
-            names.append(item.alias or item.name)
-    return names
 
 
 def _array_of(typ: str) -> str:
     return typ if typ.endswith("[]") else f"{typ}[]"
-
-
-def _is_int(text: str) -> bool:
-    return text.isdigit() or (text.startswith("-") and text[1:].isdigit())
 
 
 # mutations -------------------------------------------------------------------
@@ -447,7 +261,9 @@ def delete_source(table: Table, where: list[str]) -> str:
     return f"{sql} RETURNING {target}.*, false AS pgrst_inserted"
 
 
-def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str]) -> Function:
+def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str], post: bool = True) -> Function:
+    """The overload taking exactly these named arguments (all required ones, any optional ones), or
+    PGRST202 worded as PostgREST's ``NoRpc`` with its fuzzy hint."""
     candidates = cache.functions.get((schema, name), [])
     for fn in candidates:
         names = {a.name for a in fn.args}
@@ -455,12 +271,31 @@ def find_function(cache: SchemaCache, schema: str, name: str, keys: set[str]) ->
         if keys <= names and required <= keys:
             return fn
     args = ", ".join(sorted(keys))
+    params = (f" with parameter{'s' if len(keys) > 1 else ''} {args}") if keys else " without parameters"
     details = (
-        f"Searched for the function {schema}.{name}"
-        + (f" with parameters {args}" if keys else " without parameters")
-        + " or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        f"Searched for the function {schema}.{name}{params}"
+        + (" or with a single unnamed json/jsonb parameter" if post else "")
+        + ", but no matches were found in the schema cache."
     )
-    raise ApiError(404, "PGRST202", f"Could not find the function {schema}.{name}({args}) in the schema cache", details)
+    message = f"Could not find the function {schema}.{name}" + (f"({args})" if keys else " without parameters")
+    raise ApiError(404, "PGRST202", message + " in the schema cache", details, _no_rpc_hint(cache, schema, name, keys))
+
+
+def _no_rpc_hint(cache: SchemaCache, schema: str, name: str, keys: set[str]) -> str | None:
+    """``Error.noRpcHint``: a close function name (score >= 0.75), or, when the name exists, the
+    closest parameter list."""
+    from .fuzzy import FuzzySet
+
+    overloads = cache.functions.get((schema, name), [])
+    if not overloads:
+        best = FuzzySet([n for s, n in cache.functions if s == schema]).get_one(name, 0.75)
+        return f"Perhaps you meant to call the function {schema}.{best}" if best else None
+
+    def listed(names: list[str]) -> str:
+        return "(" + ", ".join(sorted(names)) + ")"
+
+    best = FuzzySet([listed([a.name for a in fn.args]) for fn in overloads]).get_one(listed(list(keys)))
+    return f"Perhaps you meant to call the function {schema}.{name}{best}" if best else None
 
 
 def rpc_call(b: Builder, fn: Function, args_json: str, keys: list[str]) -> tuple[str, str | None]:

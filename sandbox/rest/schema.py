@@ -3,6 +3,15 @@
 Every identifier a request names is checked against this cache before it
 reaches SQL, as PostgREST does. It is reloaded on ``NOTIFY pgrst, 'reload schema'``
 and on SIGUSR1.
+
+Relationships follow ``SchemaCache.hs``: every foreign key is a many-to-one
+(or one-to-one when its columns are a primary or unique key) with its inverse;
+views get the relationships of the base-table keys whose columns they expose
+(read from the view's stored query tree, following views of views); a table
+whose primary key holds foreign keys to two tables makes a many-to-many
+between them. Relationships to or through schemas that are not exposed are
+dropped, and each table's list is kept in PostgREST's order (the order of the
+PGRST201 candidates).
 """
 
 from __future__ import annotations
@@ -19,24 +28,42 @@ from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
 left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
-where n.nspname = any($1::text[]) and c.relkind in ('r', 'v', 'm', 'f', 'p')
+where n.nspname = any($1::text[]) and c.relkind in ('r', 'v', 'm', 'f', 'p') and not c.relispartition
 group by n.nspname, c.relname, c.relkind
 """
 
+# every key of the database: foreign keys may cross into schemas that are only reached through views
 KEYS_SQL = """
-select n.nspname as schema, c.relname as table, con.conname as name, con.contype::text as type,
+select con.oid as oid, n.nspname as schema, c.relname as table, con.conrelid as relid, con.conname as name,
+       con.contype::text as type,
        array(select a.attname from unnest(con.conkey) with ordinality k(attnum, i)
              join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum order by k.i) as columns,
-       fn.nspname as fschema, fc.relname as ftable,
+       con.conkey::int[] as attnums,
+       fn.nspname as fschema, fc.relname as ftable, con.confrelid as frelid,
        array(select a.attname from unnest(con.confkey) with ordinality k(attnum, i)
-             join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.i) as fcolumns
+             join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum order by k.i) as fcolumns,
+       con.confkey::int[] as fattnums
 from pg_constraint con
 join pg_class c on c.oid = con.conrelid
 join pg_namespace n on n.oid = c.relnamespace
 left join pg_class fc on fc.oid = con.confrelid
 left join pg_namespace fn on fn.oid = fc.relnamespace
 where con.contype in ('p', 'u', 'f') and con.conparentid = 0
-  and n.nspname = any($1::text[])
+  and n.nspname not in ('pg_catalog', 'information_schema')
+order by con.conrelid, con.conname
+"""
+
+# the stored query tree of every view and materialized view: where each column comes from
+VIEWS_SQL = """
+select c.oid as oid, n.nspname as schema, c.relname as name, r.ev_action::text as definition,
+       array(select a.attnum::int from pg_attribute a where a.attrelid = c.oid and a.attnum > 0
+             and not a.attisdropped order by a.attnum) as attnums,
+       array(select a.attname from pg_attribute a where a.attrelid = c.oid and a.attnum > 0
+             and not a.attisdropped order by a.attnum) as columns
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_rewrite r on r.ev_class = c.oid and r.rulename = '_RETURN'
+where c.relkind in ('v', 'm') and n.nspname = any($1::text[])
 """
 
 FUNCTIONS_SQL = """
@@ -55,6 +82,13 @@ left join pg_namespace rn on rn.oid = rc.relnamespace
 where n.nspname = any($1::text[]) and p.prokind = 'f'
 """
 
+
+# type names a `::cast` may use: what the search path (the exposed schemas, the extra ones, pg_catalog) resolves
+TYPES_SQL = """
+select distinct t.typname as name
+from pg_type t join pg_namespace n on n.oid = t.typnamespace
+where n.nspname = any($1::text[])
+"""
 
 ROLE_SETTINGS_SQL = """
 select r.rolname as role, s.setdatabase <> 0 as db_specific, s.setconfig as config
@@ -90,11 +124,28 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Relationship:
-    """One direction of a foreign key: from ``table`` to ``foreign``.
+class Junction:
+    """The table in the middle of a many-to-many: its two foreign keys and their column pairs
+    (``source``: origin column, junction column; ``target``: foreign column, junction column)."""
 
-    ``columns`` pairs ``table``'s column with ``foreign``'s column.
-    cardinality: ``m2o`` (table holds the FK), ``o2m`` (foreign holds it), ``o2o``.
+    table: tuple[str, str]
+    constraint1: str
+    constraint2: str
+    source: tuple[tuple[str, str], ...]
+    target: tuple[tuple[str, str], ...]
+
+
+_CARDINALITY_RANK = {"o2m": 0, "m2o": 1, "o2o": 2, "m2m": 3}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """One direction of a relationship: from ``table`` to ``foreign``.
+
+    ``columns`` pairs ``table``'s column with ``foreign``'s column (empty for
+    ``m2m``, whose columns are in ``junction``). cardinality: ``m2o`` (table holds
+    the FK), ``o2m`` (foreign holds it), ``o2o`` (``is_parent``: the side the FK
+    points to), ``m2m``.
     """
 
     table: tuple[str, str]
@@ -102,10 +153,27 @@ class Relationship:
     columns: tuple[tuple[str, str], ...]
     constraint: str
     cardinality: str
+    is_self: bool = False
+    table_is_view: bool = False
+    foreign_is_view: bool = False
+    is_parent: bool = False
+    junction: Junction | None = None
 
     @property
     def to_one(self) -> bool:
         return self.cardinality in ("m2o", "o2o")
+
+    def sort_key(self) -> tuple[Any, ...]:
+        """PostgREST's derived ``Ord Relationship``: tables, self, cardinality and its fields, views."""
+        if self.junction is not None:
+            j = self.junction
+            card: tuple[Any, ...] = (j.table, j.constraint1, j.constraint2, j.source, j.target)
+        else:
+            card = (self.constraint, self.columns, self.is_parent)
+        return (
+            self.table, self.foreign, self.is_self, _CARDINALITY_RANK[self.cardinality], card,
+            self.table_is_view, self.foreign_is_view,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,9 +219,11 @@ class SchemaCache:
     relationships: dict[tuple[str, str], list[Relationship]] = field(default_factory=dict)
     functions: dict[tuple[str, str], list[Function]] = field(default_factory=dict)
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    type_names: frozenset[str] = frozenset()
 
     @classmethod
-    async def load(cls, conn: Any, schemas: list[str]) -> SchemaCache:
+    async def load(cls, conn: Any, schemas: list[str], extra_search_path: list[str] | None = None) -> SchemaCache:
+        """``extra_search_path``: schemas whose views are followed to their base tables (as PostgREST)."""
         import orjson
 
         cache = cls()
@@ -163,30 +233,19 @@ class SchemaCache:
                 for name, typ, notnull, default in orjson.loads(row["columns"])
             }
             cache.tables[(row["schema"], row["name"])] = Table(row["schema"], row["name"], columns, row["kind"])
-        fks = []
-        for row in await conn.fetch(KEYS_SQL, schemas):
+        keys = await conn.fetch(KEYS_SQL)
+        for row in keys:
             table = cache.tables.get((row["schema"], row["table"]))
             if table is None:
                 continue
-            key_cols = tuple(row["columns"])
             if row["type"] == "p":
-                table.pk = key_cols
+                table.pk = tuple(sorted(row["columns"]))  # PostgREST keeps them by name
             elif row["type"] == "u":
-                table.uniques.append(key_cols)
-            elif (row["fschema"], row["ftable"]) in cache.tables:
-                fks.append((table, cache.tables[(row["fschema"], row["ftable"])], row))
-        for table, foreign, row in fks:
-            fk_cols = tuple(row["columns"])
-            unique_sets = {frozenset(table.pk), *(frozenset(u) for u in table.uniques)}
-            one_to_one = frozenset(fk_cols) in unique_sets
-            pairs = tuple(zip(fk_cols, row["fcolumns"], strict=True))
-            src, dst = (table.schema, table.name), (foreign.schema, foreign.name)
-            cache.relationships.setdefault(src, []).append(
-                Relationship(src, dst, pairs, row["name"], "o2o" if one_to_one else "m2o")
-            )
-            cache.relationships.setdefault(dst, []).append(
-                Relationship(dst, src, tuple((b, a) for a, b in pairs), row["name"], "o2o" if one_to_one else "o2m")
-            )
+                table.uniques.append(tuple(row["columns"]))
+        views = await conn.fetch(VIEWS_SQL, [*schemas, *(extra_search_path or [])])
+        types = await conn.fetch(TYPES_SQL, ["pg_catalog", *schemas, *(extra_search_path or [])])
+        cache.type_names = frozenset(r["name"] for r in types)
+        cache.relationships = _relationships(cache.tables, keys, views, set(schemas))
         for row in await conn.fetch(FUNCTIONS_SQL, schemas):
             cache._add_function(row)
         # database-specific role settings win over role-wide ones
@@ -219,3 +278,143 @@ class SchemaCache:
             returns_composite=row["rettyptype"] == "c" or (row["rettype"] == "record" and len(outs) > 0),
         )
         self.functions.setdefault((fn.schema, fn.name), []).append(fn)
+
+
+# relationships -----------------------------------------------------------------
+def _view_origins(views: list[Any]) -> dict[int, dict[int, tuple[int, int]]]:
+    """view oid -> view attnum -> (base relation oid, attnum), following views of views."""
+    from .nodetree import view_columns
+
+    direct: dict[int, dict[int, tuple[int, int]]] = {}
+    for row in views:
+        try:
+            origins = view_columns(row["definition"])
+        except (IndexError, ValueError, RecursionError):  # a definition this reader cannot follow: no keys through it
+            origins = []
+        direct[row["oid"]] = {attnum: origin for attnum, origin in zip(row["attnums"], origins, strict=False)}
+
+    def resolve(rel: int, col: int, seen: frozenset[int]) -> tuple[int, int]:
+        while rel in direct and rel not in seen:
+            seen = seen | {rel}
+            rel, col = direct[rel].get(col, (0, 0))
+        return (0, 0) if rel in direct else (rel, col)
+
+    return {
+        view: {attnum: resolve(rel, col, frozenset({view})) for attnum, (rel, col) in cols.items()}
+        for view, cols in direct.items()
+    }
+
+
+def _relationships(
+    tables: dict[tuple[str, str], Table], keys: list[Any], views: list[Any], exposed: set[str]
+) -> dict[tuple[str, str], list[Relationship]]:
+    """PostgREST's relationships: FKs (and their inverses), through views, many-to-many."""
+    origins = _view_origins(views)
+    view_rows = {row["oid"]: row for row in views}
+    # (base relation oid, attnum) -> [(view oid, view column name)]
+    exposed_by: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    for view, cols in origins.items():
+        names = dict(zip(view_rows[view]["attnums"], view_rows[view]["columns"], strict=True))
+        for attnum, origin in sorted(cols.items()):
+            if origin[0]:
+                exposed_by.setdefault(origin, []).append((view, names[attnum]))
+
+    def key_deps(rel: int, attnums: list[int], names: list[str]) -> dict[int, list[tuple[str, list[str]]]]:
+        """Views exposing every column of a key: view oid -> [(table column, [view columns])]."""
+        per_view: dict[int, dict[int, list[str]]] = {}
+        for attnum in attnums:
+            for view, vcol in exposed_by.get((rel, attnum), []):
+                per_view.setdefault(view, {}).setdefault(attnum, []).append(vcol)
+        return {
+            view: [(name, cols[attnum]) for attnum, name in zip(attnums, names, strict=True)]
+            for view, cols in per_view.items()
+            if all(attnum in cols for attnum in attnums)
+        }
+
+    def view_qi(view: int) -> tuple[str, str]:
+        return (view_rows[view]["schema"], view_rows[view]["name"])
+
+    # primary keys of views: the first view column exposing each column of a base table's primary key
+    pk_views: dict[int, list[str]] = {}
+    uniques: dict[int, list[frozenset[int]]] = {}
+    for row in keys:
+        if row["type"] in ("p", "u"):
+            uniques.setdefault(row["relid"], []).append(frozenset(row["attnums"]))
+        if row["type"] == "p":
+            for view, deps in key_deps(row["relid"], list(row["attnums"]), list(row["columns"])).items():
+                pk_views.setdefault(view, []).extend(vcols[0] for _, vcols in deps)
+    for view, pk in pk_views.items():
+        table = tables.get(view_qi(view))
+        if table is not None:
+            table.pk = tuple(pk)
+
+    def expand(deps: list[tuple[str, list[str]]]) -> list[list[str]]:
+        """Every choice of one view column per key column (a key column may be exposed twice)."""
+        choices: list[list[str]] = [[]]
+        for _, vcols in deps:
+            choices = [[*c, v] for c in choices for v in vcols]
+        return choices
+
+    rels: list[Relationship] = []
+    for row in keys:
+        if row["type"] != "f" or row["fschema"] is None:
+            continue
+        t, ft = (row["schema"], row["table"]), (row["fschema"], row["ftable"])
+        pairs = tuple(zip(row["columns"], row["fcolumns"], strict=True))
+        card = "o2o" if frozenset(row["attnums"]) in uniques.get(row["relid"], []) else "m2o"
+        cons = row["name"]
+        rels.append(Relationship(t, ft, pairs, cons, card, is_self=row["relid"] == row["frelid"]))
+        view_table = key_deps(row["relid"], list(row["attnums"]), list(row["columns"]))
+        table_view = key_deps(row["frelid"], list(row["fattnums"]), list(row["fcolumns"]))
+        for view, deps in view_table.items():
+            for vcols in expand(deps):
+                rels.append(Relationship(view_qi(view), ft, tuple(zip(vcols, row["fcolumns"], strict=True)), cons, card,
+                                         table_is_view=True))
+        for view, deps in table_view.items():
+            for vcols in expand(deps):
+                rels.append(Relationship(t, view_qi(view), tuple(zip(row["columns"], vcols, strict=True)), cons, card,
+                                         foreign_is_view=True))
+        for view1, deps1 in view_table.items():
+            for vcols1 in expand(deps1):
+                for view2, deps2 in table_view.items():
+                    for vcols2 in expand(deps2):
+                        rels.append(Relationship(view_qi(view1), view_qi(view2), tuple(zip(vcols1, vcols2, strict=True)),
+                                                 cons, card, is_self=view1 == view2, table_is_view=True,
+                                                 foreign_is_view=True))
+    # many-to-many: two different foreign keys of one table, all their columns in its primary key
+    by_table: dict[tuple[str, str], list[Relationship]] = {}
+    for rel in rels:
+        by_table.setdefault(rel.table, []).append(rel)
+    m2m: list[Relationship] = []
+    for first in rels:
+        if first.cardinality != "m2o":
+            continue
+        junction = tables.get(first.table)
+        junction_pk = set(junction.pk) if junction is not None else set()
+        for second in by_table.get(first.table, []):
+            if second.cardinality != "m2o" or second.constraint == first.constraint:
+                continue
+            if {a for a, _ in first.columns} | {a for a, _ in second.columns} <= junction_pk:
+                m2m.append(Relationship(
+                    first.foreign, second.foreign, (), "", "m2m", is_self=first.foreign == second.foreign,
+                    table_is_view=first.foreign_is_view, foreign_is_view=second.foreign_is_view,
+                    junction=Junction(first.table, first.constraint, second.constraint,
+                                      tuple((b, a) for a, b in first.columns), tuple((b, a) for a, b in second.columns)),
+                ))
+    rels += m2m
+    inverse = [
+        Relationship(r.foreign, r.table, tuple((b, a) for a, b in r.columns), r.constraint,
+                     "o2m" if r.cardinality == "m2o" else "o2o", is_self=r.is_self, table_is_view=r.foreign_is_view,
+                     foreign_is_view=r.table_is_view, is_parent=not r.is_parent)
+        for r in rels if r.cardinality in ("m2o", "o2o")
+    ]
+    out: dict[tuple[str, str], list[Relationship]] = {}
+    for rel in rels + inverse:
+        if rel.table[0] not in exposed or rel.foreign[0] not in exposed:
+            continue
+        if rel.junction is not None and rel.junction.table[0] not in exposed:
+            continue
+        out.setdefault(rel.table, []).append(rel)
+    for lst in out.values():
+        lst.sort(key=Relationship.sort_key)
+    return out

@@ -34,6 +34,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         extra_search_path=[s.strip() for s in args.db_extra_search_path.split(",") if s.strip()],
         api_keys=api_keys,
         public_jwks=public,
+        server_timing_enabled=args.server_timing_enabled,
+        db_plan_enabled=args.db_plan_enabled,
+        db_aggregates_enabled=args.db_aggregates_enabled,
+        db_config=args.db_config,
     )
 
 

@@ -110,3 +110,20 @@ exception when insufficient_privilege then
   raise notice 'event triggers need a superuser; reload the gateway with NOTIFY pgrst, ''reload schema''';
 end
 $$;
+
+-- pg_stat_statements, as every Supabase project has it: in schema `extensions`
+-- (what `supabase inspect db outliers|calls` query). The sandbox's PostgreSQL
+-- preloads the library; on a DATABASE_URL server without the preload or a
+-- superuser this is skipped with a notice. Other roles' statement texts need
+-- pg_read_all_stats, which Supabase's docs grant to `postgres`.
+do $$
+begin
+  if not exists (select from pg_extension where extname = 'pg_stat_statements') then
+    create extension pg_stat_statements with schema extensions;
+  end if;
+  grant usage on schema extensions to postgres, anon, authenticated, service_role;
+  grant pg_read_all_stats to postgres;
+exception when insufficient_privilege or undefined_file or feature_not_supported then
+  raise notice 'pg_stat_statements not set up: %', sqlerrm;
+end
+$$;

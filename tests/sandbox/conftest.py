@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+
+from sandbox.services import ROOT
 
 PHONE = "6281234567890"
 BASE = datetime(2026, 1, 21, 10, 0, 0, 123456, tzinfo=UTC)
@@ -95,3 +105,75 @@ def crm(sandbox_env: dict[str, str]) -> Iterator[Crm]:
     finally:
         with psycopg.connect(crm.database_url, autocommit=True) as conn:
             conn.execute("delete from workspaces where id = any(%s)", (list(crm.workspaces.values()),))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def standalone_gateway(env: dict[str, str], *args: str) -> Iterator[str]:
+    """``python -m sandbox rest`` on a free port with ``env`` added; yields its base URL, stops it after."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "rest", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/health").json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError("the standalone gateway did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``check`` (e.g. for a NOTIFY-driven reload) until it holds or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+GRAMMAR_FIXTURES = Path(__file__).parent / "fixtures" / "grammar.sql"
+
+
+def grammar_gateway(sandbox_env: dict[str, str], *args: str) -> contextlib.AbstractContextManager[str]:
+    """A standalone gateway exposing only the test-only ``grammar`` schema (in-database settings ignored)."""
+    env = {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]}
+    return standalone_gateway(env, "--db-schemas", "grammar", "--no-db-config", *args)
+
+
+@pytest.fixture(scope="session")
+def grammar_db(crm: Crm) -> Iterator[Crm]:
+    """The sandbox database with fixtures/grammar.sql applied (schemas grammar, grammar_private)."""
+    with psycopg.connect(crm.database_url, autocommit=True) as conn:
+        conn.execute(GRAMMAR_FIXTURES.read_text().encode())  # no parameters: `%` in the SQL is literal
+    try:
+        yield crm
+    finally:
+        crm.sql("drop schema if exists grammar cascade; drop schema if exists grammar_private cascade")
+
+
+@pytest.fixture(scope="session")
+def grammar_base(sandbox_env: dict[str, str], grammar_db: Crm) -> Iterator[str]:
+    """Base URL of a gateway over the grammar fixtures, aggregates enabled."""
+    with grammar_gateway(sandbox_env, "--db-aggregates-enabled") as url:
+        yield url

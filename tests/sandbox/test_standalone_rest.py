@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,52 +9,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.services import ROOT
 from sandbox.tokens import mint_jwt
 
-from .conftest import PHONE, Crm
+from .conftest import PHONE, Crm, standalone_gateway
 
 pytestmark = pytest.mark.sandbox
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "rest", "--port", str(port), *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health").json()["status"] == "ok":
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.terminate()
-    raise AssertionError("the standalone gateway did not start")
-
-
 @pytest.fixture(scope="module")
 def standalone(sandbox_env: dict[str, str]) -> Iterator[str]:
-    proc, base = _start(
+    with standalone_gateway(
         {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]},
         "--db-schemas", "public,auth", "--db-anon-role", "anon", "--db-max-rows", "2", "--db-pool", "3",
-    )
-    try:
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_no_key_check_and_root_paths(standalone: str, sandbox_env: dict[str, str], crm: Crm) -> None:
@@ -78,16 +42,12 @@ def test_no_key_check_and_root_paths(standalone: str, sandbox_env: dict[str, str
 
 
 def test_anonymous_access_disabled(sandbox_env: dict[str, str]) -> None:
-    proc, base = _start(
+    with standalone_gateway(
         {"PGRST_DB_URI": sandbox_env["DATABASE_URL"], "PGRST_JWT_SECRET": sandbox_env["SUPABASE_JWT_SECRET"]},
         "--db-anon-role", "",
-    )
-    try:
+    ) as base:
         resp = httpx.get(f"{base}/contacts")
         assert resp.status_code == 401 and resp.json()["code"] == "PGRST302"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_impersonated_role_settings(standalone: str, sandbox_env: dict[str, str], crm: Crm) -> None:

@@ -112,3 +112,36 @@ def test_verify_against_an_empty_convex_says_to_migrate(synced: dict[str, str], 
     finally:
         restore = run_seed(synced, "migrate", "--restart", "--checkpoint", str(tmp_path / "cp2.json"), cwd=tmp_path)
         assert restore.returncode == 0, restore.stderr
+
+
+def test_verify_compares_each_sampled_lookup_through_the_official_client(synced: dict[str, str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PyPI `convex` ConvexClient (admin auth, internal query) answers what the RPC answers; verify's
+    comparison goes through it: a lookup it gets differently is reported under its name."""
+    from seed import verify as ver
+    from seed.convex_client import ConvexClient
+    from seed.supabase_rest import SupabaseRest
+
+    data = generate(CONTACTS, SEED)
+    contact = data.rows["contacts"][0]
+    official = ver._official_client(synced["CONVEX_URL"], synced["CONVEX_ADMIN_KEY"])
+    value = official.query("contacts:getContextByPhoneInternal",
+                           {"workspaceId": contact["workspace_id"], "phone": contact["phone"]})
+    with SupabaseRest(synced["SUPABASE_URL"], synced["SUPABASE_SERVICE_ROLE_KEY"]) as rest, \
+            ConvexClient(synced["CONVEX_URL"], synced["CONVEX_ADMIN_KEY"]) as convex:
+        rpc = rest.rpc("get_contact_context", {"p_workspace_id": contact["workspace_id"], "p_phone": contact["phone"],
+                                               "p_message_limit": 20})
+        assert value["contact"]["phone"] == contact["phone"] and ver.diff(rpc, value) == []
+
+        class Skewed:  # an official client that sees one field differently
+            def query(self, path: str, args: dict) -> object:
+                doc = official.query(path, args)
+                if doc is not None:
+                    doc["contact"]["name"] = "someone else"
+                return doc
+
+        monkeypatch.setattr(ver, "_official_client", lambda url, key: Skewed())
+        report = ver.verify(rest, convex, synced["CONVEX_ADMIN_KEY"], samples=3)
+    found = [lk for lk in report.lookups if lk.differences]
+    assert len(found) == 3  # every sampled contact; the unknown phone is null on all three sides
+    assert all(d.startswith("official convex client: $.contact.name: ") for lk in found for d in lk.differences)
