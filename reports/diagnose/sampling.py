@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.paths import NOT_FOUND, Call, Paths, outcome
+from harness.paths import Call, Paths, outcome
 from harness.targets import Request
 from reports.diagnose import pgrst
 from reports.diagnose.plans import PlanError
@@ -177,7 +177,7 @@ def drive(paths: Paths, target: str, key: Any, identity: Identity, planner: Plan
             answer, plan, sql = planner.run(call, identity)
             what = call.request.what
             samples.append(Sample(f"{target} {what}", target, what, planner.via, plan, sql))
-            call = path.send(answer if answer is not None else NOT_FOUND)
+            call = path.send(answer)  # as parsed: the RPC's null is its "not found"
     except StopIteration as done:
         return samples, bool(done.value)
 
