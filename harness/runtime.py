@@ -278,13 +278,19 @@ class Harness:
 
         Subscribers are numbered across processes (process k of n takes k, k + n, …);
         each workspace of the workload gets ``--subscribers-per-workspace`` of them in
-        turn, the first of which also writes to it.
+        turn, the first of which also writes to it.  With a single member token (a
+        deployment's ``CONVEX_AUTH_TOKEN``) every subscriber takes the workload's first
+        workspace: the only one that token is known to read.
         """
         assert self.workload is not None
         local = self.subscriber_counts.get(target, 0)
         self.subscriber_counts[target] = local + 1
         index = local * max(self.slices, 1) + self.slice_index
         spaces = list(dict.fromkeys(k.workspace_id for k in self.workload.known))
+        if not self.paths.tokens:
+            # one member token for every subscriber (CONVEX_AUTH_TOKEN): RLS and the member check let it read
+            # one workspace, the one the preflight subscribed to
+            spaces = spaces[:1]
         per = self.options.subscribers_per_workspace
         return spaces[(index // per) % len(spaces)], index % per == 0
 

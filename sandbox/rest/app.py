@@ -486,25 +486,7 @@ class Gateway:
         token = self._check_key(req)  # Kong's part: not PostgREST's, so not timed
         if self.toggles.server_timing_enabled:
             req.timing = ServerTiming()
-        if token is None:
-            auth = req.headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                token = auth[7:].strip()
-            elif auth.strip().lower() == "bearer":
-                token = ""
-        claims: dict[str, Any]
-        if token is not None:
-            claims = dict(self.verifier.claims(token))
-            role = claims.get("role") or self.config.anon_role
-            claims.setdefault("role", role)
-            # PostgREST: 42501 is 401 for the anon role, 403 for any other
-            authenticated = role != self.config.anon_role
-        else:
-            role = self.config.anon_role
-            claims = {"role": role}
-            authenticated = False
-        if not role:
-            raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
+        role, claims, authenticated = self._authenticate(req, token)
         if req.timing is not None:
             req.timing.lap("jwt")
         segments = [s for s in path.split("/") if s]
@@ -528,6 +510,29 @@ class Gateway:
         if method in ("POST", "PATCH", "DELETE", "PUT"):
             return await self._mutate(req, table, schema, profile_header, str(role), claims, authenticated)
         raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+
+    def _authenticate(self, req: Request, token: str | None) -> tuple[str, dict[str, Any], bool]:
+        """(role, claims, authenticated) from the Bearer token (or Kong's key standing for it), as PostgREST's
+        auth middleware; no token is the anonymous role."""
+        if token is None:
+            auth = req.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                token = auth[7:].strip()
+            elif auth.strip().lower() == "bearer":
+                token = ""
+        if token is not None:
+            claims = dict(self.verifier.claims(token))
+            role = claims.get("role") or self.config.anon_role
+            claims.setdefault("role", role)
+            # PostgREST: 42501 is 401 for the anon role, 403 for any other
+            authenticated = role != self.config.anon_role
+        else:
+            role = self.config.anon_role
+            claims = {"role": role}
+            authenticated = False
+        if not role:
+            raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
+        return str(role), claims, authenticated
 
     def _cors(self, req: Request) -> list[tuple[bytes, bytes]]:
         return [
@@ -890,75 +895,16 @@ class Gateway:
         ret_pref = prefs.get("return")
         ret = ret_pref if ret_pref in ("minimal", "representation", "headers-only") else "minimal"
         count = prefs.get("count") if prefs.get("count") in ("exact", "planned", "estimated") else None
-        missing_default = prefs.get("missing") == "default"
         b = self._builder(schema)
         root = parsed.nodes.get(()) or NodeParams()
         applied: list[str] = []
         resolution = None
         if method == "POST":
-            if payload is None:
-                payload = {}
-            if isinstance(payload, dict):
-                rows_in = [payload]
-            elif isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
-                rows_in = payload
-            else:
-                raise ApiError(400, "PGRST102", "Empty or invalid json")
-            if parsed.columns is not None:
-                columns = parsed.columns
-            else:
-                columns = list(rows_in[0]) if rows_in else []
-                keyset = set(columns)
-                if any(set(r) != keyset for r in rows_in[1:]):
-                    raise ApiError(400, "PGRST102", "All object keys must match")
-            for c in columns:
-                if c not in table.columns:
-                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
-            if parsed.on_conflict:
-                for c in parsed.on_conflict:
-                    if c not in table.columns:
-                        raise ApiError(400, "42703", f"column {table.name}.{c} does not exist")
-            res = prefs.get("resolution")
-            if res in ("merge-duplicates", "ignore-duplicates"):
-                resolution = res
-                applied.append(f"resolution={res}")
-            if missing_default:
-                applied.append("missing=default")
-            body_text = req.body.decode() if req.body.strip() else "{}"
-            dml = insert_source(b, table, body_text, columns, missing_default, parsed.on_conflict, resolution)
+            dml, resolution = _insert_dml(req, b, table, parsed, payload, prefs, applied)
         elif method == "PUT":
-            if isinstance(payload, list) and len(payload) == 1:
-                payload = payload[0]
-            if not isinstance(payload, dict):
-                raise ApiError(400, "PGRST102", "Empty or invalid json")
-            # PUT is a single-row upsert addressed by the whole primary key
-            pk_filters = {
-                f.ref.name: f.value for f in root.filters
-                if isinstance(f, Filter) and f.op == "eq" and not f.negated and not f.ref.json_path
-            }
-            if not table.pk or len(root.filters) != len(table.pk) or set(pk_filters) != set(table.pk):
-                raise ApiError(400, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators")
-            if any(str(payload.get(c)) != str(pk_filters[c]) for c in table.pk):
-                raise ApiError(400, "PGRST115", "Payload values do not match URL in primary key column(s)")
-            columns = list(payload)
-            for c in columns:
-                if c not in table.columns:
-                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
-            resolution = "merge-duplicates"
-            dml = insert_source(b, table, orjson.dumps(payload).decode(), columns, False, list(table.pk), resolution)
+            dml, resolution = _put_dml(b, table, root, payload), "merge-duplicates"
         elif method == "PATCH":
-            if payload is None:
-                payload = {}
-            if not isinstance(payload, dict):
-                raise ApiError(400, "PGRST102", "Empty or invalid json")
-            columns = parsed.columns if parsed.columns is not None else list(payload)
-            for c in columns:
-                if c not in table.columns:
-                    raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
-            if missing_default:
-                applied.append("missing=default")
-            body_text = req.body.decode() or "{}"
-            dml = update_source(b, table, body_text, columns, _where(b, table, root))
+            dml = _patch_dml(req, b, table, parsed, root, payload, prefs, applied)
         else:
             dml = delete_source(table, _where(b, table, root))
         if ret_pref == ret:
@@ -1003,24 +949,8 @@ class Gateway:
         rows = await self._run(req, False, schema, role, claims, authed, [(sql, b.params)], check)
         main = rows[-1]
         assert main is not None
-        page = int(main["page_total"])
-        total_n = page if count else None
-        headers = [(b"content-type", _content_type(media))]
-        if method == "POST":
-            status = 201
-            if resolution is not None and int(main["inserted"]) == 0:
-                status = 200
-            content_range = f"*/{total_n}" if total_n is not None else "*/*"
-        elif method == "PATCH":
-            status = 200 if rep else 204
-            content_range = _content_range(0, page, total_n)
-        elif method == "PUT":
-            status = 200 if rep else 204
-            content_range = f"*/{total_n}" if total_n is not None else "*/*"
-        else:
-            status = 200 if rep else 204
-            content_range = f"*/{total_n}" if total_n is not None else "*/*"
-        headers.append((b"content-range", content_range.encode()))
+        status, content_range = _mutation_status(method, rep, resolution, main, count is not None)
+        headers = [(b"content-type", _content_type(media)), (b"content-range", content_range.encode())]
         if profile:
             headers.append((b"content-profile", schema.encode()))
         if applied:
@@ -1200,3 +1130,87 @@ def _apply_guc_response(
         except (orjson.JSONDecodeError, AttributeError, TypeError):
             raise ApiError(500, "PGRST111", "Response headers must be an array of objects") from None
     return status, headers
+
+
+def _unknown_columns(table: Table, columns: list[str]) -> None:
+    for c in columns:
+        if c not in table.columns:
+            raise ApiError(400, "PGRST204", f"Could not find the '{c}' column of '{table.name}' in the schema cache")
+
+
+def _insert_dml(req: Request, b: Any, table: Table, parsed: Any, payload: Any, prefs: dict[str, str],
+                applied: list[str]) -> tuple[str, str | None]:
+    """POST: the INSERT (an upsert with ``Prefer: resolution``) and its resolution."""
+    if payload is None:
+        payload = {}
+    if isinstance(payload, dict):
+        rows_in = [payload]
+    elif isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
+        rows_in = payload
+    else:
+        raise ApiError(400, "PGRST102", "Empty or invalid json")
+    if parsed.columns is not None:
+        columns = parsed.columns
+    else:
+        columns = list(rows_in[0]) if rows_in else []
+        keyset = set(columns)
+        if any(set(r) != keyset for r in rows_in[1:]):
+            raise ApiError(400, "PGRST102", "All object keys must match")
+    _unknown_columns(table, columns)
+    for c in parsed.on_conflict or []:
+        if c not in table.columns:
+            raise ApiError(400, "42703", f"column {table.name}.{c} does not exist")
+    resolution = None
+    res = prefs.get("resolution")
+    if res in ("merge-duplicates", "ignore-duplicates"):
+        resolution = res
+        applied.append(f"resolution={res}")
+    missing_default = prefs.get("missing") == "default"
+    if missing_default:
+        applied.append("missing=default")
+    body_text = req.body.decode() if req.body.strip() else "{}"
+    return insert_source(b, table, body_text, columns, missing_default, parsed.on_conflict, resolution), resolution
+
+
+def _put_dml(b: Any, table: Table, root: NodeParams, payload: Any) -> str:
+    """PUT: a single-row upsert addressed by the whole primary key."""
+    if isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        raise ApiError(400, "PGRST102", "Empty or invalid json")
+    pk_filters = {
+        f.ref.name: f.value for f in root.filters
+        if isinstance(f, Filter) and f.op == "eq" and not f.negated and not f.ref.json_path
+    }
+    if not table.pk or len(root.filters) != len(table.pk) or set(pk_filters) != set(table.pk):
+        raise ApiError(400, "PGRST105", "Filters must include all and only primary key columns with 'eq' operators")
+    if any(str(payload.get(c)) != str(pk_filters[c]) for c in table.pk):
+        raise ApiError(400, "PGRST115", "Payload values do not match URL in primary key column(s)")
+    columns = list(payload)
+    _unknown_columns(table, columns)
+    return insert_source(b, table, orjson.dumps(payload).decode(), columns, False, list(table.pk), "merge-duplicates")
+
+
+def _patch_dml(req: Request, b: Any, table: Table, parsed: Any, root: NodeParams, payload: Any,
+               prefs: dict[str, str], applied: list[str]) -> str:
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ApiError(400, "PGRST102", "Empty or invalid json")
+    columns = parsed.columns if parsed.columns is not None else list(payload)
+    _unknown_columns(table, columns)
+    if prefs.get("missing") == "default":
+        applied.append("missing=default")
+    return update_source(b, table, req.body.decode() or "{}", columns, _where(b, table, root))
+
+
+def _mutation_status(method: str, rep: bool, resolution: str | None, main: Any, counted: bool) -> tuple[int, str]:
+    """The status and Content-Range of a write, as PostgREST answers them."""
+    page = int(main["page_total"])
+    total_n = page if counted else None
+    whole = f"*/{total_n}" if total_n is not None else "*/*"
+    if method == "POST":
+        return (200 if resolution is not None and int(main["inserted"]) == 0 else 201), whole
+    if method == "PATCH":
+        return (200 if rep else 204), _content_range(0, page, total_n)
+    return (200 if rep else 204), whole

@@ -305,25 +305,24 @@ def _view_origins(views: list[Any]) -> dict[int, dict[int, tuple[int, int]]]:
     }
 
 
-def _relationships(
-    tables: dict[tuple[str, str], Table], keys: list[Any], views: list[Any], exposed: set[str]
-) -> dict[tuple[str, str], list[Relationship]]:
-    """PostgREST's relationships: FKs (and their inverses), through views, many-to-many."""
-    origins = _view_origins(views)
-    view_rows = {row["oid"]: row for row in views}
-    # (base relation oid, attnum) -> [(view oid, view column name)]
-    exposed_by: dict[tuple[int, int], list[tuple[int, str]]] = {}
-    for view, cols in origins.items():
-        names = dict(zip(view_rows[view]["attnums"], view_rows[view]["columns"], strict=True))
-        for attnum, origin in sorted(cols.items()):
-            if origin[0]:
-                exposed_by.setdefault(origin, []).append((view, names[attnum]))
+class _ViewColumns:
+    """Which view columns expose which base-table columns (PostgREST's view key dependencies)."""
 
-    def key_deps(rel: int, attnums: list[int], names: list[str]) -> dict[int, list[tuple[str, list[str]]]]:
+    def __init__(self, views: list[Any]) -> None:
+        self.rows = {row["oid"]: row for row in views}
+        # (base relation oid, attnum) -> [(view oid, view column name)]
+        self.exposed_by: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        for view, cols in _view_origins(views).items():
+            names = dict(zip(self.rows[view]["attnums"], self.rows[view]["columns"], strict=True))
+            for attnum, origin in sorted(cols.items()):
+                if origin[0]:
+                    self.exposed_by.setdefault(origin, []).append((view, names[attnum]))
+
+    def key_deps(self, rel: int, attnums: list[int], names: list[str]) -> dict[int, list[tuple[str, list[str]]]]:
         """Views exposing every column of a key: view oid -> [(table column, [view columns])]."""
         per_view: dict[int, dict[int, list[str]]] = {}
         for attnum in attnums:
-            for view, vcol in exposed_by.get((rel, attnum), []):
+            for view, vcol in self.exposed_by.get((rel, attnum), []):
                 per_view.setdefault(view, {}).setdefault(attnum, []).append(vcol)
         return {
             view: [(name, cols[attnum]) for attnum, name in zip(attnums, names, strict=True)]
@@ -331,23 +330,10 @@ def _relationships(
             if all(attnum in cols for attnum in attnums)
         }
 
-    def view_qi(view: int) -> tuple[str, str]:
-        return (view_rows[view]["schema"], view_rows[view]["name"])
+    def qi(self, view: int) -> tuple[str, str]:
+        return (self.rows[view]["schema"], self.rows[view]["name"])
 
-    # primary keys of views: the first view column exposing each column of a base table's primary key
-    pk_views: dict[int, list[str]] = {}
-    uniques: dict[int, list[frozenset[int]]] = {}
-    for row in keys:
-        if row["type"] in ("p", "u"):
-            uniques.setdefault(row["relid"], []).append(frozenset(row["attnums"]))
-        if row["type"] == "p":
-            for view, deps in key_deps(row["relid"], list(row["attnums"]), list(row["columns"])).items():
-                pk_views.setdefault(view, []).extend(vcols[0] for _, vcols in deps)
-    for view, pk in pk_views.items():
-        table = tables.get(view_qi(view))
-        if table is not None:
-            table.pk = tuple(pk)
-
+    @staticmethod
     def expand(deps: list[tuple[str, list[str]]]) -> list[list[str]]:
         """Every choice of one view column per key column (a key column may be exposed twice)."""
         choices: list[list[str]] = [[]]
@@ -355,33 +341,81 @@ def _relationships(
             choices = [[*c, v] for c in choices for v in vcols]
         return choices
 
-    rels: list[Relationship] = []
-    for row in keys:
-        if row["type"] != "f" or row["fschema"] is None:
+
+def _relationships(
+    tables: dict[tuple[str, str], Table], keys: list[Any], views: list[Any], exposed: set[str]
+) -> dict[tuple[str, str], list[Relationship]]:
+    """PostgREST's relationships: FKs (and their inverses), through views, many-to-many."""
+    vc = _ViewColumns(views)
+    uniques = _view_primary_keys(tables, keys, vc)
+    rels = [rel for row in keys if row["type"] == "f" and row["fschema"] is not None
+            for rel in _foreign_key_relationships(row, uniques, vc)]
+    rels += _many_to_many(rels, tables)
+    inverse = [
+        Relationship(r.foreign, r.table, tuple((b, a) for a, b in r.columns), r.constraint,
+                     "o2m" if r.cardinality == "m2o" else "o2o", is_self=r.is_self, table_is_view=r.foreign_is_view,
+                     foreign_is_view=r.table_is_view, is_parent=not r.is_parent)
+        for r in rels if r.cardinality in ("m2o", "o2o")
+    ]
+    out: dict[tuple[str, str], list[Relationship]] = {}
+    for rel in rels + inverse:
+        if rel.table[0] not in exposed or rel.foreign[0] not in exposed:
             continue
-        t, ft = (row["schema"], row["table"]), (row["fschema"], row["ftable"])
-        pairs = tuple(zip(row["columns"], row["fcolumns"], strict=True))
-        card = "o2o" if frozenset(row["attnums"]) in uniques.get(row["relid"], []) else "m2o"
-        cons = row["name"]
-        rels.append(Relationship(t, ft, pairs, cons, card, is_self=row["relid"] == row["frelid"]))
-        view_table = key_deps(row["relid"], list(row["attnums"]), list(row["columns"]))
-        table_view = key_deps(row["frelid"], list(row["fattnums"]), list(row["fcolumns"]))
-        for view, deps in view_table.items():
-            for vcols in expand(deps):
-                rels.append(Relationship(view_qi(view), ft, tuple(zip(vcols, row["fcolumns"], strict=True)), cons, card,
-                                         table_is_view=True))
-        for view, deps in table_view.items():
-            for vcols in expand(deps):
-                rels.append(Relationship(t, view_qi(view), tuple(zip(row["columns"], vcols, strict=True)), cons, card,
-                                         foreign_is_view=True))
-        for view1, deps1 in view_table.items():
-            for vcols1 in expand(deps1):
-                for view2, deps2 in table_view.items():
-                    for vcols2 in expand(deps2):
-                        rels.append(Relationship(view_qi(view1), view_qi(view2), tuple(zip(vcols1, vcols2, strict=True)),
-                                                 cons, card, is_self=view1 == view2, table_is_view=True,
-                                                 foreign_is_view=True))
-    # many-to-many: two different foreign keys of one table, all their columns in its primary key
+        if rel.junction is not None and rel.junction.table[0] not in exposed:
+            continue
+        out.setdefault(rel.table, []).append(rel)
+    for lst in out.values():
+        lst.sort(key=Relationship.sort_key)
+    return out
+
+
+def _view_primary_keys(tables: dict[tuple[str, str], Table], keys: list[Any], vc: _ViewColumns) -> dict[int, list[frozenset[int]]]:
+    """Gives each view the primary key its base table's shows through it (the first view column exposing
+    each key column); returns every relation's unique keys (attnum sets)."""
+    pk_views: dict[int, list[str]] = {}
+    uniques: dict[int, list[frozenset[int]]] = {}
+    for row in keys:
+        if row["type"] in ("p", "u"):
+            uniques.setdefault(row["relid"], []).append(frozenset(row["attnums"]))
+        if row["type"] == "p":
+            for view, deps in vc.key_deps(row["relid"], list(row["attnums"]), list(row["columns"])).items():
+                pk_views.setdefault(view, []).extend(vcols[0] for _, vcols in deps)
+    for view, pk in pk_views.items():
+        table = tables.get(vc.qi(view))
+        if table is not None:
+            table.pk = tuple(pk)
+    return uniques
+
+
+def _foreign_key_relationships(row: Any, uniques: dict[int, list[frozenset[int]]], vc: _ViewColumns) -> list[Relationship]:
+    """One foreign key's relationship, and the same through every view exposing either side's key."""
+    t, ft = (row["schema"], row["table"]), (row["fschema"], row["ftable"])
+    pairs = tuple(zip(row["columns"], row["fcolumns"], strict=True))
+    card = "o2o" if frozenset(row["attnums"]) in uniques.get(row["relid"], []) else "m2o"
+    cons = row["name"]
+    rels = [Relationship(t, ft, pairs, cons, card, is_self=row["relid"] == row["frelid"])]
+    view_table = vc.key_deps(row["relid"], list(row["attnums"]), list(row["columns"]))
+    table_view = vc.key_deps(row["frelid"], list(row["fattnums"]), list(row["fcolumns"]))
+    for view, deps in view_table.items():
+        for vcols in vc.expand(deps):
+            rels.append(Relationship(vc.qi(view), ft, tuple(zip(vcols, row["fcolumns"], strict=True)), cons, card,
+                                     table_is_view=True))
+    for view, deps in table_view.items():
+        for vcols in vc.expand(deps):
+            rels.append(Relationship(t, vc.qi(view), tuple(zip(row["columns"], vcols, strict=True)), cons, card,
+                                     foreign_is_view=True))
+    for view1, deps1 in view_table.items():
+        for vcols1 in vc.expand(deps1):
+            for view2, deps2 in table_view.items():
+                for vcols2 in vc.expand(deps2):
+                    rels.append(Relationship(vc.qi(view1), vc.qi(view2), tuple(zip(vcols1, vcols2, strict=True)),
+                                             cons, card, is_self=view1 == view2, table_is_view=True,
+                                             foreign_is_view=True))
+    return rels
+
+
+def _many_to_many(rels: list[Relationship], tables: dict[tuple[str, str], Table]) -> list[Relationship]:
+    """Two different foreign keys of one table whose columns are all in its primary key: a junction."""
     by_table: dict[tuple[str, str], list[Relationship]] = {}
     for rel in rels:
         by_table.setdefault(rel.table, []).append(rel)
@@ -401,20 +435,4 @@ def _relationships(
                     junction=Junction(first.table, first.constraint, second.constraint,
                                       tuple((b, a) for a, b in first.columns), tuple((b, a) for a, b in second.columns)),
                 ))
-    rels += m2m
-    inverse = [
-        Relationship(r.foreign, r.table, tuple((b, a) for a, b in r.columns), r.constraint,
-                     "o2m" if r.cardinality == "m2o" else "o2o", is_self=r.is_self, table_is_view=r.foreign_is_view,
-                     foreign_is_view=r.table_is_view, is_parent=not r.is_parent)
-        for r in rels if r.cardinality in ("m2o", "o2o")
-    ]
-    out: dict[tuple[str, str], list[Relationship]] = {}
-    for rel in rels + inverse:
-        if rel.table[0] not in exposed or rel.foreign[0] not in exposed:
-            continue
-        if rel.junction is not None and rel.junction.table[0] not in exposed:
-            continue
-        out.setdefault(rel.table, []).append(rel)
-    for lst in out.values():
-        lst.sort(key=Relationship.sort_key)
-    return out
+    return m2m

@@ -9,6 +9,8 @@ shows the "daemon not reachable" path, and a stand-in `docker` that answers
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "crm-latency-spike"  # docker-compose.yml `name:`
@@ -72,6 +75,18 @@ def dotenv(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
+# What compose_env.py adds to a .env an earlier version wrote (Supabase Realtime's).
+ADDED_LATER = ("REALTIME_DB_ENC_KEY", "REALTIME_SECRET_KEY_BASE", "REALTIME_DASHBOARD_PASSWORD", "SUPABASE_JWKS")
+
+
+def _as_before_realtime(path: Path) -> str:
+    """The .env as compose_env.py wrote it before the stack had Realtime."""
+    text = "".join(line for line in path.read_text().splitlines(keepends=True)
+                   if line.split("=", 1)[0] not in ADDED_LATER)
+    path.write_text(text)
+    return text
+
+
 def test_fresh_env_has_hex_secrets_and_is_private(repo: Path, tmp_path: Path) -> None:
     result = run(repo, env=_fake_docker(tmp_path, []))
     assert result.returncode == 0, result.stderr
@@ -89,6 +104,13 @@ def test_fresh_env_has_hex_secrets_and_is_private(repo: Path, tmp_path: Path) ->
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
     for name in ("POSTGRES_PASSWORD", "CRM_API_KEY", "CONVEX_INSTANCE_SECRET"):
         assert values[name] not in result.stderr
+    # Realtime's: hex, and the JWKS as JSON that both readers of .env agree on.
+    assert re.fullmatch(r"[0-9a-f]{16}", values["REALTIME_DB_ENC_KEY"])
+    for name in ("REALTIME_SECRET_KEY_BASE", "REALTIME_DASHBOARD_PASSWORD"):
+        assert HEX.fullmatch(values[name]), name
+    parsed = dotenv_values(env_path)
+    jwks = json.loads(parsed["SUPABASE_JWKS"] or "")
+    assert jwks == json.loads(base64.b64decode((parsed["SUPABASE_JWKS_URL"] or "").split(",", 1)[1]))
 
 
 def test_refuses_to_replace_a_stack_env(repo: Path, tmp_path: Path) -> None:
@@ -198,3 +220,59 @@ def test_member_token_subcommand_still_prints_a_token(repo: Path, tmp_path: Path
     result = run(repo, "token", "00000000-0000-4000-8000-000000000001", env={"PATH": os.defpath})
     assert result.returncode == 0
     assert re.fullmatch(r"CONVEX_AUTH_TOKEN=[\w-]+\.[\w-]+\.[\w-]+\n", result.stdout)
+
+
+def test_update_adds_what_an_older_env_lacks_and_keeps_every_line(repo: Path, tmp_path: Path) -> None:
+    assert run(repo, env=_fake_docker(tmp_path, [])).returncode == 0
+    env_path = repo / ".env"
+    before = _as_before_realtime(env_path)
+    # A running stack: its volumes exist. --update changes none of the secrets they hold.
+    volumes = _fake_docker(tmp_path, [f"{PROJECT}_db-data", f"{PROJECT}_convex-data"])
+    refused = run(repo, env=volumes)
+    assert refused.returncode == 1 and "lacks REALTIME_DB_ENC_KEY" in refused.stderr
+    assert "`python docker/compose_env.py --update` adds" in refused.stderr
+    result = run(repo, "--update", env=volumes)
+    assert result.returncode == 0, result.stderr
+    after = env_path.read_text()
+    assert after.startswith(before)
+    added = dotenv(env_path)
+    assert [line.split("=", 1)[0] for line in after[len(before):].splitlines()] == list(ADDED_LATER)
+    assert re.fullmatch(r"[0-9a-f]{16}", added["REALTIME_DB_ENC_KEY"])
+    # The JWKS added is the one this .env already gives Convex.
+    parsed = dotenv_values(env_path)
+    assert json.loads(parsed["SUPABASE_JWKS"] or "") == json.loads(
+        base64.b64decode((parsed["SUPABASE_JWKS_URL"] or "").split(",", 1)[1]))
+    assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
+    for name in ADDED_LATER[:3]:
+        assert added[name] not in result.stderr
+    # Up to date now: a second --update changes nothing.
+    again = run(repo, "--update", env=volumes)
+    assert again.returncode == 0 and "nothing changed" in again.stderr
+    assert env_path.read_text() == after
+
+
+def test_update_refuses_an_env_that_is_not_the_stacks(repo: Path, tmp_path: Path) -> None:
+    hosted = "SUPABASE_URL=https://abc.supabase.co\nCONVEX_DEPLOYMENT=prod:happy-animal-123\n"
+    (repo / ".env").write_text(hosted)
+    result = run(repo, "--update", env=_fake_docker(tmp_path, []))
+    assert result.returncode == 1
+    assert (repo / ".env").read_text() == hosted
+    (line,) = result.stderr.strip().splitlines()
+    assert "not the docker-compose stack's (no POSTGRES_PASSWORD)" in line
+    (repo / ".env").unlink()
+    missing = run(repo, "--update", env=_fake_docker(tmp_path, []))
+    assert missing.returncode == 1 and "does not exist or is empty" in missing.stderr
+    assert not (repo / ".env").exists()
+
+
+def test_update_and_force_do_not_mix(repo: Path, tmp_path: Path) -> None:
+    result = run(repo, "--update", "--force", env=_fake_docker(tmp_path, []))
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+    assert not (repo / ".env").exists()
+
+
+def test_token_needs_a_user_or_a_workspace(repo: Path) -> None:
+    result = run(repo, "token", env={"PATH": os.defpath})
+    assert result.returncode == 2 and "give either a user id or --workspace" in result.stderr
+    both = run(repo, "token", "00000000-0000-4000-8000-000000000001", "--workspace", env={"PATH": os.defpath})
+    assert both.returncode == 2

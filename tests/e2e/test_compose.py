@@ -1,20 +1,29 @@
 """docker-compose.yml, checked without Docker: it parses, binds loopback only,
-pins its images (the Convex backend together with the Convex CLI), every file
-and command it references exists, the services that run project code see
-exactly the settings' names, and the database and PostgREST are set up for the
-diagnosis. The scripts themselves run in tests/docker/."""
+pins its images (the Convex backend together with the Convex CLI, Supabase
+Realtime with the evidence for its tag), every file and command it references
+exists, the services that run project code see exactly the settings' names,
+the database and PostgREST are set up for the diagnosis, and Realtime is wired
+behind Kong as Supabase's self-hosted stack wires it and verifies the tokens
+the stack issues. The scripts themselves run in tests/docker/."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
+import jwt
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 from harness.settings import NAMES
 
@@ -52,7 +61,7 @@ def _argv(value: Any) -> list[str]:
 
 
 def test_parses_and_has_the_stack(compose: dict[str, Any]) -> None:
-    expected = {"db", "rest", "gateway", "convex-backend", "convex-deploy", "nextjs", "seed",
+    expected = {"db", "rest", "gateway", "realtime", "convex-backend", "convex-deploy", "nextjs", "seed",
                 "locust-master", "locust-worker"}
     assert expected <= set(compose["services"])
 
@@ -129,7 +138,8 @@ def test_env_example_documents_every_variable() -> None:
     assert not missing_compose, f".env.example lacks compose variables: {sorted(missing_compose)}"
 
 
-def test_compose_env_generator_fills_every_required_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _compose_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """docker/compose_env.py, signing with keys of its own under tmp_path."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("compose_env", ROOT / "docker" / "compose_env.py")
@@ -137,14 +147,23 @@ def test_compose_env_generator_fills_every_required_variable(tmp_path: Path, mon
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "KEYS", tmp_path / "keys")
+    return module
+
+
+def test_compose_env_generator_fills_every_required_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _compose_env(tmp_path, monkeypatch)
     lines = dict(line.split("=", 1) for line in module.env_file().splitlines())
     required = set(REQUIRED_VAR.findall(COMPOSE.read_text()))
     empty = {name for name in required if not lines.get(name)}
     assert not empty, f"compose_env.py leaves required variables empty: {sorted(empty)}"
     assert set(NAMES) - {"TEST_WORKSPACE_ID", "TEST_PHONE"} <= set(lines)
     # Secrets end up as command-line arguments and in URLs: hex only, so never a leading "-".
-    for name in ("CRM_API_KEY", "SUPABASE_JWT_SECRET", "POSTGRES_PASSWORD", "CONVEX_INSTANCE_SECRET"):
+    for name in ("CRM_API_KEY", "SUPABASE_JWT_SECRET", "POSTGRES_PASSWORD", "CONVEX_INSTANCE_SECRET",
+                 "REALTIME_SECRET_KEY_BASE", "REALTIME_DASHBOARD_PASSWORD"):
         assert re.fullmatch(r"[0-9a-f]{48,}", lines[name]), f"{name} is not hex"
+    # Realtime encrypts with :aes_128_ecb: a 16-byte key. Phoenix wants 64+ bytes of key base.
+    assert re.fullmatch(r"[0-9a-f]{16}", lines["REALTIME_DB_ENC_KEY"])
+    assert len(lines["REALTIME_SECRET_KEY_BASE"]) >= 64
     token = module.member_token("00000000-0000-4000-8000-000000000001")
     import jwt
 
@@ -158,12 +177,12 @@ def test_shell_scripts_parse() -> None:
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
 
 
-def test_kong_config_renders_with_the_keys(tmp_path: Path) -> None:
+def _render_kong(tmp_path: Path, anon: str, service: str) -> dict[str, Any]:
     out = tmp_path / "kong.yml"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SUPABASE_ANON_KEY": "anon.key-1",
-        "SUPABASE_SERVICE_ROLE_KEY": "service|key$2",
+        "SUPABASE_ANON_KEY": anon,
+        "SUPABASE_SERVICE_ROLE_KEY": service,
         "KONG_DECLARATIVE_CONFIG": str(out),
         "KONG_CONFIG_TEMPLATE": str(ROOT / "docker" / "kong" / "kong.yml.template"),
         "KONG_RENDER_ONLY": "1",
@@ -172,12 +191,68 @@ def test_kong_config_renders_with_the_keys(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(out.read_text())
+    assert isinstance(config, dict)
+    return config
+
+
+def _services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in config["services"]}
+
+
+def _plugins(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p.get("config") or {} for p in service["plugins"]}
+
+
+def test_kong_config_renders_with_the_keys(tmp_path: Path) -> None:
+    config = _render_kong(tmp_path, "anon.key-1", "service|key$2")
     keys = {c["username"]: [k["key"] for k in c["keyauth_credentials"]] for c in config["consumers"]}
     assert keys == {"anon": ["anon.key-1"], "service_role": ["service|key$2"]}
-    (service,) = config["services"]
-    assert service["url"] == "http://rest:3000/" and service["routes"][0]["paths"] == ["/rest/v1/"]
-    transformer = next(p for p in service["plugins"] if p["name"] == "request-transformer")
-    assert transformer["config"]["add"]["headers"] == ["Authorization: Bearer $(headers.apikey)"]
+    services = _services(config)
+    assert set(services) == {"rest-v1", "realtime-v1-ws"}
+    rest = services["rest-v1"]
+    assert rest["url"] == "http://rest:3000/" and rest["routes"][0]["paths"] == ["/rest/v1/"]
+    assert _plugins(rest)["request-transformer"]["add"]["headers"] == ["Authorization: Bearer $(headers.apikey)"]
+
+
+# Kong 2.8.1 kong/constants.lua: the protocols a service may have (no ws/wss before 3.0).
+KONG_28_PROTOCOLS = {"http", "https", "tcp", "tls", "udp", "tls_passthrough", "grpc", "grpcs"}
+
+
+def test_kong_routes_realtime_as_supabase_does_with_awkward_keys(tmp_path: Path, compose: dict[str, Any]) -> None:
+    """supabase/supabase docker/volumes/api/kong.yml's realtime-v1-ws: key-auth (apikey in the query, kept),
+    the key forwarded as x-api-key (what Realtime reads first), anon and admin groups only."""
+    # A JWT-shaped key with awk's and sed's specials, and one that names a variable: both land verbatim.
+    anon = "eyJhbGciOiJIUzI1NiJ9.e30.a-b_c&d\\1|%s"
+    service = "sb_secret_$SUPABASE_ANON_KEY&$(x)"
+    config = _render_kong(tmp_path, anon, service)
+    keys = {c["username"]: [k["key"] for k in c["keyauth_credentials"]] for c in config["consumers"]}
+    assert keys == {"anon": [anon], "service_role": [service]}
+    assert {a["consumer"]: a["group"] for a in config["acls"]} == {"anon": "anon", "service_role": "admin"}
+
+    realtime = _services(config)["realtime-v1-ws"]
+    upstream = urlsplit(realtime["url"])
+    assert realtime.get("protocol", upstream.scheme) in KONG_28_PROTOCOLS
+    # Realtime's endpoint mounts the Phoenix socket at /socket: /realtime/v1/websocket -> /socket/websocket.
+    assert upstream.path == "/socket"
+    (route,) = realtime["routes"]
+    assert route["paths"] == ["/realtime/v1/"] and route["strip_path"] is True
+    assert [p["name"] for p in realtime["plugins"]] == ["cors", "key-auth", "request-transformer", "acl"]
+    plugins = _plugins(realtime)
+    assert plugins["key-auth"].get("hide_credentials") is False
+    assert plugins["key-auth"].get("key_names", ["apikey"]) == ["apikey"]
+    assert plugins["request-transformer"]["add"]["headers"] == ["x-api-key:$(query_params.apikey)"]
+    assert sorted(plugins["acl"]["allow"]) == ["admin", "anon"] and plugins["acl"]["hide_groups_header"] is True
+    # Nothing of the services is left for entrypoint.sh to replace: only request-transformer templates.
+    assert re.findall(r"\$(?!\()\S*", yaml.safe_dump(config["services"])) == []
+
+    # The upstream is the realtime service, by the name that makes its tenant.
+    rt = compose["services"]["realtime"]
+    env = _env(rt)
+    assert upstream.hostname in rt["networks"]["default"]["aliases"]
+    assert upstream.port == int(env["PORT"])
+    tenant = upstream.hostname.split(".", 1)[0]  # Realtime: the Host header's first label
+    assert env["SELF_HOST_TENANT_NAME"] == tenant
+    assert any(arg.endswith(f"/api/tenants/{tenant}/health") for arg in _argv(rt["healthcheck"]["test"]))
 
 
 def test_kong_entrypoint_refuses_missing_keys(tmp_path: Path) -> None:
@@ -262,7 +337,9 @@ def test_postgres_preloads_pg_stat_statements(compose: dict[str, Any]) -> None:
         for v in db["volumes"]
         if ":/docker-entrypoint-initdb.d/" in str(v)
     )
-    assert initdb == ["00-bootstrap.sql", "05-extensions.sql", "10-migrations.sh"], initdb
+    assert initdb == ["00-bootstrap.sql", "05-extensions.sql", "10-migrations.sh", "20-realtime.sql"], initdb
+    # Realtime decodes the WAL: logical, as on Supabase.
+    assert settings.get("wal_level") == "logical"
     assert "create extension if not exists pg_stat_statements with schema extensions" in (
         ROOT / "docker" / "db" / "05-extensions.sql"
     ).read_text()
@@ -287,3 +364,146 @@ def test_python_services_can_build_sdists(compose: dict[str, Any]) -> None:
     for name in ("seed", "locust-master", "locust-worker"):
         image = compose["services"][name]["image"]
         assert image.startswith("python:") and "slim" not in image and "alpine" not in image, f"{name}: {image}"
+
+
+# ---------------------------------------------------------------- Supabase Realtime
+
+
+def _realtime_block(text: str) -> str:
+    """The realtime service's lines in docker-compose.yml, comments included."""
+    match = re.search(r"^  realtime:\n(.*?)(?=^  \S)", text, flags=re.M | re.S)
+    assert match, "no realtime service"
+    return match.group(1)
+
+
+def test_realtime_image_is_pinned_with_its_evidence(compose: dict[str, Any]) -> None:
+    image = compose["services"]["realtime"]["image"]
+    match = re.fullmatch(r"supabase/realtime:v(\d+\.\d+\.\d+)", image)
+    assert match, f"{image} is not a supabase/realtime release tag"
+    version = match.group(1)
+    comments = " ".join(
+        line.strip().lstrip("#").strip() for line in _realtime_block(COMPOSE.read_text()).splitlines()
+        if line.strip().startswith("#")
+    )
+    # The pin names where it was seen running and the release it was read at: moving the tag
+    # without checking both again fails here.
+    assert f"Evidence for the pin {image}:" in comments
+    assert re.search(rf"supabase/supabase docker/docker-compose\.yml \(commit [0-9a-f]{{7,40}}\) runs {re.escape(image)}",
+                     comments)
+    assert f"supabase/realtime tag v{version}" in comments and f"mix.exs version {version}" in comments
+    assert "prod_build.yml pushes supabase/realtime:v<version>" in comments
+
+
+# What the pinned release refuses to start without (config/runtime.exs: System.fetch_env!,
+# raise when unset or empty; run.sh), and what Supabase's compose sets besides.
+REALTIME_REQUIRED = {
+    "PORT", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_AFTER_CONNECT_QUERY", "DB_ENC_KEY",
+    "API_JWT_SECRET", "METRICS_JWT_SECRET", "SECRET_KEY_BASE", "APP_NAME", "DASHBOARD_USER", "DASHBOARD_PASSWORD",
+    "ERL_AFLAGS", "DNS_NODES", "RLIMIT_NOFILE", "SEED_SELF_HOST", "RUN_JANITOR",
+}
+
+
+def test_realtime_service_env_is_what_the_release_reads(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    rt = services["realtime"]
+    env = _env(rt)
+    missing = REALTIME_REQUIRED - {k for k, v in env.items() if v}
+    assert not missing, f"realtime lacks {sorted(missing)}"
+    # The database as docker/db/20-realtime.sql prepares it.
+    init = (ROOT / "docker" / "db" / "20-realtime.sql").read_text()
+    assert env["DB_HOST"] in services and env["DB_PORT"] == "5432" and env["DB_NAME"] == "postgres"
+    assert re.search(rf"alter role {env['DB_USER']} with login superuser\b.*\breplication\b", init)
+    assert env["DB_PASSWORD"] == "${POSTGRES_PASSWORD}"
+    assert env["DB_AFTER_CONNECT_QUERY"] == "SET search_path TO _realtime"
+    assert f"create schema if not exists _realtime authorization {env['DB_USER']}" in init
+    assert rt["depends_on"]["db"] == {"condition": "service_healthy"}
+    # Tokens: the API keys' HS256 secret is PostgREST's; member tokens through the JWKS.
+    assert env["API_JWT_SECRET"] == "${SUPABASE_JWT_SECRET}" == _env(services["rest"])["PGRST_JWT_SECRET"]
+    assert re.fullmatch(r"\$\{SUPABASE_JWKS:\?[^}]*\}", env["API_JWT_JWKS"])
+    # Booleans as strings (Podman too), the tenant seeded at every start.
+    assert env["SEED_SELF_HOST"] == "true" and isinstance(rt["environment"]["SEED_SELF_HOST"], str)
+    # Reached through Kong only; the Locust master waits for it.
+    assert "ports" not in rt
+    assert services["locust-master"]["depends_on"]["realtime"] == {"condition": "service_healthy"}
+    caps = {k: env[k] for k in ("TENANT_MAX_CONCURRENT_USERS", "TENANT_MAX_EVENTS_PER_SECOND",
+                                "TENANT_MAX_JOINS_PER_SECOND", "MAX_CONNECTIONS")}
+    for name, value in caps.items():
+        default = re.fullmatch(r"\$\{REALTIME_[A-Z_]+:-(\d+)\}", value)
+        assert default, f"{name}={value} is not a REALTIME_* knob with a default"
+    assert int(env["RLIMIT_NOFILE"]) > int(re.sub(r"\D", "", caps["MAX_CONNECTIONS"]))
+
+
+def test_realtime_verifies_the_tokens_the_stack_issues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Realtime's connect needs a JWT with role and exp; v2.78.15 verifies an HS* token without a kid with
+    API_JWT_SECRET, and an ES256 token with a kid against the EC key of that kid in API_JWT_JWKS
+    (lib/realtime_web/channels/auth/jwt_verification.ex)."""
+    module = _compose_env(tmp_path, monkeypatch)
+    # The .env as docker compose and python-dotenv read it (the JWKS line is single-quoted JSON).
+    values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(module.env_file())).items()}
+    secret = values["SUPABASE_JWT_SECRET"]
+    for name in ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"):
+        key = values[name]
+        assert "kid" not in jwt.get_unverified_header(key)
+        claims = jwt.decode(key, secret, algorithms=["HS256"])
+        assert claims["role"] in ("anon", "service_role") and claims["exp"] > claims["iat"]
+    jwks = json.loads(values["SUPABASE_JWKS"])
+    # Convex (SUPABASE_JWKS_URL) and Realtime trust the same keys.
+    uri = values["SUPABASE_JWKS_URL"]
+    assert json.loads(base64.b64decode(uri.split(",", 1)[1])) == jwks
+    token = module.member_token("00000000-0000-4000-8000-000000000001")
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "ES256"
+    (jwk,) = [k for k in jwks["keys"] if k.get("kid") == header["kid"] and k["kty"] == "EC"]
+    claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience="authenticated")
+    assert claims["role"] == "authenticated" and claims["exp"] > claims["iat"]
+    assert "d" not in jwk, "the JWKS carries the private key"
+
+
+def _compose_v2() -> list[str] | None:
+    """A Docker Compose v2 CLI on PATH (it renders a project without a daemon), else None."""
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(argv[0]) is None:
+            continue
+        try:
+            probe = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0 and re.match(r"v?2\.", probe.stdout.strip()):
+            return argv
+    return None
+
+
+def test_compose_v2_renders_realtime_from_a_generated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Docker Compose v2 is installed: its own loader interpolates the stack from compose_env's .env."""
+    compose_cli = _compose_v2()
+    if compose_cli is None:
+        pytest.skip("no Docker Compose v2 CLI on PATH")
+    module = _compose_env(tmp_path, monkeypatch)
+    env_path = tmp_path / "compose.env"
+    env_path.write_text(module.env_file())
+    result = subprocess.run(
+        [*compose_cli, "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", str(env_path),
+         "config", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(result.stdout)["services"]["realtime"]
+    env = rendered["environment"]
+    assert json.loads(env["API_JWT_JWKS"])["keys"][0]["kty"] == "EC"
+    assert len(env["DB_ENC_KEY"]) == 16 and env["APP_NAME"] == "realtime"
+    assert rendered["networks"]["default"]["aliases"] == ["realtime-dev.supabase-realtime"]
+
+
+# ---------------------------------------------------------------- the database image
+
+
+def test_database_image_adds_wal2json_to_the_pinned_postgres(compose: dict[str, Any]) -> None:
+    db = compose["services"]["db"]
+    dockerfile = ROOT / db["build"]["context"] / db["build"]["dockerfile"]
+    text = dockerfile.read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
+    assert re.fullmatch(r"postgres:\d+\.\d+-bookworm", base), f"{base} is not a pinned postgres image"
+    # The plugin for the image's own major, checked at build time.
+    assert '"postgresql-${PG_MAJOR}-wal2json"' in text
+    assert 'test -f "/usr/lib/postgresql/${PG_MAJOR}/lib/wal2json.so"' in text
