@@ -340,13 +340,15 @@ def text_table(doc: dict[str, Any]) -> str:
         for f in doc["findings"]:
             detail = f["detail"] if len(f["detail"]) <= 100 else f["detail"][:99] + "…"
             lines.append(f"{f['severity']:<8} {f['code']:<22} {f['table'] or '-':<15} {detail}")
-            lines.append(f"{'':<8} {'fix:':<22} {f['fix'][:160]}")
+            fix = f["fix"] if len(f["fix"]) <= 160 else f["fix"][:159] + "…"
+            lines.append(f"{'':<8} {'fix:':<22} {fix}")
     for note in doc["notes"]:
         lines.append(f"note: {note}")
     for skipped in doc["checks_skipped"]:
         lines.append(f"not checked: {skipped}")
     for target, problems in doc["failures"].items():
-        lines.append(f"failed: {target}: {problems[0]}")
+        more = f" (and {len(problems) - 1} more in diagnosis.json)" if len(problems) > 1 else ""
+        lines.append(f"left out: {target}: {problems[0]}{more}")
     return "\n".join(lines) + "\n"
 
 
