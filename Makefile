@@ -47,7 +47,7 @@ DEMO_RUNS ?= $(RUNS)
 
 .DEFAULT_GOAL := help
 .PHONY: help check-tools venv node nextjs-deps deps chromium test test-py test-js lint clean \
-	demo demo-run ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv
+	demo demo-run ui swarm run sandbox-up sandbox-down sandbox-seed check-dotenv bench
 
 help:
 	@echo "make demo    - start the sandbox, seed, migrate, load-test every target, print the decision"
@@ -57,6 +57,7 @@ help:
 	@echo "make swarm   - headless run, master + WORKERS=$(WORKERS) workers (AGAINST=sandbox|env, now: $(AGAINST))"
 	@echo "make run     - headless run against the deployments in .env, then the decision table (VERBOSE=1: live stats)"
 	@echo "make lint    - ruff + mypy"
+	@echo "make bench   - run the benchmarks (interleaved pairs) and rewrite docs/benchmarks.md; BENCH=generator runs one"
 
 check-tools:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -118,6 +119,16 @@ test-js: node
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness sandbox seed reports locustfiles bench
+
+# --------------------------------------------------------------------------- benchmarks
+
+# BENCH: one or more of `$(PY) -m bench --list` (default: all); PAIRS overrides each one's pair count.
+# Exit codes 3 (a goal not met) and 4 (undecided) are verdicts, written into the docs, not failures.
+BENCH ?=
+PAIRS ?=
+bench: venv node
+	@rc=0; $(PY) -m bench --write-docs --json-dir $(RUNS)/bench $(if $(PAIRS),--pairs $(PAIRS)) $(BENCH) || rc=$$?; \
+	case $$rc in 0|3|4) ;; *) echo "error: a benchmark failed to run (exit $$rc)" >&2; exit $$rc;; esac
 
 # --------------------------------------------------------------------------- sandbox + seed
 

@@ -15,7 +15,7 @@ import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes, randomUUID, createPrivateKey, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
@@ -27,17 +27,20 @@ const { values: opts } = parseArgs({
     conversations: { type: "string", default: "3" },
     messages: { type: "string", default: "10" },
     notes: { type: "string", default: "2" },
-    seconds: { type: "string", default: "5" },
+    pairs: { type: "string", default: "10" },
+    slice: { type: "string", default: "1" },
     clients: { type: "string", default: "1,8,32" },
-    "mock-lookups": { type: "string", default: "20" },
+    "mock-lookups": { type: "string", default: "3" },
     batch: { type: "string", default: "1000" },
+    json: { type: "string" },
   },
 });
 const N_CONTACTS = Number(opts.contacts);
 const CONV_PER_CONTACT = Number(opts.conversations);
 const MSG_PER_CONV = Number(opts.messages);
 const NOTES_PER_CONTACT = Number(opts.notes);
-const SECONDS = Number(opts.seconds);
+const PAIRS = Number(opts.pairs);
+const SLICE = Number(opts.slice);
 const CLIENTS = opts.clients.split(",").map(Number);
 const MOCK_LOOKUPS = Number(opts["mock-lookups"]);
 const BATCH = Number(opts.batch);
@@ -286,6 +289,8 @@ async function mockLookups() {
 }
 
 // ------------------------------------------------------------------ main
+const PATHS = ["http action", "api/query"];
+const median = (xs) => quantile(sortNum(xs), 0.5);
 const dir = mkdtempSync(join(tmpdir(), "convex-bench-"));
 const rt = await startRuntime(dir);
 try {
@@ -294,26 +299,45 @@ try {
   await new Promise((ok) => setTimeout(ok, 2000));
   const memory = rssMiB(rt.child.pid);
   // Warm-up: first calls compile and fill caches.
-  for (const path of ["http action", "api/query"]) await measure(rt, path, 4, 1);
-  const rows = [];
-  for (const path of ["http action", "api/query"]) {
-    for (const clients of CLIENTS) rows.push(await measure(rt, path, clients, SECONDS));
+  for (const path of PATHS) await measure(rt, path, 4, 1);
+  const cells = [];
+  for (const clients of CLIENTS) {
+    const got = { "http action": [], "api/query": [] };
+    for (let i = 0; i < PAIRS; i++) {
+      // pairs alternate which path goes first: A B, B A, ...
+      for (const path of i % 2 === 0 ? PATHS : [...PATHS].reverse()) got[path].push(await measure(rt, path, clients, SLICE));
+    }
+    cells.push({ clients, got });
+    const [a, b] = PATHS.map((p) => got[p]);
+    console.log(`  ${clients} clients: http action / api/query lookups/s ${median(a.map((x, i) => x.rps / b[i].rps)).toFixed(2)}, ` +
+      `server p50 ${fmt(median(a.map((x) => x.s50)), 3)} / ${fmt(median(b.map((x) => x.s50)), 3)} ms (load ${loadavg()[0].toFixed(2)})`);
   }
   const memoryAfter = rssMiB(rt.child.pid);
   const mock = MOCK_LOOKUPS > 0 ? await mockLookups() : null;
+  const errors = cells.reduce((n, c) => n + PATHS.reduce((m, p) => m + c.got[p].reduce((k, x) => k + x.errors, 0), 0), 0);
 
-  console.log("");
-  console.log("| path | clients | lookups | errors | lookups/s | server p50 ms | server p95 ms | client p50 ms | client p95 ms |");
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of rows) {
-    console.log(`| ${r.path} | ${r.clients} | ${r.n} | ${r.errors} | ${Math.round(r.rps)} | ${fmt(r.s50, 3)} | ${fmt(r.s95, 3)} | ${fmt(r.c50)} | ${fmt(r.c95)} |`);
+  const comparisons = [];
+  for (const { clients, got } of cells) {
+    const [a, b] = PATHS.map((p) => got[p]);
+    const label = `${clients} client${clients > 1 ? "s" : ""}`;
+    comparisons.push({ name: `${label}: lookups/s`, a_label: "http action", b_label: "api/query", a: a.map((x) => x.rps), b: b.map((x) => x.rps) });
+    comparisons.push({ name: `${label}: server p50`, a_label: "http action", b_label: "api/query", a: a.map((x) => x.s50), b: b.map((x) => x.s50), unit: "ms", spec: ".3f" });
+    comparisons.push({ name: `${label}: client p50`, a_label: "http action", b_label: "api/query", a: a.map((x) => x.c50), b: b.map((x) => x.c50), unit: "ms", spec: ".2f" });
   }
-  if (mock) {
-    console.log(`| convex-test (in process, internal query) | 1 | ${mock.n} | 0 | ${Math.round(1000 / mock.p50)} | ${fmt(mock.p50, 1)} | ${fmt(mock.p95, 1)} | - | - |`);
+  const notes = [
+    `runtime memory: RSS ${memory.rss.toFixed(0)} MiB after loading (peak ${memory.peak.toFixed(0)} MiB), ${memoryAfter.rss.toFixed(0)} MiB after the lookups`,
+    `load: ${loaded.rows.toLocaleString("en-US")} rows through the migrate:upsert* mutations in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.rows / loaded.seconds).toLocaleString("en-US")} rows/s)`,
+    `${errors} failed lookups`,
+  ];
+  if (mock) notes.push(`convex-test (the official mock, in process, same internal query and dataset): ${mock.n} lookups, p50 ${fmt(mock.p50, 1)} ms, p95 ${fmt(mock.p95, 1)} ms (its indexes are table scans); inserting the dataset took ${mock.loadSeconds.toFixed(1)} s`);
+  const setup = `Dataset: ${N_CONTACTS.toLocaleString("en-US")} contacts, ${(N_CONTACTS * CONV_PER_CONTACT).toLocaleString("en-US")} conversations, ` +
+    `${(N_CONTACTS * CONV_PER_CONTACT * MSG_PER_CONV).toLocaleString("en-US")} messages, ${(N_CONTACTS * NOTES_PER_CONTACT).toLocaleString("en-US")} notes; ` +
+    `closed-loop clients on keep-alive connections, slices of ${SLICE} s per path, Node ${process.versions.node}.`;
+  if (opts.json) writeFileSync(opts.json, JSON.stringify({ pairs: PAIRS, setup, comparisons, checks: [], notes, cells }));
+  else {
+    for (const c of comparisons) console.log(`${c.name}: http action ${fmt(median(c.a), 3)}, api/query ${fmt(median(c.b), 3)} (medians over ${PAIRS} pairs)`);
+    for (const n of notes) console.log(n);
   }
-  console.log("");
-  console.log(`runtime memory after load: RSS ${memory.rss.toFixed(0)} MiB (peak ${memory.peak.toFixed(0)} MiB); after the lookups: RSS ${memoryAfter.rss.toFixed(0)} MiB`);
-  console.log(`dataset: ${N_CONTACTS} contacts, ${N_CONTACTS * CONV_PER_CONTACT} conversations, ${N_CONTACTS * CONV_PER_CONTACT * MSG_PER_CONV} messages, ${N_CONTACTS * NOTES_PER_CONTACT} notes; load ${loaded.seconds.toFixed(1)} s` + (mock ? `; convex-test load ${mock.loadSeconds.toFixed(1)} s` : ""));
 } finally {
   rt.child.kill("SIGTERM");
   rt.jwksServer.close();

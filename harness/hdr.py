@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.contracts import HDR_HIGHEST_US, HDR_LOWEST_US, HDR_SIGNIFICANT_DIGITS, target_of
@@ -41,37 +42,107 @@ def to_us(response_time_ms: float) -> int:
     return min(max(us, HDR_LOWEST_US), HDR_HIGHEST_US)
 
 
+FOLD_IN_PYTHON = 32  # below this many pending values a plain loop beats numpy's set-up
+
+
+class Histogram:
+    """An HdrHistogram of µs that takes its values in batches.
+
+    ``record`` only appends to a list (the users' hot path); the values are
+    folded into the histogram's counts, vectorised with numpy, when it is read
+    (``hdr``), shipped or merged.  The counts are exactly those of
+    ``HdrHistogram.record_value`` for each value (tests check it).
+    """
+
+    __slots__ = ("_h", "_pending")
+
+    def __init__(self, h: HdrHistogram | None = None) -> None:
+        self._h = h if h is not None else new_histogram()
+        self._pending: list[float] = []  # ms, as measured: made µs when folded
+
+    def record_ms(self, ms: float) -> None:
+        self._pending.append(ms)
+
+    @property
+    def total(self) -> int:
+        return int(self._h.total_count) + len(self._pending)
+
+    @property
+    def hdr(self) -> HdrHistogram:
+        if self._pending:
+            self._fold()
+        return self._h
+
+    def _fold(self) -> None:
+        h, values = self._h, self._pending
+        self._pending = []
+        if len(values) < FOLD_IN_PYTHON:
+            for ms in values:
+                h.record_value(to_us(ms))
+            return
+        # to_us, vectorised: rint rounds half to even, as round() does
+        arr = np.clip(np.rint(np.asarray(values, dtype=np.float64) * 1000.0), HDR_LOWEST_US, HDR_HIGHEST_US).astype(np.int64)
+        # hdrh's _counts_index_for, vectorised: 64 - clz(v | mask) is the bit length, exact via frexp
+        _, bits = np.frexp((arr | h.sub_bucket_mask).astype(np.float64))
+        bucket = bits.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+        sub = arr >> (bucket + h.unit_magnitude)
+        index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub - h.sub_bucket_half_count
+        np.add.at(np.frombuffer(h.counts, dtype=np.uint64), index, 1)
+        h.total_count += len(values)
+        h.min_value = min(h.min_value, int(arr.min()))
+        h.max_value = max(h.max_value, int(arr.max()))
+
+    def add(self, other: Histogram) -> None:
+        if other.total:
+            self.hdr.add(other.hdr)
+
+    def encode(self) -> str:
+        return str(self.hdr.encode().decode("ascii"))
+
+    @classmethod
+    def decode(cls, text: str) -> Histogram:
+        return cls(HdrHistogram.decode(text.encode("ascii")))
+
+
 @dataclass
 class Entry:
-    hist: HdrHistogram = field(default_factory=new_histogram)
+    values: Histogram = field(default_factory=Histogram)
     failures: int = 0
     min_us: int | None = None
     max_us: int | None = None
     round_trips: Counter[int] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)  # HTTP status per call (0: no response)
-    phases: dict[str, HdrHistogram] = field(default_factory=dict)  # phase -> µs histogram (successes)
+    phases: dict[str, Histogram] = field(default_factory=dict)  # phase -> µs histogram (successes)
     metric_sums: dict[str, list[float]] = field(default_factory=dict)  # server metric -> [sum ms, samples]
     new_connections: int = 0
     server_timed: int = 0  # successful samples whose server time is known
     split: Reservoir | None = None  # lookups (whole run): a uniform sample of (total, connect, server)
 
+    def settle(self) -> HdrHistogram:
+        """Fold every recorded value into the histogram (µs), and its extremes into min and max."""
+        h = self.values.hdr
+        if h.total_count:
+            self.min_us = int(h.min_value) if self.min_us is None else min(self.min_us, int(h.min_value))
+            self.max_us = int(h.max_value) if self.max_us is None else max(self.max_us, int(h.max_value))
+        return h
+
+    @property
+    def hist(self) -> HdrHistogram:
+        return self.settle()
+
     @property
     def count(self) -> int:
-        return int(self.hist.get_total_count())
+        return self.values.total
 
-    def record(self, us: int) -> None:
-        self.hist.record_value(us)
-        if self.min_us is None or us < self.min_us:
-            self.min_us = us
-        if self.max_us is None or us > self.max_us:
-            self.max_us = us
+    def record_ms(self, ms: float) -> None:
+        self.values.record_ms(ms)
 
     def record_phases(self, phases: dict[str, float]) -> None:
         for name, ms in phases.items():
             h = self.phases.get(name)
             if h is None:
-                h = self.phases[name] = new_histogram()
-            h.record_value(to_us(ms))
+                h = self.phases[name] = Histogram()
+            h.record_ms(ms)
         if "server" in phases:
             self.server_timed += 1
 
@@ -85,12 +156,12 @@ class Entry:
                 acc[1] += 1
 
     def add(self, other: Entry) -> None:
-        if other.count:
-            self.hist.add(other.hist)
+        other.settle()
+        self.values.add(other.values)
         for name, h in other.phases.items():
             mine = self.phases.get(name)
             if mine is None:
-                mine = self.phases[name] = new_histogram()
+                mine = self.phases[name] = Histogram()
             mine.add(h)
         for name, (total, n) in other.metric_sums.items():
             acc = self.metric_sums.setdefault(name, [0.0, 0])
@@ -111,12 +182,13 @@ class Entry:
         self.statuses.update(other.statuses)
 
     def encode(self) -> dict[str, Any]:
+        hdr = self.settle().encode().decode("ascii")  # first: it settles min and max
         return {
             "count": self.count,
             "failures": self.failures,
             "min": self.min_us,
             "max": self.max_us,
-            "hdr": self.hist.encode().decode("ascii"),
+            "hdr": hdr,
             "round_trips": {str(k): v for k, v in sorted(self.round_trips.items())},
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             **self.encode_phases(),
@@ -125,8 +197,7 @@ class Entry:
     def encode_phases(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.phases:
-            out["phases"] = {name: {"count": int(h.get_total_count()), "hdr": h.encode().decode("ascii")}
-                             for name, h in sorted(self.phases.items())}
+            out["phases"] = {name: {"count": h.total, "hdr": h.encode()} for name, h in sorted(self.phases.items())}
         if self.metric_sums:
             out["server_metrics"] = {name: {"sum_ms": round(total, 3), "count": int(n)}
                                      for name, (total, n) in sorted(self.metric_sums.items())}
@@ -141,14 +212,14 @@ class Entry:
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> Entry:
         e = cls(
-            hist=HdrHistogram.decode(doc["hdr"].encode("ascii")),
+            values=Histogram.decode(doc["hdr"]),
             failures=int(doc.get("failures", 0)),
             min_us=doc.get("min"),
             max_us=doc.get("max"),
         )
         e.round_trips.update({int(k): int(v) for k, v in (doc.get("round_trips") or {}).items()})
         e.statuses.update({int(k): int(v) for k, v in (doc.get("statuses") or {}).items()})
-        e.phases = {name: HdrHistogram.decode(p["hdr"].encode("ascii")) for name, p in (doc.get("phases") or {}).items()}
+        e.phases = {name: Histogram.decode(p["hdr"]) for name, p in (doc.get("phases") or {}).items()}
         e.metric_sums = {name: [float(m["sum_ms"]), int(m["count"])] for name, m in (doc.get("server_metrics") or {}).items()}
         e.new_connections = int(doc.get("new_connections", 0))
         e.server_timed = int(doc.get("server_timed", 0))
@@ -195,9 +266,8 @@ class Recorder:
         new_connections: int = 0,
     ) -> None:
         warm = self.in_warmup()
-        us = to_us(response_time_ms)
         if self.raw is not None:
-            self.raw.append((time.time(), rtype, name, self.step, us, int(failed), int(warm)))
+            self.raw.append((time.time(), rtype, name, self.step, to_us(response_time_ms), int(failed), int(warm)))
         if warm:
             self.warmup_dropped += 1
             return
@@ -207,7 +277,7 @@ class Recorder:
             if failed:
                 e.failures += 1
             else:
-                e.record(us)
+                e.record_ms(response_time_ms)
                 if phases:
                     e.record_phases(phases)
                     if rtype == "lookup" and key[2] is None:
@@ -260,8 +330,9 @@ class Recorder:
             if targets is not None and target_of(key[1]) not in targets:
                 continue
             e = self.entries[key]
+            hdr = e.settle().encode().decode("ascii")  # first: it settles min and max
             doc = {"type": key[0], "name": key[1], "step": key[2], "count": e.count, "failures": e.failures,
-                   "unit": "us", "min": e.min_us, "max": e.max_us, "hdr": e.hist.encode().decode("ascii")}
+                   "unit": "us", "min": e.min_us, "max": e.max_us, "hdr": hdr}
             if e.round_trips:
                 doc["round_trips"] = {str(k): v for k, v in sorted(e.round_trips.items())}
             if e.statuses:

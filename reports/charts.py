@@ -208,10 +208,10 @@ def time_split_chart(run: Run) -> Chart:
                 parts["database"] = sp.database_ms or 0.0
                 parts["server"] = sp.server_other_ms or 0.0
                 parts["rest"] = sp.rest_ms or 0.0
-            bars.append((f"{t.target}\nP{sp.percentile * 100:g}", parts))
+            bars.append((f"{t.target} P{sp.percentile * 100:g}", parts))
     if not bars:
         return Chart(TIME_SPLIT_TITLE, None, "no per-phase timings in this run's artifact")
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(bars)), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(bars)), 4.2))
     bottoms = [0.0] * len(bars)
     labels = {"connect": "connect", "database": "database (mean)", "server": "server, other",
               "rest": "rest: network + queueing", "unsplit": "no server timing (not split)"}
@@ -222,7 +222,7 @@ def time_split_chart(run: Run) -> Chart:
         ax.bar(range(len(bars)), heights, 0.6, bottom=bottoms, color=colour, edgecolor="#555", linewidth=0.4,
                label=labels[part])
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7, rotation=40, ha="right")
     ax.set_ylabel("ms")
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)

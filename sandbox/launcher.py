@@ -238,10 +238,40 @@ def read_env(state_dir: Path | None = None) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _stopped_on_failure(state: Path) -> Iterator[None]:
+    """When the block fails, stop the services it started; those running before it stay."""
+    ctx = Context(state, {})
+    external = os.environ.get("DATABASE_URL", "")
+    if external and _is_loopback_db(external):
+        ctx.env["EXTERNAL_DATABASE_URL"] = external
+
+    def running() -> set[str]:
+        return {
+            s.name for s in registry()
+            if (s.running(ctx) if s.running is not None else _read_pid(state, s.name) is not None)
+        }
+
+    before = running()
+    try:
+        yield
+    except BaseException:
+        started = running() - before
+        for service in reversed(registry()):
+            if service.name not in started:
+                continue
+            if service.stop is not None:
+                service.stop(ctx)
+            else:
+                _terminate(state, service.name)
+        raise
+
+
 def up(services: list[str] | None = None, state_dir: Path | None = None) -> dict[str, str]:
-    """Start (or reuse) the services; returns the env also written to ``<state>/env``."""
+    """Start (or reuse) the services; returns the env also written to ``<state>/env``.
+    When it fails, what it started is stopped again."""
     state = state_dir_of(state_dir)
-    with _locked(state):
+    with _locked(state), _stopped_on_failure(state):
         ctx = _context(state)
         selected = _select(services, ctx)
         for service in selected:

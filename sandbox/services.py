@@ -180,7 +180,21 @@ def _convex_dir(ctx: Context) -> Path:
     return ctx.state_dir / "convex"
 
 
+def missing_npm_packages(root: Path) -> list[str]:
+    """The dependencies of ``root/package.json`` that ``root/node_modules`` lacks."""
+    try:
+        manifest = json.loads((root / "package.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [name for name in manifest.get("dependencies", {}) if not (root / "node_modules" / name / "package.json").is_file()]
+
+
 def _convex_prepare(ctx: Context) -> None:
+    missing = missing_npm_packages(ctx.root)
+    if missing:
+        from .launcher import LauncherError  # imported here: the launcher imports this module
+
+        raise LauncherError(f"convex: the npm packages {', '.join(missing)} are not installed; run `make deps`")
     data = _convex_dir(ctx)
     data.mkdir(parents=True, exist_ok=True)
     env_file = data / "deployment-env.json"

@@ -1,6 +1,8 @@
-"""Shared fixtures. ``sandbox_env``: the local stack (real PostgreSQL + gateway).
+"""Shared fixtures. ``sandbox_env``: the local stack (real PostgreSQL, gateway,
+Convex runtime); ``app_env``: the same with the Next.js app; ``seeded_sandbox``:
+the stack holding the seed's small dataset in Supabase and Convex.
 
-The stack's ports are fixed (54321, 3210, 3211), so a stack already running
+The stack's ports are fixed (54321, 3210, 3211, 3000), so a stack already running
 from the default ``.sandbox`` is reused as is; otherwise one is started in a
 temporary state dir for the session and stopped at its end.
 """
@@ -63,11 +65,32 @@ def sandbox_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def seeded_sandbox(sandbox_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def app_env(sandbox_env: dict[str, str]) -> dict[str, str]:
+    """The sandbox env with the Next.js app's (``APP_URL``, ``CRM_API_KEY``): the app
+    is started once per session (built first when its sources changed)."""
+    from sandbox import launcher
+    from sandbox.services import CONVEX_RUNTIME
+
+    state = Path(sandbox_env["SANDBOX_DIR"])
+    # the app's Convex settings come from the Convex service, so it is named too
+    services = ["postgres", "supabase", *(["convex"] if CONVEX_RUNTIME.exists() else []), "nextjs"]
+    try:
+        env = launcher.up(services, state)
+    except launcher.LauncherError as exc:
+        pytest.fail(f"the Next.js app did not start: {exc}")
+    assert env.get("APP_URL") == "http://127.0.0.1:3000", "the sandbox left the Next.js app out (see the notice above)"
+    return {**sandbox_env, **env}
+
+
+@pytest.fixture(scope="session")
+def seeded_sandbox(sandbox_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The sandbox holding the seed's small dataset (300 contacts, seed 4242) in
-    Supabase and Convex: ``{"env", "workload" (its workload.json), "workspace_id"}``."""
+    Supabase and Convex: ``{"env", "workload" (its workload.json), "workspace_id"}``.
+    A seed step that fails fails the tests that use it."""
     from tests.seed.helpers import seed_sandbox
 
-    if not sandbox_env.get("CONVEX_URL"):
-        pytest.skip("the sandbox has no Convex runtime")
-    yield seed_sandbox(sandbox_env, tmp_path_factory.mktemp("seeded"))
+    assert sandbox_env.get("CONVEX_URL"), "the sandbox started without its Convex runtime"
+    try:
+        return seed_sandbox(sandbox_env, tmp_path_factory.mktemp("seeded"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

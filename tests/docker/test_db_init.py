@@ -66,22 +66,39 @@ def _realtime_env() -> dict[str, str]:
     return {k: str(v) for k, v in compose["services"]["realtime"]["environment"].items()}
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Server:
     """A PostgreSQL started with the given settings, and how the image's entrypoint runs init files on it."""
 
     def __init__(self, settings: dict[str, str]) -> None:
         self.state = Path(tempfile.mkdtemp(prefix="compose-db-test-"))
         self.server = pg.Postgres(self.state)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
         self.server.state_dir.mkdir(parents=True, exist_ok=True)
-        self.server.port_file.write_text(f"{self.port}\n")
+        self.server.port_file.write_text(f"{_unused_port()}\n")
         self.server.init()
         with open(self.server.data_dir / "postgresql.auto.conf", "a") as conf:
             for name, value in settings.items():
                 conf.write(f"{name} = '{value}'\n")
-        self.server.start()
+        self.port = self._start_on_an_unused_port()
+
+    def _start_on_an_unused_port(self, attempts: int = 5) -> int:
+        """PostgreSQL cannot bind port 0 and say which port it got: it is given an unused port, and another
+        one when something else took that port before the server bound it."""
+        for attempt in range(attempts):
+            port = int(self.server.port_file.read_text())
+            try:
+                self.server.start()
+                return port
+            except pg.PostgresError:
+                if pg.port_is_free(port) or attempt == attempts - 1:
+                    raise
+                self.server.port_file.write_text(f"{_unused_port()}\n")
+        raise AssertionError("unreachable")
 
     def env(self, **extra: str) -> dict[str, str]:
         return {

@@ -70,6 +70,7 @@ class FakeBackend:
         self.server_timing = server_timing  # send PostgREST's Server-Timing (its handling time as `transaction`)
         self.counts: Counter[str] = Counter()
         self.served: list[tuple[str, float]] = []  # (route, server-side seconds)
+        self.arrivals: list[tuple[float, str, int]] = []  # (epoch seconds, route, client port): who asked when
         self.stall_until = 0.0
         self.lock = threading.Lock()
         backend = self
@@ -87,9 +88,12 @@ class FakeBackend:
 
             def _handle(self) -> None:
                 t0 = time.perf_counter()
+                arrived = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, doc, route = backend.route(self.command, self.path, self.headers, body)
+                with backend.lock:
+                    backend.arrivals.append((arrived, route, self.client_address[1]))
                 wait = max(backend.stall_until - time.time(), 0.0)
                 if backend.delay is not None:
                     wait += backend.delay(route)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,14 +11,9 @@ import pytest
 
 from tests.harness.fake_backend import FakeBackend
 from tests.harness.helpers import AI_CONTEXT, LOCUST, final_counts, locust_env, read_hdr
+from tests.ports import listening_port
 
 TARGETS = ["supabase_rest", "supabase_rpc", "convex_http", "convex_query"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -27,33 +21,36 @@ def test_master_and_two_workers(tmp_path: Path) -> None:
     master_dir, worker_dir = tmp_path / "master", tmp_path / "worker"
     master_dir.mkdir()
     worker_dir.mkdir()  # no workload.json here: workers get it from the master
-    port = free_port()
     with FakeBackend() as fb:
         (master_dir / "workload.json").write_text(json.dumps(fb.data.workload()))
         env = locust_env(fb.env())
-        workers = [
-            subprocess.Popen(
-                [LOCUST, "-f", AI_CONTEXT, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                env=env, cwd=worker_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )
-            for _ in range(2)
-        ]
+        # the master binds a port of its choosing; the workers are told the one it got
+        master = subprocess.Popen(
+            [LOCUST, "-f", AI_CONTEXT, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
+             "--headless", "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "8", "-r", "8",
+             "-t", "5s", "--csv", str(master_dir / "run"), "--json-file", str(master_dir / "final"),
+             "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--open-rate", "40",
+             "--raw-samples", str(master_dir / "raw.csv")],
+            env=env, cwd=master_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        workers: list[subprocess.Popen[str]] = []
         try:
-            master = subprocess.run(
-                [LOCUST, "-f", AI_CONTEXT, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                 "--headless", "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", "8", "-r", "8",
-                 "-t", "5s", "--csv", str(master_dir / "run"), "--json-file", str(master_dir / "final"),
-                 "--warmup", "0", "--targets", *TARGETS, "--write-weight", "0", "--open-rate", "40",
-                 "--raw-samples", str(master_dir / "raw.csv")],
-                env=env, cwd=master_dir, capture_output=True, text=True, timeout=60,
-            )
+            port = listening_port(master)
+            workers = [
+                subprocess.Popen(
+                    [LOCUST, "-f", AI_CONTEXT, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                    env=env, cwd=worker_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                for _ in range(2)
+            ]
+            _, master_stderr = master.communicate(timeout=60)
         finally:
-            for w in workers:
+            for proc in (master, *workers):
                 try:
-                    w.wait(timeout=15)
+                    proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
-                    w.kill()
-    assert master.returncode == 11, master.stderr[-3000:]
+                    proc.kill()
+    assert master.returncode == 11, master_stderr[-3000:]
     counts = final_counts(master_dir / "final.json")
     hdr = read_hdr(master_dir / "run")
     assert hdr["metadata"]["workers"] == 2

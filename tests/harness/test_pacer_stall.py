@@ -22,6 +22,7 @@ class Stall:
 
     def __init__(self) -> None:
         self.first: float | None = None
+        self.held = 0  # requests the stall held
         self.lock = threading.Lock()
 
     def __call__(self, route: str) -> float:
@@ -29,14 +30,18 @@ class Stall:
         with self.lock:
             if self.first is None:
                 self.first = now
-        start = self.first + STALL_AFTER_S
-        end = start + STALL_S
-        return end - now if start <= now < end else 0.0
+            start = self.first + STALL_AFTER_S
+            end = start + STALL_S
+            if not start <= now < end:
+                return 0.0
+            self.held += 1
+        return end - now
 
 
 @pytest.mark.slow
 def test_pacer_counts_late_starts_and_stall_shows_in_p99(tmp_path: Path) -> None:
-    with FakeBackend(delay=Stall()) as fb:
+    stall = Stall()
+    with FakeBackend(delay=stall) as fb:
         (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
         prefix = tmp_path / "run"
         p = run_locust(
@@ -45,7 +50,8 @@ def test_pacer_counts_late_starts_and_stall_shows_in_p99(tmp_path: Path) -> None
              "--unknown-weight", "0", "--write-weight", "0"],
             fb.env(), tmp_path,
         )
-    assert p.returncode == 11, p.stderr[-3000:]
+    assert p.returncode == 11, p.stderr[-3000:]  # one Convex target, no baseline: INCONCLUSIVE
+    assert stall.held >= 8, stall.held  # the stall fell inside the run and held every executor
     hdr = read_hdr(prefix)
     pacer = hdr["metadata"]["open_model"]["convex_http"]
     assert pacer["late"] > 0
@@ -55,7 +61,10 @@ def test_pacer_counts_late_starts_and_stall_shows_in_p99(tmp_path: Path) -> None
     e = next(e for e in hdr["entries"] if (e["type"], e["name"], e["step"]) == ("lookup", "convex_http", None))
     h = HdrHistogram.decode(e["hdr"].encode())
     assert e["count"] + e["failures"] <= pacer["started"]
-    # latency counts from the intended start: the stall's full length appears in the tail
-    assert h.get_value_at_percentile(99) >= STALL_S * 1000 * 1000 * 0.66
-    assert h.get_value_at_percentile(50) < STALL_S * 1000 * 1000 * 0.1
+    # Latency counts from the intended start: the stall's length appears in the tail (a lower bound, which a
+    # slow machine only raises), and not in the median (bounded by half the stall, which a fast backend
+    # is far below even on a busy machine).
+    stall_us = STALL_S * 1000 * 1000
+    assert h.get_value_at_percentile(99) >= stall_us * 0.66
+    assert h.get_value_at_percentile(50) < stall_us / 2
     assert "open model convex_http" in p.stderr

@@ -264,3 +264,26 @@ def test_units_do_not_import_locust() -> None:
     import sys
 
     assert "locust" not in sys.modules
+
+
+def test_batched_histograms_count_exactly_as_record_value() -> None:
+    """harness.hdr.Histogram folds its pending values with numpy: the counts, total, min and max must be
+    hdrh's own, value for value (the edges of buckets and of the range included)."""
+    import random
+
+    from harness.hdr import FOLD_IN_PYTHON, Histogram, new_histogram, to_us
+
+    rng = random.Random(7)
+    ms = [rng.lognormvariate(1.0, 2.5) for _ in range(20_000)]
+    ms += [0.0, 0.0004, 0.0015, 2.047, 2.048, 2.0485, 1023.9995, 3_600_000.0, 4_000_000.0]
+    for values in (ms, ms[:FOLD_IN_PYTHON - 1]):  # the vectorised fold, and the plain loop for small batches
+        batched, plain = Histogram(), new_histogram()
+        for v in values:
+            batched.record_ms(v)
+            plain.record_value(to_us(v))
+        got = batched.hdr
+        assert list(got.counts) == list(plain.counts)
+        assert (got.total_count, got.min_value, got.max_value) == (plain.total_count, plain.min_value, plain.max_value)
+    # values recorded after a fold are folded by the next read
+    batched.record_ms(5.0)
+    assert batched.total == len(ms[:FOLD_IN_PYTHON - 1]) + 1 and batched.hdr.total_count == batched.total

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,16 +14,12 @@ import pytest
 
 from tests.harness.fake_backend import FakeBackend
 from tests.harness.helpers import AI_CONTEXT, LOCUST, locust_env
+from tests.ports import listening_port
 
-CHROMIUM = "/usr/bin/chromium"
+# The browser, as the Makefile names it (`make test CHROMIUM=/path/to/chromium`).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Chromium at /usr/bin/chromium")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+              pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"needs Chromium at {CHROMIUM} (set CHROMIUM)")]
 
 
 def wait_http(url: str, timeout: float = 20) -> None:
@@ -41,16 +37,15 @@ def wait_http(url: str, timeout: float = 20) -> None:
 def test_swarm_from_the_form_and_read_the_decision_tab(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
     with FakeBackend() as fb:
         (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
         proc = subprocess.Popen(
-            [LOCUST, "-f", AI_CONTEXT, "--web-host", "127.0.0.1", "--web-port", str(port),
+            [LOCUST, "-f", AI_CONTEXT, "--web-host", "127.0.0.1", "--web-port", "0",
              "--targets", "supabase_rest", "convex_http", "convex_query", "--write-weight", "0"],
-            env=locust_env(fb.env()), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=locust_env(fb.env()), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            base = f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{listening_port(proc)}"
             wait_http(base + "/")
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(

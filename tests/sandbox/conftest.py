@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 
 from sandbox.services import ROOT
+from tests.ports import listening_port
 
 PHONE = "6281234567890"
 BASE = datetime(2026, 1, 21, 10, 0, 0, 123456, tzinfo=UTC)
@@ -107,25 +107,19 @@ def crm(sandbox_env: dict[str, str]) -> Iterator[Crm]:
             conn.execute("delete from workspaces where id = any(%s)", (list(crm.workspaces.values()),))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def standalone_gateway(env: dict[str, str], *args: str) -> Iterator[str]:
-    """``python -m sandbox rest`` on a free port with ``env`` added; yields its base URL, stops it after."""
-    port = _free_port()
+    """``python -m sandbox rest`` on a port of its choosing (port 0) with ``env`` added; yields its base
+    URL, stops it after."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "rest", "--port", str(port), *args],
+        [sys.executable, "-m", "sandbox", "rest", "--port", "0", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{listening_port(proc, timeout=60)}"
         deadline = time.monotonic() + 20
         while True:
             try:

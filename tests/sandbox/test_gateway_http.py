@@ -362,8 +362,11 @@ def test_database_restart_is_not_an_error(sandbox_env: dict[str, str], http: htt
 
 
 def _wait_for(http: httpx.Client, method: str, path: str, **kwargs: object) -> httpx.Response:
-    """The request, repeated while the function is not in the schema cache yet (404)."""
-    deadline = time.monotonic() + 10
+    """The request, repeated while the function is not in the schema cache yet (404).
+
+    The gateway reloads its schema cache on the NOTIFY that DDL sends; on a loaded machine a reload
+    can take many seconds, so the wait is long (it ends at the first other answer)."""
+    deadline = time.monotonic() + 90
     while True:
         resp = http.request(method, path, **kwargs)  # type: ignore[arg-type]
         if resp.status_code != 404 or time.monotonic() > deadline:

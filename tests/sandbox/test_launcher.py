@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from sandbox import launcher
 from sandbox.services import ROOT
+from tests.netns import netns_prefix
 
 pytestmark = pytest.mark.sandbox
 
@@ -57,15 +59,19 @@ def test_cli_env_prints_the_file(sandbox_env: dict[str, str]) -> None:
 
 
 def test_port_taken_is_one_clear_line(sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    """Another stack's `up` stops at the taken port, and stops the PostgreSQL it started for it."""
     other = tmp_path / "other"
     try:
         with pytest.raises(launcher.LauncherError) as err:
             launcher.up(["supabase"], other)
         message = str(err.value)
         assert "54321" in message and "taken" in message and "\n" not in message
+        # the embedded PostgreSQL this `up` started for the gateway is stopped again (an external one is not ours)
+        running = {name for name, ok in launcher.status(other).items() if ok}
+        assert running == ({"postgres"} if os.environ.get("DATABASE_URL") else set())
     finally:
         stopped = launcher.down(other)
-    assert "supabase" not in stopped
+    assert stopped == []
     # the running stack was not touched
     assert httpx.get("http://127.0.0.1:54321/health").status_code == 200
 
@@ -119,8 +125,6 @@ def _root_and_user(tmp_path: Path, Postgres: type, PG_USER: str) -> None:
 def test_convex_deployment_env(sandbox_env: dict[str, str]) -> None:
     if "CONVEX_URL" not in sandbox_env:
         pytest.skip("the Convex runtime is not part of this stack")
-    import json
-
     state = Path(sandbox_env["SANDBOX_DIR"])
     deployment = json.loads((state / "convex" / "deployment-env.json").read_text())
     assert deployment == {
@@ -133,3 +137,31 @@ def test_convex_deployment_env(sandbox_env: dict[str, str]) -> None:
     assert httpx.get("http://127.0.0.1:3210/version").status_code == 200
     jwks = httpx.get(deployment["SUPABASE_JWKS_URL"]).json()
     assert jwks == json.loads((state / "keys" / "jwks.json").read_text())
+
+
+def test_missing_npm_packages_is_one_line_naming_make_deps(tmp_path: Path) -> None:
+    """`python -m sandbox up` from a checkout without node_modules: one line saying what to run, nothing left running."""
+    prefix = netns_prefix()
+    if prefix is None:
+        pytest.skip("needs a private network namespace (the Convex ports may be taken by a running sandbox)")
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "sandbox", checkout / "sandbox", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "package.json", checkout / "package.json")
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SANDBOX_DIR")}
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "sandbox", "up", "--services", "convex"],
+        cwd=checkout,
+        # the copy's sandbox package first (its root is the checkout); the rest of the project from here
+        env={**env, "SANDBOX_DIR": str(state), "PYTHONPATH": os.pathsep.join([str(checkout), str(ROOT)])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    packages = ", ".join(json.loads((ROOT / "package.json").read_text())["dependencies"])  # convex, esbuild
+    assert result.stderr.splitlines() == [
+        f"error: convex: the npm packages {packages} are not installed; run `make deps`"
+    ], result.stderr
+    assert result.stdout == ""
+    assert not (state / "convex.pid").exists()

@@ -37,13 +37,15 @@ def run_seed(
 
 
 def seed_sandbox(env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    """Generate the small dataset, migrate it, and write its workload.json."""
+    """Generate the small dataset, migrate Supabase to Convex, and write the dataset's workload.json;
+    RuntimeError (with the seed's error) when a step fails."""
     from seed.generate import generate
 
     workspace = generate(CONTACTS, SEED).workspaces[0]["id"]
     steps = [
         ("generate", "--contacts", str(CONTACTS), "--seed", str(SEED)),
-        ("migrate", "--restart", "--checkpoint", str(workdir / "cp.json")),
+        # --clear: Convex becomes a copy of Supabase whatever earlier tests left in either
+        ("migrate", "--clear", "--restart", "--checkpoint", str(workdir / "cp.json")),
         ("workload", "--out", str(workdir / "workload.json"), "--workspace", workspace),
     ]
     for argv in steps:

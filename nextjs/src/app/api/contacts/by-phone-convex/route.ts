@@ -19,32 +19,15 @@
 // Responses: 200 lookup, 400 bad input, 401 bad key, 404 {"error":"contact not found"},
 // 500 misconfigured, 502 Convex error. Errors are {"error": "<message>"}.
 //
-// Self-contained on purpose: copy this file into an app's src/app/api/contacts/by-phone-convex/.
+// To use it in an app: copy this file into its src/app/api/contacts/by-phone-convex/,
+// and src/lib/lookup-request.ts (the input and key checks both routes share).
 
-import { createHash, timingSafeEqual } from "node:crypto";
+import { json, readLookupRequest } from "@/lib/lookup-request";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const PHONE = /^[1-9][0-9]{5,14}$/;
 const TIMEOUT_MS = 30_000;
-
-function json(status: number, body: unknown): Response {
-  return new Response(typeof body === "string" ? body : JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", "cache-control": "no-store" },
-  });
-}
-
-// Hashing first makes both sides the same length, so timingSafeEqual never
-// throws and the comparison time does not depend on where the keys differ.
-function keyMatches(given: string | null, expected: string): boolean {
-  if (given === null) return false;
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 // https://x.convex.cloud -> https://x.convex.site; self-hosted :3210 -> :3211.
 function convexSiteUrl(): string | null {
@@ -64,27 +47,18 @@ function convexSiteUrl(): string | null {
 }
 
 export async function GET(request: Request): Promise<Response> {
-  const apiKey = process.env.CRM_API_KEY;
-  if (!apiKey) return json(500, { error: "CRM_API_KEY is not set on the server" });
-  if (!keyMatches(request.headers.get("x-api-key"), apiKey)) {
-    return json(401, { error: "missing or invalid x-api-key" });
-  }
-
-  const params = new URL(request.url).searchParams;
-  const workspaceId = params.get("workspaceId") ?? "";
-  const phone = params.get("phone") ?? "";
-  if (!UUID.test(workspaceId)) return json(400, { error: "workspaceId must be a uuid" });
-  if (!PHONE.test(phone)) return json(400, { error: "phone must be E.164 digits without '+'" });
+  const input = readLookupRequest(request);
+  if (input instanceof Response) return input;
 
   const site = convexSiteUrl();
   if (!site) return json(500, { error: "CONVEX_SITE_URL (or CONVEX_URL) is not set on the server" });
 
-  const query = new URLSearchParams({ workspaceId, phone });
+  const query = new URLSearchParams({ workspaceId: input.workspaceId, phone: input.phone });
   let upstream: Response;
   let body: string;
   try {
     upstream = await fetch(`${site}/contacts/by-phone?${query}`, {
-      headers: { "x-api-key": apiKey, accept: "application/json" },
+      headers: { "x-api-key": input.apiKey, accept: "application/json" },
       cache: "no-store", // Next.js would otherwise consider caching the fetch
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });

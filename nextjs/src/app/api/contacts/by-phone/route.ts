@@ -9,10 +9,11 @@
 // Responses: 200 lookup, 400 bad input, 401 bad key, 404 {"error":"contact not found"},
 // 500 misconfigured, 502 Supabase error. Errors are {"error": "<message>"}.
 //
-// Self-contained on purpose: copy this file into an app's src/app/api/contacts/by-phone/.
+// To use it in an app: copy this file into its src/app/api/contacts/by-phone/,
+// and src/lib/lookup-request.ts (the input and key checks both routes share).
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { json, readLookupRequest } from "@/lib/lookup-request";
 
 export const runtime = "nodejs";
 export const dynamic = "force-dynamic";
@@ -20,8 +21,6 @@ export const dynamic = "force-dynamic";
 const MESSAGE_LIMIT = 20;
 const CONVERSATION_LIMIT = 3;
 const NOTE_LIMIT = 10;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const PHONE = /^[1-9][0-9]{5,14}$/;
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -65,22 +64,6 @@ interface NoteRow {
   author_id: string | null;
   content: string;
   created_at: string;
-}
-
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", "cache-control": "no-store" },
-  });
-}
-
-// Hashing first makes both sides the same length, so timingSafeEqual never
-// throws and the comparison time does not depend on where the keys differ.
-function keyMatches(given: string | null, expected: string): boolean {
-  if (given === null) return false;
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 // PostgREST renders timestamptz with microseconds ("2026-01-21T10:00:00.123456+00:00");
@@ -221,23 +204,14 @@ async function lookup(db: SupabaseClient, workspaceId: string, phone: string) {
 }
 
 export async function GET(request: Request): Promise<Response> {
-  const apiKey = process.env.CRM_API_KEY;
-  if (!apiKey) return json(500, { error: "CRM_API_KEY is not set on the server" });
-  if (!keyMatches(request.headers.get("x-api-key"), apiKey)) {
-    return json(401, { error: "missing or invalid x-api-key" });
-  }
-
-  const params = new URL(request.url).searchParams;
-  const workspaceId = params.get("workspaceId") ?? "";
-  const phone = params.get("phone") ?? "";
-  if (!UUID.test(workspaceId)) return json(400, { error: "workspaceId must be a uuid" });
-  if (!PHONE.test(phone)) return json(400, { error: "phone must be E.164 digits without '+'" });
+  const input = readLookupRequest(request);
+  if (input instanceof Response) return input;
 
   const db = supabase();
   if (!db) return json(500, { error: "SUPABASE_URL or SUPABASE_SERVICE_ROLE_KEY is not set on the server" });
 
   try {
-    const result = await lookup(db, workspaceId, phone);
+    const result = await lookup(db, input.workspaceId, input.phone);
     return result ? json(200, result) : json(404, { error: "contact not found" });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
