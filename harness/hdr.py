@@ -54,31 +54,36 @@ class Histogram:
     ``HdrHistogram.record_value`` for each value (tests check it).
     """
 
-    __slots__ = ("_h", "_pending")
+    __slots__ = ("_h", "max_us", "min_us", "pending")
 
     def __init__(self, h: HdrHistogram | None = None) -> None:
         self._h = h if h is not None else new_histogram()
-        self._pending: list[float] = []  # ms, as measured: made µs when folded
+        self.pending: list[float] = []  # ms, as measured: made µs when folded (append to record)
+        # the exact extremes of the values folded here (hdrh's own become bucket values after add())
+        self.min_us: int | None = None
+        self.max_us: int | None = None
 
     def record_ms(self, ms: float) -> None:
-        self._pending.append(ms)
+        self.pending.append(ms)
 
     @property
     def total(self) -> int:
-        return int(self._h.total_count) + len(self._pending)
+        return int(self._h.total_count) + len(self.pending)
 
     @property
     def hdr(self) -> HdrHistogram:
-        if self._pending:
+        if self.pending:
             self._fold()
         return self._h
 
     def _fold(self) -> None:
-        h, values = self._h, self._pending
-        self._pending = []
+        h, values = self._h, self.pending
+        self.pending = []
         if len(values) < FOLD_IN_PYTHON:
-            for ms in values:
-                h.record_value(to_us(ms))
+            us = [to_us(ms) for ms in values]
+            for v in us:
+                h.record_value(v)
+            self._extremes(min(us), max(us))
             return
         # to_us, vectorised: rint rounds half to even, as round() does
         arr = np.clip(np.rint(np.asarray(values, dtype=np.float64) * 1000.0), HDR_LOWEST_US, HDR_HIGHEST_US).astype(np.int64)
@@ -89,8 +94,14 @@ class Histogram:
         index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub - h.sub_bucket_half_count
         np.add.at(np.frombuffer(h.counts, dtype=np.uint64), index, 1)
         h.total_count += len(values)
-        h.min_value = min(h.min_value, int(arr.min()))
-        h.max_value = max(h.max_value, int(arr.max()))
+        low, high = int(arr.min()), int(arr.max())
+        h.min_value = min(h.min_value, low)
+        h.max_value = max(h.max_value, high)
+        self._extremes(low, high)
+
+    def _extremes(self, low: int, high: int) -> None:
+        self.min_us = low if self.min_us is None else min(self.min_us, low)
+        self.max_us = high if self.max_us is None else max(self.max_us, high)
 
     def add(self, other: Histogram) -> None:
         if other.total:
@@ -119,11 +130,12 @@ class Entry:
     split: Reservoir | None = None  # lookups (whole run): a uniform sample of (total, connect, server)
 
     def settle(self) -> HdrHistogram:
-        """Fold every recorded value into the histogram (µs), and its extremes into min and max."""
+        """Fold every recorded value into the histogram (µs), and its exact extremes into min and max."""
         h = self.values.hdr
-        if h.total_count:
-            self.min_us = int(h.min_value) if self.min_us is None else min(self.min_us, int(h.min_value))
-            self.max_us = int(h.max_value) if self.max_us is None else max(self.max_us, int(h.max_value))
+        for v in (self.values.min_us, self.values.max_us):
+            if v is not None:
+                self.min_us = v if self.min_us is None else min(self.min_us, v)
+                self.max_us = v if self.max_us is None else max(self.max_us, v)
         return h
 
     @property
@@ -135,14 +147,15 @@ class Entry:
         return self.values.total
 
     def record_ms(self, ms: float) -> None:
-        self.values.record_ms(ms)
+        self.values.pending.append(ms)
 
     def record_phases(self, phases: dict[str, float]) -> None:
+        mine = self.phases
         for name, ms in phases.items():
-            h = self.phases.get(name)
+            h = mine.get(name)
             if h is None:
-                h = self.phases[name] = Histogram()
-            h.record_ms(ms)
+                h = mine[name] = Histogram()
+            h.pending.append(ms)
         if "server" in phases:
             self.server_timed += 1
 
@@ -271,13 +284,13 @@ class Recorder:
         if warm:
             self.warmup_dropped += 1
             return
-        keys: tuple[Key, ...] = ((rtype, name, None),) if self.step is None else ((rtype, name, None), (rtype, name, self.step))
-        for key in keys:
-            e = self._entry(key)
+        step = self.step
+        for key in ((rtype, name, None),) if step is None else ((rtype, name, None), (rtype, name, step)):
+            e = self.entries.get(key) or self._entry(key)
             if failed:
                 e.failures += 1
             else:
-                e.record_ms(response_time_ms)
+                e.values.pending.append(response_time_ms)
                 if phases:
                     e.record_phases(phases)
                     if rtype == "lookup" and key[2] is None:

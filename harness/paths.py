@@ -149,6 +149,30 @@ class Paths:
             return T.convex_query(ep, ws, phone, self.token_for(ws))
         return T.api_route(ep, target, ws, phone)
 
+    SINGLE_CALL = frozenset({"supabase_nested", "supabase_rpc", "convex_http", "convex_query", "api_supabase", "api_convex"})
+
+    @staticmethod
+    def single_call(target: str, req: Request) -> Call:
+        """The one call of a one-request lookup, with what counts as its success."""
+        if target == "supabase_nested":
+            return Call(req, check=is_list)
+        if target == "supabase_rpc":
+            return Call(req, check=context_or_null)
+        if target == "convex_query":
+            return Call(req, check=convex_lookup)
+        return Call(req, not_found=(404,), check=context)
+
+    @staticmethod
+    def found(target: str, data: Any) -> bool:
+        """Whether a one-request lookup's answer holds the contact (404, null, [] are not-found)."""
+        if target == "supabase_nested":
+            return bool(data)
+        if target == "supabase_rpc":
+            return data is not None
+        if target == "convex_query":
+            return data.get("value") is not None
+        return data is not NOT_FOUND
+
     def lookup(self, target: str, key: Key, first: Request | None = None) -> Path:
         req = first or self.first(target, key)
         if target == "supabase_rest":
@@ -237,14 +261,5 @@ class Paths:
 
 def _single(target: str, req: Request) -> Path:
     """The one-request paths: found, not found (404 or null), or a failure."""
-    if target == "supabase_nested":
-        rows = yield Call(req, check=is_list)
-        return bool(rows)
-    if target == "supabase_rpc":
-        data = yield Call(req, check=context_or_null)
-        return data is not None
-    if target == "convex_query":
-        data = yield Call(req, check=convex_lookup)
-        return data.get("value") is not None
-    data = yield Call(req, not_found=(404,), check=context)
-    return data is not NOT_FOUND
+    data = yield Paths.single_call(target, req)
+    return Paths.found(target, data)

