@@ -38,6 +38,7 @@ BENCHES = [
     Bench("convex", ("-m", "bench.node", "convex"), "Convex runtime: HTTP action vs api/query", 600),
     Bench("realtime", ("-m", "bench.node", "realtime"), "Realtime fan-out: Convex sync vs Supabase Realtime (sandbox)", 900),
     Bench("relay", ("-m", "bench.bench_relay"), "network relay: overhead, capacity, planted-delay accuracy", 600),
+    Bench("diagnose", ("-m", "bench.bench_diagnose"), "reports diagnose on 10k contacts, 20 sampled phones (sandbox)", 900),
 ]
 
 

@@ -4,6 +4,8 @@ Commands
   decide PREFIX [--out DIR] [thresholds…]   verdict, decision.md/json, report.html
   compare RUN_A RUN_B [--out DIR]           the same table for two runs, with significance
                                             (RUN: a PREFIX as above, or a report folder of `decide`)
+  diagnose [--workload F] [--samples N] [--run PREFIX] [--out DIR]
+                                            plans of the Supabase lookups, findings and fixes (diagnosis.json)
 
 PREFIX is Locust's --csv prefix (``runs/x/run`` for ``runs/x/run_stats.csv``),
 a ``*_stats.csv`` path, or a directory holding one run.
@@ -106,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_b", metavar="RUN_B")
     c.add_argument("--out", type=Path, default=None, help="also write compare.md and compare.json here")
     _add_thresholds(c)
+    from reports.diagnose.cli import add_parser as add_diagnose
+
+    add_diagnose(sub)
     return parser
 
 
@@ -206,6 +211,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "diagnose":
+            from reports.diagnose.cli import cmd_diagnose
+
+            return cmd_diagnose(args)
         return cmd_decide(args) if args.command == "decide" else cmd_compare(args)
     except BadInput as exc:
         sys.stderr.write(f"reports: error: {exc}\n")
