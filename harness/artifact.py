@@ -56,6 +56,8 @@ def metadata(h: Harness) -> dict[str, Any]:
         "generator_cpu": {"interval_s": h.cpu.interval_s, "processes": h.cpu_summary()},
         # the realtime targets: writes, deliveries owed and seen, missed, out of order (harness.realtime)
         "realtime": _realtime(h),
+        # pg_stat_statements over the measured window, when DATABASE_URL is set (reports.diagnose.pgstat)
+        "database": h.database_record(),
     }
 
 

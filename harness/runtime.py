@@ -37,8 +37,9 @@ from typing import Any, NoReturn
 import gevent.event
 
 from harness import artifact, decision, parity, phases, preflight
-from harness.contracts import REALTIME_TARGETS, WRITE_TARGETS
+from harness.contracts import REALTIME_TARGETS, TRANSACTION, WRITE_TARGETS
 from harness.cpu import CpuSampler
+from harness.dbtime import DatabaseWindow
 from harness.hdr import Recorder
 from harness.options import HarnessOptions, add_arguments
 from harness.pacer import Pacer, PacerCounts
@@ -97,6 +98,7 @@ class Harness:
         self.realtime = RealtimeBook()  # writes and sightings of the realtime targets
         self.subscriber_counts: dict[str, int] = {}
         self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> samples (master/local)
+        self.db: DatabaseWindow | None = None  # pg_stat_statements over the window (master/local, Supabase targets)
 
     # ------------------------------------------------------------------ role
     @property
@@ -219,6 +221,12 @@ class Harness:
     def reset_run(self) -> None:
         self.recorder.start(self.options.warmup)
         self.cpu.start()
+        if self.db is not None:
+            self.db.stop()
+        self.db = None
+        if not self.is_worker and any(t.startswith(("supabase_", "api_supabase")) for t in self.options.targets):
+            self.db = DatabaseWindow(self.settings.get("DATABASE_URL"), lambda: self.recorder.step)
+            self.db.start(self.options.warmup)
         self.cpu_samples = {}
         self.realtime = RealtimeBook()
         self.subscriber_counts = {}
@@ -309,6 +317,8 @@ class Harness:
             self.steps[-1]["end"] = now
         self.steps.append({"index": index, "users": users, "start": now, "end": None})
         self.recorder.step = index
+        if self.db is not None:
+            self.db.mark_step(index)
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             runner.send_message("harness_step", {"index": index})
@@ -339,6 +349,17 @@ class Harness:
         if not self.is_master:
             self.merge_pacers(self.drain_pacers())
         return {t: c.to_dict() for t, c in sorted(self.pacer_totals.items())}
+
+    def database_record(self) -> dict[str, Any] | None:
+        """``metadata.database``: pg_stat_statements over the measured window, or why not (None: no Supabase target)."""
+        if self.db is None:
+            return None
+        lookups: dict[str, int] = {}
+        for (rtype, name, step), e in self.recorder.entries.items():
+            if step is None and rtype in (TRANSACTION, "lookup-miss"):
+                lookups[name] = lookups.get(name, 0) + e.count + e.failures
+        lookups["supabase_rest"] = lookups.get("supabase_rest", 0) + lookups.get("api_supabase", 0)  # same statements
+        return self.db.record({t: n for t, n in lookups.items() if n})
 
     def write_raw(self, rows: list[Any], worker: str) -> None:
         if not self.options.raw_samples or not rows:
@@ -499,6 +520,8 @@ class Listeners:
         if not h.is_worker and h.started_at is not None:
             h.ended_at = datetime.now(UTC)
             h.close_steps()
+            if h.db is not None:
+                h.db.stop()
 
     def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None,
                    context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:

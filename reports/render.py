@@ -240,11 +240,16 @@ TIME_COLUMNS = ["target", "at", "lookup ms", "connect", "server", "of which data
 TIME_NOTE = (
     "Each row averages the sampled lookups within 2 percentile points of P50 or P95, so its parts add up. "
     "server: the backend's own Server-Timing (PostgREST's jwt, parse, plan, transaction, response; the Convex "
-    "runtime's exec); database: the mean execution time per lookup of that path's statements "
+    "runtime's exec); database: one found lookup's statements' execution time, each call's mean once "
     "(pg_stat_statements over the measured window, inside server); rest: lookup − connect − server, the "
     "network both ways plus any queueing, the load generator's own included. 'no server timing': the backend "
     "sent no Server-Timing header, so its time is not split further: nothing is estimated."
 )
+
+
+def time_note(run: Run) -> str:
+    line = timing.database_line(run)
+    return TIME_NOTE if line is None else f"{TIME_NOTE} {line[0].upper()}{line[1:]}"
 
 
 def _part(v: float | None, missing: str) -> str:
@@ -256,7 +261,10 @@ def time_rows(run: Run) -> list[list[str]]:
     for t in timing.target_timings(run):
         for sp in t.splits:
             no_server = "no server timing" if t.server_timing == "none" else "n/a (not every call timed)"
-            db = "not measured" if sp.database_ms is None else _ms(sp.database_ms)
+            if sp.database_ms is not None:
+                db = _ms(sp.database_ms)
+            else:
+                db = "inside exec" if TARGETS[t.target].role == "convex" else "not measured"
             rows.append([
                 t.target, f"P{sp.percentile * 100:g}", _ms(sp.lookup_ms), _ms(sp.connect_ms),
                 _part(sp.server_ms, no_server), db if sp.server_ms is not None else "n/a",
@@ -285,7 +293,7 @@ def _time_md(run: Run, findings: list[dict[str, Any]]) -> list[str]:
     rows = time_rows(run)
     if not rows:
         return []
-    out = ["## Where the time goes\n", _md_table(TIME_COLUMNS, rows) + "\n", TIME_NOTE + "\n",
+    out = ["## Where the time goes\n", _md_table(TIME_COLUMNS, rows) + "\n", time_note(run) + "\n",
            "### Per call\n", _md_table(CALL_COLUMNS, call_rows(run)) + "\n", timing.cpu_line(run) + "\n"]
     out += _findings_md(findings)
     return out
@@ -399,6 +407,8 @@ def to_text(run: Run, decisions: dict[str, Decision], findings: list[dict[str, A
         out.append("")
         out.append("== Where the time goes (ms; parts add up within each row)")
         out.append(_text_table(TIME_COLUMNS, rows))
+        if (db_line := timing.database_line(run)) is not None:
+            out.append(db_line)
         out.append(timing.cpu_line(run))
     if rt := realtime.realtime_stats(run):
         out.append("")
@@ -523,7 +533,7 @@ def _html_time(run: Run, charts: list[Chart], findings: list[dict[str, Any]]) ->
     parts = []
     rows = time_rows(run)
     if rows:
-        parts += ["<h2>Where the time goes</h2>", _html_table(TIME_COLUMNS, rows), f"<p class='note'>{e(TIME_NOTE)}</p>"]
+        parts += ["<h2>Where the time goes</h2>", _html_table(TIME_COLUMNS, rows), f"<p class='note'>{e(time_note(run))}</p>"]
         split_chart = next((c for c in charts if c.title == charts_module.TIME_SPLIT_TITLE), None)
         if split_chart is not None and split_chart.data_uri:
             parts.append(f"<img alt='{e(split_chart.title)}' src='{split_chart.data_uri}'>")

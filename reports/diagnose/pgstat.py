@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.contracts import TARGETS
+
 ENABLE_HINT = (
     "add pg_stat_statements to shared_preload_libraries (a restart), then run "
     "`create extension pg_stat_statements with schema extensions`"
@@ -230,34 +232,48 @@ def window_record(before: dict[str, Any], after: dict[str, Any],
                   lookups: dict[str, int] | None = None) -> dict[str, Any]:
     """``metadata.database`` of a run's artifact: the window's statements and the time per target.
 
-    ``lookups``: successful lookups per target over the same window (the lookup
-    rows' counts); with it each target gets ``mean_ms_per_lookup`` = its
-    statements' execution time / its lookups.  Statements several targets share
-    (the write path, PostgREST's ``set_config``) are totalled apart, under
-    ``shared``; ``api_supabase`` runs ``supabase_rest``'s statements, so both are
-    counted under ``supabase_rest``.
+    Per target: its statements' calls and execution time, and per call (the
+    Locust row's name) the mean execution time.  ``ms_per_found_lookup`` is what
+    one lookup that finds its contact spends in the database: each of its calls
+    once, plus PostgREST's ``set_config`` once per request (``round_trips``).
+    It is what the lookup row's time split takes ("of which database"), and it
+    does not depend on how many lookups missed.  ``lookups``: the lookups per
+    target over the same window (found and missed); with it each target also
+    gets ``mean_ms_per_lookup`` = its statements' time / its lookups.
+    Statements several targets share (the write path, ``set_config``) are
+    totalled apart, under ``shared``; ``api_supabase`` sends ``supabase_rest``'s
+    very statements, so both are counted under ``supabase_rest``.
     """
     rows = delta(before, after)
     per_target: dict[str, dict[str, Any]] = {}
     shared: dict[str, dict[str, Any]] = {}
+    per_call: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         if not r["target"]:
             continue
         group = shared if r["target"] in (WRITE, ANY_SUPABASE) else per_target
         name = f"{r['target']} {r['call']}" if group is shared else r["target"]
-        acc = group.setdefault(name, {"calls": 0, "total_exec_time_ms": 0.0, "statements": []})
+        acc = group.setdefault(name, {"calls": 0, "total_exec_time_ms": 0.0})
         acc["calls"] += r["calls"]
         acc["total_exec_time_ms"] = round(acc["total_exec_time_ms"] + r["total_exec_time_ms"], 3)
         if group is per_target:
-            acc["statements"].append(r["call"])
+            sums = per_call.setdefault(name, {}).setdefault(r["call"], [0, 0.0])
+            sums[0] += r["calls"]
+            sums[1] += r["total_exec_time_ms"]
+    settings = shared.get(f"{ANY_SUPABASE} set_config")
+    settings_ms = settings["total_exec_time_ms"] / settings["calls"] if settings else 0.0
     for target, acc in per_target.items():
-        acc["statements"] = sorted(set(acc["statements"]))
+        calls = {c: {"calls": int(n), "mean_exec_time_ms": round(total / n, 4)}
+                 for c, (n, total) in sorted(per_call[target].items())}
+        acc["statements"] = sorted(calls)
+        acc["per_call"] = calls
+        requests = TARGETS[target].round_trips if target in TARGETS else 1
+        acc["ms_per_found_lookup"] = round(sum(c["mean_exec_time_ms"] for c in calls.values())
+                                           + settings_ms * requests, 4)
         n = (lookups or {}).get(target)
         if n:
             acc["lookups"] = n
             acc["mean_ms_per_lookup"] = round(acc["total_exec_time_ms"] / n, 4)
-    for acc in shared.values():
-        del acc["statements"]
     return {
         "status": "ok",
         "database": after.get("database"),

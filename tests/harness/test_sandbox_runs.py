@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.helpers import AI_CONTEXT, final_counts, read_hdr, run_locust
+from tests.harness.helpers import AI_CONTEXT, STEP_SHAPE, final_counts, read_hdr, run_locust
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -84,10 +84,45 @@ def test_lookups_against_the_seeded_sandbox(stack: tuple[dict[str, str], dict[st
     assert counts[("GET", "convex_http /contacts/by-phone")][0] > 0
     assert counts[("GET", "api_supabase /api/contacts/by-phone")][0] > 0
     assert counts[("GET", "api_convex /api/contacts/by-phone-convex")][0] > 0
+    # the database's side of the window (DATABASE_URL is the sandbox's, pg_stat_statements preloaded)
+    db = hdr["metadata"]["database"]
+    assert db["status"] == "ok", db
+    assert db["per_target"]["supabase_rest"]["statements"] == ["contact_notes", "contacts", "conversations", "messages"]
+    for t in ("supabase_rest", "supabase_nested", "supabase_rpc"):
+        per = db["per_target"][t]
+        assert per["ms_per_found_lookup"] > 0 and per["lookups"] >= counts[("lookup", t)][0], (t, per)
+    assert db["activity"] and "authenticator" in db["activity"][0]["by_role"], db["activity"][:1]
     text = json.dumps(hdr)
+    assert env["DATABASE_URL"].split("@")[0] not in text  # the credentials part never
     for key in ("SUPABASE_SERVICE_ROLE_KEY", "CRM_API_KEY", "CONVEX_ADMIN_KEY"):
         if env.get(key):
             assert env[key] not in text
+
+
+def test_each_step_gets_its_database_window(stack: tuple[dict[str, str], dict[str, Any]], tmp_path: Path) -> None:
+    """A step run: pg_stat_statements read at each step change, so each step has its own statements."""
+    env, workload = stack
+    (tmp_path / "workload.json").write_text(json.dumps(workload))
+    prefix = tmp_path / "run"
+    p = run_locust(
+        ["-f", STEP_SHAPE, "--headless", "-t", "20s", "--csv", str(prefix), "--warmup", "0",
+         "--targets", "supabase_rest", "--step-spec", "1:3,2:3", "--think-time", "0.02", "--write-weight", "0"],
+        env, tmp_path, timeout=90,
+    )
+    assert p.returncode == INCONCLUSIVE, p.stderr[-3000:]
+    hdr = read_hdr(prefix)
+    db = hdr["metadata"]["database"]
+    assert db["status"] == "ok", db
+    lookups = {e["step"]: e["count"] for e in hdr["entries"] if (e["type"], e["name"]) == ("lookup", "supabase_rest")}
+    assert [s["index"] for s in db["steps"]] == [0, 1]
+    for step in db["steps"]:
+        contacts = [r for r in step["statements"] if (r["target"], r["call"]) == ("supabase_rest", "contacts")]
+        # a step's window holds its own lookups' statements (give or take those in flight at its edges)
+        assert contacts and sum(r["calls"] for r in contacts) >= lookups[step["index"]] - 2, (step["index"], contacts)
+    total = sum(r["calls"] for r in db["statements"] if (r["target"], r["call"]) == ("supabase_rest", "contacts"))
+    per_step = sum(r["calls"] for s in db["steps"] for r in s["statements"]
+                   if (r["target"], r["call"]) == ("supabase_rest", "contacts"))
+    assert per_step == total  # the steps split the window, nothing counted twice or lost
 
 
 def test_write_path_against_the_sandbox_is_marked_and_undone(

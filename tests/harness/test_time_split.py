@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reports.load import load_run
-from reports.timing import TargetTiming, target_timings
+from reports.timing import TargetTiming, database_line, target_timings
 from tests.harness.fake_backend import FakeBackend
 from tests.harness.helpers import AI_CONTEXT, run_locust
 from tests.harness.relay import DelayRelay
@@ -50,6 +50,9 @@ def test_a_delay_on_the_link_shows_in_the_rest_not_in_the_server(tmp_path: Path)
         assert b.server_ms == pytest.approx(calls * SERVER_S * 1000, rel=0.5), (target, b)
         assert a.connect_ms + a.server_ms + a.rest_ms == pytest.approx(a.lookup_ms)
         assert near[target].server_timing == "all"
+    # no DATABASE_URL: the database's part is left empty, and the report says why
+    assert database_line(load_run(tmp_path / "near")) == "database: not measured: DATABASE_URL is not set"
+    assert all(s.database_ms is None for t in near.values() for s in t.splits)
     # convex_http answers without Server-Timing: its time is not split, and says so
     convex = far["convex_http"]
     assert convex.server_timing == "none"

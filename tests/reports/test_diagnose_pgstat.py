@@ -15,6 +15,8 @@ REST_CONTACTS = ('WITH pgrst_source AS ( SELECT "public"."contacts"."id", row_to
                  ') AS "contacts_workspace_1" ON TRUE WHERE "public"."contacts"."phone" = $1 ) SELECT $2')
 RPC = ('WITH pgrst_source AS (SELECT pgrst_call.pgrst_scalar FROM (SELECT $1 AS json_data) pgrst_payload, LATERAL '
        '(SELECT "public"."get_contact_context"("p_phone" := pgrst_body."p_phone") pgrst_scalar) pgrst_call) SELECT 1')
+REST_CONVERSATIONS = ('WITH pgrst_source AS ( SELECT "public"."conversations"."id", "public"."conversations"."status" '
+                      'FROM "public"."conversations" WHERE "public"."conversations"."contact_id" = $1 ) SELECT $2')
 SETTINGS = ("select set_config('search_path', $1, true), set_config('role', $2, true), "
             "set_config('request.jwt.claims', $3, true)")
 
@@ -67,13 +69,30 @@ def test_window_record_per_target_and_shared() -> None:
     after = snap(70, stmt("1", REST_CONTACTS, 200, 80.0), stmt("2", RPC, 50, 40.0), stmt("4", SETTINGS, 250, 5.0))
     rec = pgstat.window_record(before, after, {"supabase_rest": 200, "supabase_rpc": 50, "convex_query": 300})
     assert rec["status"] == "ok" and rec["window_s"] == 60 and rec["server_version"] == "18.6"
+    # one found lookup: the contacts statement's mean plus set_config once per request (4 for supabase_rest)
     assert rec["per_target"]["supabase_rest"] == {"calls": 200, "total_exec_time_ms": 80.0,
-                                                  "statements": ["contacts"], "lookups": 200,
+                                                  "statements": ["contacts"],
+                                                  "per_call": {"contacts": {"calls": 200, "mean_exec_time_ms": 0.4}},
+                                                  "ms_per_found_lookup": 0.48, "lookups": 200,
                                                   "mean_ms_per_lookup": 0.4}
+    assert rec["per_target"]["supabase_rpc"]["ms_per_found_lookup"] == 0.82
     assert rec["per_target"]["supabase_rpc"]["mean_ms_per_lookup"] == 0.8
     assert rec["shared"] == {"supabase_any set_config": {"calls": 250, "total_exec_time_ms": 5.0}}
     assert "convex_query" not in rec["per_target"]
     assert pgstat.window_record(before, after)["per_target"]["supabase_rest"].get("mean_ms_per_lookup") is None
+
+
+def test_a_found_lookup_counts_each_call_once_whatever_the_misses() -> None:
+    # 200 lookups found their contact (4 calls each, 2 listed here), 100 missed (the contacts call only);
+    # the contacts statement ran under two roles, so two rows make one call
+    before = snap(0)
+    after = snap(60, stmt("1", REST_CONTACTS, 200, 100.0), stmt("5", REST_CONTACTS, 100, 20.0, role="anon"),
+                  stmt("2", REST_CONVERSATIONS, 200, 60.0))
+    rest = pgstat.window_record(before, after, {"supabase_rest": 300})["per_target"]["supabase_rest"]
+    assert rest["per_call"] == {"contacts": {"calls": 300, "mean_exec_time_ms": 0.4},
+                                "conversations": {"calls": 200, "mean_exec_time_ms": 0.3}}
+    assert rest["ms_per_found_lookup"] == pytest.approx(0.7)  # not 180 ms / 300 lookups
+    assert rest["mean_ms_per_lookup"] == pytest.approx(0.6)
 
 
 def test_database_label_never_shows_credentials() -> None:
