@@ -175,6 +175,7 @@ def env_values(ports: dict[str, int] | None = None) -> dict[str, str]:
         "CONVEX_AUTH_TOKEN": "",
         "CRM_API_KEY": secrets.token_hex(32),
         "APP_URL": f"http://127.0.0.1:{ports['APP_PORT']}",
+        "SANDBOX_NETWORK": "",  # no network profile: the stack's links are Docker's
         "POSTGRES_PASSWORD": password,
         "CONVEX_INSTANCE_SECRET": secrets.token_hex(32),
         "SUPABASE_JWT_ISSUER": ISSUER,
