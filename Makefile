@@ -206,6 +206,8 @@ demo-run:
 		$(PY) -c 'import csv,sys; rows=[r for r in csv.DictReader(open(sys.argv[1])) if r["Type"] == "lookup"]; [print("  %-16s n=%6s failures=%4s p50=%6s p95=%6s" % (r["Name"], r["Request Count"], r["Failure Count"], r["50%"], r["95%"])) for r in rows]' "$$run/run_stats.csv"; \
 		exit 0; \
 	fi; \
+	echo "== diagnosis: the plans of the Supabase lookups for $(DIAGNOSE_SAMPLES) sampled phones, the catalog, the run's connections"; \
+	wl="$$run/workload.json"; $(DIAGNOSE); \
 	echo "== decision"; \
 	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" --strict || rc=$$?; \
 	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see the failures in $$out/decision.md)" >&2; exit 3;; \
@@ -230,14 +232,25 @@ ui: venv node nextjs-deps
 	echo "Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)" && \
 	$(PY) -m locust -f $(LOCUSTFILE) --web-host 127.0.0.1 --web-port 8089 --workload $(WORKLOAD)
 
+# The Supabase side's diagnosis ($$run, $$out, $$wl set), written to $$out/diagnosis.json before the
+# decision so the report carries its findings. It informs and never stops the run: without a Supabase
+# target or its settings, it leaves a note and the log.
+DIAGNOSE_SAMPLES ?= 20
+DIAGNOSE = mkdir -p "$$out"; \
+	if $(PY) -m reports diagnose --run "$$run/run" $$(test -f "$$wl" && echo --workload "$$wl") --samples $(DIAGNOSE_SAMPLES) \
+		--out "$$out" > "$$out/diagnose.log" 2>&1; then \
+		$(PY) -c 'import json,sys; d=json.load(open(sys.argv[1])); f=d.get("findings") or []; print("   %d finding(s)%s" % (len(f), ": " + ", ".join(sorted({x["code"] for x in f})) if f else ""))' "$$out/diagnosis.json" || true; \
+	else echo "note: no diagnosis: $$(grep -m1 '^error:' "$$out/diagnose.log" || tail -n 1 "$$out/diagnose.log")"; rm -f "$$out/diagnosis.json"; fi
+
 # After a headless Locust run ($$rc, $$run set): exit 1 with stats is a run with failed requests
 # (the report weighs them); exit 2 is a run that never started (its folder is removed); then
 # the decision, where exit 3 is a run that cannot decide (a failing target, data that differs).
 AFTER_RUN = if [ $$rc -eq 1 ] && [ -s "$$run/run_stats.csv" ]; then echo "note: some requests failed (Locust exit 1); the report weighs them"; \
 	elif [ $$rc -eq 2 ]; then rm -rf "$$run"; echo "error: the run did not start (exit 2): nothing was measured" >&2; exit 2; \
 	elif [ $$rc -ne 0 ]; then echo "error: the load test failed (exit $$rc); files in $$run/" >&2; exit $$rc; fi; \
-	rc=0; $(PY) -m reports decide "$$run/run" --out "reports/out/$$(basename "$$run")" --strict || rc=$$?; \
-	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see reports/out/$$(basename "$$run")/decision.md)" >&2; exit 3;; \
+	out="reports/out/$$(basename "$$run")"; wl="$(WORKLOAD)"; $(DIAGNOSE); \
+	rc=0; $(PY) -m reports decide "$$run/run" --out "$$out" --strict || rc=$$?; \
+	case $$rc in 0|10|11) ;; 3) echo "error: the run cannot decide (see $$out/decision.md)" >&2; exit 3;; \
 		*) exit $$rc;; esac
 WARMUP_NOTE = echo "== load test: $(RUN_USERS) users, $(RUN_DURATION) s; the first $(RUN_WARMUP) s are warm-up, left out of the decision"
 

@@ -86,3 +86,10 @@ def test_demo_pipeline(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert SANDBOX_BANNER in (out / "decision.md").read_text().replace("\n", " ")
     assert SANDBOX_BANNER in output
     assert "supabase_rest" in result.stdout and "convex_http" in result.stdout
+    # The diagnosis runs before the decision, on the same run, and the report carries its findings.
+    diagnosis = json.loads((out / "diagnosis.json").read_text())
+    assert diagnosis["samples"]["phones"] == 20 and diagnosis["run"] == str(run / "run")
+    assert not diagnosis["failures"] and not diagnosis["checks_skipped"]
+    assert "== diagnosis" in result.stdout and f"{len(diagnosis['findings'])} finding(s)" in result.stdout
+    if diagnosis["findings"]:
+        assert "### Findings (python -m reports diagnose)" in (out / "decision.md").read_text()
