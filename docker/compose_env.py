@@ -221,7 +221,8 @@ def read_dotenv(path: Path) -> dict[str, str] | None:
         raise ComposeEnvError(f"cannot read {path}: {exc}") from None
     if not text.strip():
         return None
-    pairs = re.findall(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", text, flags=re.M)
+    # [ \t], not \s: an empty value must not run on into the next line's NAME=value.
+    pairs = re.findall(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*?)[ \t]*$", text, flags=re.M)
     return {name: value.strip("'\"") for name, value in pairs}
 
 

@@ -507,3 +507,11 @@ def test_database_image_adds_wal2json_to_the_pinned_postgres(compose: dict[str, 
     # The plugin for the image's own major, checked at build time.
     assert '"postgresql-${PG_MAJOR}-wal2json"' in text
     assert 'test -f "/usr/lib/postgresql/${PG_MAJOR}/lib/wal2json.so"' in text
+
+
+def test_compose_env_reads_an_empty_value_without_eating_the_next_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _compose_env(tmp_path, monkeypatch)
+    env = tmp_path / ".env"
+    env.write_text("SANDBOX_NETWORK=\nPOSTGRES_PASSWORD=abc\n  export CONVEX_ADMIN_KEY = 'k' \nEMPTY_LAST=")
+    assert module.read_dotenv(env) == {"SANDBOX_NETWORK": "", "POSTGRES_PASSWORD": "abc", "CONVEX_ADMIN_KEY": "k",
+                                       "EMPTY_LAST": ""}
