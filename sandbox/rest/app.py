@@ -546,7 +546,9 @@ class Gateway:
         ]
 
     def _root(self) -> bytes:
-        paths: dict[str, dict[str, Any]] = {f"/{name}": {} for (schema, name) in self.cache.tables if schema == self.config.schemas[0]}
+        paths: dict[str, dict[str, Any]] = {
+            f"/{name}": {} for (schema, name) in self.cache.tables if schema == self.config.schemas[0]
+        }
         return orjson.dumps({"swagger": "2.0", "info": {"title": "sandbox PostgREST-compatible gateway"}, "paths": paths})
 
     def _check_key(self, req: Request) -> str | None:
@@ -1008,7 +1010,9 @@ class Gateway:
             offset, limit = self._range(req, parsed)
             if not fn.retset:
                 limit = None
-            from_sql = f"{args_from}, LATERAL {call} AS {quote_ident(fn.name)}" if args_from else f"{call} AS {quote_ident(fn.name)}"
+            from_sql = (
+                f"{args_from}, LATERAL {call} AS {quote_ident(fn.name)}" if args_from else f"{call} AS {quote_ident(fn.name)}"
+            )
             items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
             source, count_sql = b.read_source(
                 result_table, quote_ident(fn.name), from_sql, items, parsed.nodes, limit if fn.retset else None,
@@ -1019,10 +1023,7 @@ class Gateway:
             )
         else:
             source = f"SELECT {call} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")
-            if method == "HEAD" or fn.is_void:
-                body = "''"
-            else:
-                body = body_sql(media, "_postgrest_t.pgrst_scalar", many=fn.retset)
+            body = "''" if method == "HEAD" or fn.is_void else body_sql(media, "_postgrest_t.pgrst_scalar", many=fn.retset)
             total = "pg_catalog.count(_postgrest_t)" if count else "NULL::bigint"
             sql = (
                 f"WITH pgrst_source AS ({source}) SELECT {total} AS total_result_set, "

@@ -193,7 +193,9 @@ class FakeBackend:
             if headers.get("Authorization") != "Bearer member-token":
                 return 200, {"status": "error", "errorMessage": "Unauthenticated", "logLines": []}, "convex query"
             args = doc["args"]
-            return 200, {"status": "success", "value": d.context(args["workspaceId"], args["phone"]), "logLines": []}, "convex query"
+            return (
+                200, {"status": "success", "value": d.context(args["workspaceId"], args["phone"]), "logLines": []}, "convex query"
+            )
         if headers.get("x-api-key") != API_KEY:
             return 401, {"error": "unauthorized"}, "401"
         if p in ("/contacts/by-phone", "/api/contacts/by-phone", "/api/contacts/by-phone-convex") and method == "GET":
