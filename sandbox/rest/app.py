@@ -618,10 +618,7 @@ class Gateway:
 
         The time spent here, pool checkout included, is the ``transaction`` phase.
         """
-        search_path = self._search_paths.get(schema)
-        if search_path is None:
-            search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
-            self._search_paths[schema] = search_path
+        search_path = self._search_path(schema)
         headers_json = orjson.dumps({k: v for k, v in req.headers.items() if k not in _HEADERS_SKIPPED}).decode()
         claims_json = orjson.dumps(claims).decode()
         for attempt in (0, 1):
@@ -673,6 +670,14 @@ class Gateway:
                 req.timing.lap("transaction")
             return rows
         raise AssertionError("unreachable")
+
+    def _search_path(self, schema: str) -> str:
+        """The request's ``search_path``: its schema, then ``db-extra-search-path`` (built once per schema)."""
+        search_path = self._search_paths.get(schema)
+        if search_path is None:
+            search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
+            self._search_paths[schema] = search_path
+        return search_path
 
     async def _explain(
         self,
