@@ -44,7 +44,8 @@ BENCHES = [
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(b.name for b in BENCHES)}")
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help=f"benchmarks to run (default: all): {', '.join(b.name for b in BENCHES)}")
     ap.add_argument("--pairs", type=int, help="interleaved pairs (default: each benchmark's own)")
     ap.add_argument("--write-docs", action="store_true", help="rewrite each benchmark's block of docs/benchmarks.md")
     ap.add_argument("--json-dir", type=Path, help="write each benchmark's results as NAME.json in this folder")

@@ -106,7 +106,8 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         proc = subprocess.run(
             [LOCUST, "-f", str(tmp / "lf.py"), "--headless", "-u", str(args.users), "-r", str(args.users),
              # users finish the lookup in flight at the end, so the truth and the harness see the same requests
-             "-t", f"{args.duration}s", "--stop-timeout", "30", "--csv", str(tmp / "run"), "--targets", "convex_http", "--warmup", "0",
+             "-t", f"{args.duration}s", "--stop-timeout", "30", "--csv", str(tmp / "run"),
+             "--targets", "convex_http", "--warmup", "0",
              "--unknown-weight", "0", "--write-weight", "0", "--no-verdict-exit-code", "--only-summary",
              "--loglevel", "WARNING"],
             cwd=tmp, env=env, capture_output=True, text=True, timeout=args.duration + 90,

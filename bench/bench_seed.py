@@ -78,15 +78,45 @@ def write_only(convex: ConvexClient, batches: list[tuple[str, list[bytes]]], in_
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def _arguments(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--contacts", type=int, default=500)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--batch-rows", type=int, default=mig.DEFAULT_BATCH_ROWS)
     p.add_argument("--in-flight", type=int, default=mig.DEFAULT_IN_FLIGHT)
     pairs.add_arguments(p)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def _bytes_per_row(result: mig.Result) -> float:
+    """Bytes sent per row, as JSON including the request envelope."""
+    return sum(x.bytes for x in result.tables) / max(1, result.sent)
+
+
+def _write_path_notes(last: mig.Result, in_flight: int) -> list[str]:
+    """Where a migrate run's time goes, and what its bytes per row mean against Convex's write budget."""
+    total_bytes = sum(x.bytes for x in last.tables)
+    n_batches = sum(x.batches for x in last.tables)
+    bpr = _bytes_per_row(last)
+    write = sum(x.write_s for x in last.tables)
+    read = sum(x.read_s for x in last.tables)
+    enc = sum(x.encode_s for x in last.tables)
+    busy = read + enc + write
+    mean_write = write / max(1, n_batches)
+    batch_bytes = total_bytes / max(1, n_batches)
+    return [
+        f"where a migrate run's time goes (thread-seconds; reader and {in_flight} senders overlap): reading "
+        f"{read:.2f} s ({read / busy:.0%}), encoding {enc:.2f} s ({enc / busy:.0%}), writing {write:.2f} s "
+        f"({write / busy:.0%}); mean batch {1000 * mean_write:.0f} ms",
+        f"bytes sent: {bpr:.0f} B/row (JSON including the request envelope) -> Convex's 4 MiB/s budget is "
+        f"{BUDGET / bpr:,.0f} rows/s; saturating it needs {BUDGET * mean_write / batch_bytes:.1f} batches in flight at "
+        f"this batch latency ({BUDGET * (mean_write + 0.1) / batch_bytes:.1f} with a 100 ms cloud round trip)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _arguments(argv)
     mach = pairs.machine()
     with pairs.sandbox(["postgres", "supabase", "convex"]) as env, pairs.LoadMonitor() as load:
         try:
@@ -140,23 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute("delete from public.workspaces where id = any(%s::uuid[])",
                              [[w["id"] for w in data.workspaces]])
     comps = [pairs.Comparison("rows/s", "migrate", "write only", got_m, got_w, goal=GOAL)]
-    last = results[-1]
-    total_bytes = sum(x.bytes for x in last.tables)
-    n_batches = sum(x.batches for x in last.tables)
-    bpr = total_bytes / max(1, last.sent)
-    write = sum(x.write_s for x in last.tables)
-    read = sum(x.read_s for x in last.tables)
-    enc = sum(x.encode_s for x in last.tables)
-    busy = read + enc + write
-    mean_write = write / max(1, n_batches)
-    batch_bytes = total_bytes / max(1, n_batches)
+    bpr = _bytes_per_row(results[-1])
     notes = [
-        f"where a migrate run's time goes (thread-seconds; reader and {args.in_flight} senders overlap): reading "
-        f"{read:.2f} s ({read / busy:.0%}), encoding {enc:.2f} s ({enc / busy:.0%}), writing {write:.2f} s "
-        f"({write / busy:.0%}); mean batch {1000 * mean_write:.0f} ms",
-        f"bytes sent: {bpr:.0f} B/row (JSON including the request envelope) -> Convex's 4 MiB/s budget is "
-        f"{BUDGET / bpr:,.0f} rows/s; saturating it needs {BUDGET * mean_write / batch_bytes:.1f} batches in flight at "
-        f"this batch latency ({BUDGET * (mean_write + 0.1) / batch_bytes:.1f} with a 100 ms cloud round trip)",
+        *_write_path_notes(results[-1], args.in_flight),
         f"parity after the last migrate run: {'OK' if parity_ok else 'FAILED'}",
     ]
     table = pairs.summary_table(comps)

@@ -96,6 +96,7 @@ def summary(record: dict[str, Any] | None) -> str:
     if status == "ok":
         return f"data parity: {record.get('method', 'counts')} OK at {record.get('checked_at', '?')}"
     if status == "mismatch":
-        return f"data parity: DIFFERS ({'; '.join(differences(record)) or 'fingerprints differ'}) at {record.get('checked_at', '?')}"
+        return (f"data parity: DIFFERS ({'; '.join(differences(record)) or 'fingerprints differ'}) "
+                f"at {record.get('checked_at', '?')}")
     reason = record.get("reason")
     return f"data parity: {status}" + (f" ({reason})" if reason else "")

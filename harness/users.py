@@ -289,7 +289,9 @@ class ApiConvexUser(LookupUser):
 
 USER_CLASSES: dict[str, type[LookupUser]] = {
     c.target: c
-    for c in (SupabaseRestUser, SupabaseNestedUser, SupabaseRpcUser, ConvexHttpUser, ConvexQueryUser, ApiSupabaseUser, ApiConvexUser)
+    for c in (
+        SupabaseRestUser, SupabaseNestedUser, SupabaseRpcUser, ConvexHttpUser, ConvexQueryUser, ApiSupabaseUser, ApiConvexUser
+    )
 }
 
 

@@ -67,7 +67,9 @@ class Workload:
 def load_file(path: str | Path) -> Workload:
     p = Path(path)
     if not p.is_file():
-        raise WorkloadError(f"{p}: workload file not found (run `python -m seed workload`, or set TEST_WORKSPACE_ID and TEST_PHONE)")
+        raise WorkloadError(
+            f"{p}: workload file not found (run `python -m seed workload`, or set TEST_WORKSPACE_ID and TEST_PHONE)"
+        )
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

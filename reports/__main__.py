@@ -46,8 +46,10 @@ from reports.rules import (
     primary,
 )
 
-EPILOG = """exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 3 run cannot decide (--strict) · 2 bad input · 1 internal error
-(compare: 0 or 2)"""
+EPILOG = (
+    "exit codes: 0 GO · 10 OPTIMISE SUPABASE · 11 INCONCLUSIVE · 3 run cannot decide (--strict) · 2 bad input · 1 internal error"
+    "\n(compare: 0 or 2)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,12 +60,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_thresholds(p: argparse.ArgumentParser) -> None:
     d = Thresholds()
-    p.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms, help="Convex P95 must be under this (default %(default)s)")
+    p.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms,
+                   help="Convex P95 must be under this (default %(default)s)")
     p.add_argument("--min-speedup", type=float, default=d.min_speedup,
                    help="GO needs P95 at least this fraction below Supabase's (default %(default)s)")
     p.add_argument("--equivalence", type=float, default=d.equivalence,
-                   help="OPTIMISE SUPABASE when P95s differ by less than this fraction, or Convex is slower (default %(default)s)")
-    p.add_argument("--min-samples", type=int, default=d.min_samples, help="successful lookups needed per target (default %(default)s)")
+                   help="OPTIMISE SUPABASE when P95s differ by less than this fraction, or Convex is slower "
+                        "(default %(default)s)")
+    p.add_argument("--min-samples", type=int, default=d.min_samples,
+                   help="successful lookups needed per target (default %(default)s)")
     p.add_argument("--max-failure-ratio", type=float, default=d.max_failure_ratio,
                    help="a target failing more than this is not used (default %(default)s)")
     p.add_argument("--warmup", type=float, default=None,
@@ -103,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--hdr", type=Path, default=None,
                    help="the harness's HDR artifact, when written away from the CSVs (default PREFIX_hdr.json)")
     _add_thresholds(d)
-    c = sub.add_parser("compare", help="two runs side by side", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c = sub.add_parser("compare", help="two runs side by side", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("run_a", metavar="RUN_A")
     c.add_argument("run_b", metavar="RUN_B")
     c.add_argument("--out", type=Path, default=None, help="also write compare.md and compare.json here")
@@ -203,8 +209,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         f"{render.network_line(run_b)}\n",
                         render._md_table(compare.HEADER, compare.rows(changes)), "", lines[-1], ""])
         (args.out / "compare.md").write_text(md, encoding="utf-8")
-        (args.out / "compare.json").write_text(json.dumps(render.finite(compare.to_json(run_a, run_b, da, db, changes)), indent=2, allow_nan=False) + "\n",
-                                               encoding="utf-8")
+        (args.out / "compare.json").write_text(
+            json.dumps(render.finite(compare.to_json(run_a, run_b, da, db, changes)), indent=2, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
     return 0
 
 

@@ -625,7 +625,8 @@ def load_run(prefix_arg: str | Path, warmup_s: float | None = None, hdr: str | P
         per_target = any(k[0] == TRANSACTION for k in history)
         notes.append(
             f"Warm-up ({warmup_s:g} s): excluded from sample counts"
-            + (" (per-target history rows)" if per_target else " only where per-target history exists (run with --csv-full-history)")
+            + (" (per-target history rows)" if per_target
+               else " only where per-target history exists (run with --csv-full-history)")
             + "; Locust's cumulative CSV percentiles still include it."
         )
     _check_measured(stats_path, set(lookups) | set(targets))
@@ -715,8 +716,10 @@ def _round_trip_notes(targets: dict[str, TargetStats], metadata: dict[str, Any])
     notes = []
     for t in targets.values():
         declared = (metadata.get("targets") or {}).get(t.target)
-        if t.round_trips is not None and isinstance(declared, dict) and declared.get("round_trips") not in (None, t.round_trips):
-            notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; docs/formats.md says {t.round_trips}.")
+        if (t.round_trips is not None and isinstance(declared, dict)
+                and declared.get("round_trips") not in (None, t.round_trips)):
+            notes.append(f"{t.target}: metadata says {declared['round_trips']} round trips; "
+                         f"docs/formats.md says {t.round_trips}.")
     return notes
 
 

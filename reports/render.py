@@ -346,7 +346,8 @@ def to_markdown(run: Run, decisions: dict[str, Decision], findings: list[dict[st
     parts.append(f"Thresholds: {thresholds_line(main.thresholds)}\n")
     parts.append(
         f"Run `{run.prefix}` · source: "
-        + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr" else "Locust CSV percentiles (no HDR histograms)")
+        + ("HDR histograms (" + run.prefix.name + "_hdr.json)" if run.source == "hdr"
+           else "Locust CSV percentiles (no HDR histograms)")
         + f" · warm-up {run.warmup_s:g} s excluded\n"
     )
     if run.hosts:
@@ -508,7 +509,8 @@ def _html_header(run: Run, main: Decision) -> list[str]:
     parts.append(f"<p class='note'>Thresholds: {e(thresholds_line(main.thresholds))}</p>")
     parts.append(f"<p class='note'>{' · '.join(e(x) for x in ground_lines(run))}</p>")
     source = "HDR histograms" if run.source == "hdr" else "Locust CSV percentiles (bucketed; no bootstrap CI)"
-    parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · warm-up {run.warmup_s:g} s excluded</p>")
+    parts.append(f"<p class='note'>Run <code>{e(str(run.prefix))}</code> · source: {e(source)} · "
+                 f"warm-up {run.warmup_s:g} s excluded</p>")
     if run.hosts:
         parts.append(f"<p class='note'>Target hosts: {e(hosts_line(run))}</p>")
     return parts

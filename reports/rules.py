@@ -624,7 +624,8 @@ def _decide(
 
 def _verdict(chosen: TargetStats, base: TargetStats, iv: Interval, crit: CriteriaSet, th: Thresholds) -> tuple[Verdict, str]:
     """The verdict of the deciding Convex variant against the baseline, and its reason."""
-    tag = f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, ratio {_fmt_ratio(iv)} ({iv.method})"
+    tag = (f"{chosen.target} vs {base.target}: P95 {_fmt_ms(chosen.p95_ms)} vs {_fmt_ms(base.p95_ms)}, "
+           f"ratio {_fmt_ratio(iv)} ({iv.method})")
     if th.require_ci and iv.method != "bootstrap":
         return Verdict.INCONCLUSIVE, f"{tag}. A bootstrap CI is required (--require-ci) but only CSV percentiles are available."
     if crit.target.passed and crit.queries.passed and crit.speedup.passed:
@@ -650,9 +651,11 @@ def _unsettled(crit: CriteriaSet, th: Thresholds) -> list[str]:
     elif speed_c.passed and queries_c.passed is None:
         why.append("Convex's queries per lookup are unknown")
     if speed_c.passed is None:
-        why.append(f"the ratio interval straddles {th.go_ratio:g} (the {th.min_speedup:.0%} speed-up boundary); more samples needed")
+        why.append(f"the ratio interval straddles {th.go_ratio:g} (the {th.min_speedup:.0%} speed-up boundary); "
+                   "more samples needed")
     if equiv_c.passed is None:
-        why.append(f"the ratio interval straddles {th.equivalent_ratio:g} (the {th.equivalence:.0%} equivalence boundary); more samples needed")
+        why.append(f"the ratio interval straddles {th.equivalent_ratio:g} (the {th.equivalence:.0%} equivalence boundary); "
+                   "more samples needed")
     if speed_c.passed is False and equiv_c.passed is False:
         why.append(
             f"Convex is faster by between {th.equivalence:.0%} and {th.min_speedup:.0%}: neither GO nor OPTIMISE SUPABASE"

@@ -197,7 +197,9 @@ def _start_process(service: Service, ctx: Context, fingerprint: str = "") -> Non
             return
         time.sleep(0.1)
     _terminate(state, service.name)
-    raise LauncherError(f"{service.name} did not become healthy in {service.startup_timeout:.0f} s (see {logs / (service.name + '.log')})")
+    raise LauncherError(
+        f"{service.name} did not become healthy in {service.startup_timeout:.0f} s (see {logs / (service.name + '.log')})"
+    )
 
 
 def _terminate(state: Path, name: str, timeout: float = 10.0) -> None:

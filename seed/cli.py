@@ -275,7 +275,8 @@ def _summary(result: mig.Result) -> None:
         rate = s.sent / s.seconds if s.seconds else 0
         t.add_row(
             s.name, f"{s.source_rows:,}", f"{s.sent:,}", f"{s.inserted:,}", f"{s.updated:,}", f"{s.unchanged:,}",
-            f"{s.batches:,}", f"{s.bytes / 2**20:.1f}", f"{s.seconds:.1f}", f"{rate:,.0f}" if s.sent else ("done" if s.skipped else "-"),
+            f"{s.batches:,}", f"{s.bytes / 2**20:.1f}", f"{s.seconds:.1f}",
+            f"{rate:,.0f}" if s.sent else ("done" if s.skipped else "-"),
         )  # fmt: skip
     out.print(t)
     rate = result.sent / result.seconds if result.seconds else 0

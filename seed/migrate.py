@@ -218,6 +218,40 @@ def _batches(table: Table, pages: Iterator[list[dict]], opts: Options, stats: Ta
         yield Batch(seq, last_id, len(docs), head + b",".join(docs) + tail)
 
 
+@dataclass
+class _Acks:
+    """Acknowledged batches not yet folded into the checkpoint. Batches land out of order; the
+    cursor only moves over the contiguous prefix, so a resume never skips a batch still in flight."""
+
+    next_seq: int = 0  # first batch not yet folded into the checkpoint
+    landed: dict[int, Batch] = field(default_factory=dict)
+
+    def fold(self, state: ckpt.TableState) -> bool:
+        """Moves ``state``'s cursor and row count over the contiguous prefix; whether it moved."""
+        moved = False
+        while self.next_seq in self.landed:
+            b = self.landed.pop(self.next_seq)
+            state.cursor = b.last_id
+            state.rows += b.rows
+            self.next_seq += 1
+            moved = True
+        return moved
+
+
+def _drain(
+    pending: dict[Future[Any], Batch], settle: Callable[[set[Future[Any]]], None], interrupted: threading.Event
+) -> None:
+    """Lets the in-flight batches land so their rows count in the checkpoint (``settle`` removes
+    each one from ``pending``); Ctrl-C meanwhile only marks the run interrupted."""
+    while pending:
+        try:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            interrupted.set()
+            continue
+        settle(done)
+
+
 def migrate_table(
     table: Table,
     rest: SupabaseRest,
@@ -234,8 +268,7 @@ def migrate_table(
     reporter.start_table(table, stats.source_rows, state.rows)
     t_start = time.perf_counter()
     stop = threading.Event()
-    acked: dict[int, Batch] = {}
-    next_seq = 0  # first batch not yet folded into the checkpoint
+    acks = _Acks()
     pending: dict[Future[Any], Batch] = {}
     failure: BaseException | None = None
 
@@ -251,7 +284,7 @@ def migrate_table(
                 stats.write_s += time.perf_counter() - t0
 
     def settle(done: set[Future[Any]]) -> None:
-        nonlocal next_seq, failure
+        nonlocal failure
         for fut in done:
             batch = pending.pop(fut)
             try:
@@ -260,19 +293,12 @@ def migrate_table(
                 failure = failure or exc
                 continue
             hook("ack")
-            acked[batch.seq] = batch
+            acks.landed[batch.seq] = batch
             if isinstance(value, dict):
                 _count_upserts(value, state, stats)
             stats.sent += batch.rows
             reporter.advance(table, batch.rows)
-        moved = False
-        while next_seq in acked:
-            b = acked.pop(next_seq)
-            state.cursor = b.last_id
-            state.rows += b.rows
-            next_seq += 1
-            moved = True
-        if moved:
+        if acks.fold(state):
             cp.save()
             hook("saved")
 
@@ -296,14 +322,7 @@ def migrate_table(
             interrupted.set()
         finally:
             stop.set()
-            # Let in-flight batches land so their rows count in the checkpoint.
-            while pending:
-                try:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    interrupted.set()
-                    continue
-                settle(done)
+            _drain(pending, settle, interrupted)
     stats.seconds += time.perf_counter() - t_start
     if failure is not None:
         _raise_table_failure(table, failure, cp)

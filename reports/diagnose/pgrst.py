@@ -160,7 +160,13 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-_ITEM = re.compile(r"^(?:(?P<alias>[A-Za-z_][\w]*):)?(?P<name>\*|[A-Za-z_][\w]*)(?:!(?P<hint>[A-Za-z_][\w]*))?(?:\((?P<sub>.*)\))?$", re.S)
+_ITEM = re.compile(
+    r"^(?:(?P<alias>[A-Za-z_][\w]*):)?"  # alias:
+    r"(?P<name>\*|[A-Za-z_][\w]*)"  # column, relation or *
+    r"(?:!(?P<hint>[A-Za-z_][\w]*))?"  # !hint
+    r"(?:\((?P<sub>.*)\))?$",  # (embedded select)
+    re.S,
+)
 
 
 def _parse_select(text: str, node: Node) -> None:

@@ -206,8 +206,12 @@ def round_trips(run: RunFacts) -> list[Finding]:
         share = cost / lookup if lookup else None
         if share is None:
             severity = "medium"
+        elif share >= 0.5:
+            severity = "high"
+        elif share >= 0.25:
+            severity = "medium"
         else:
-            severity = "high" if share >= 0.5 else "medium" if share >= 0.25 else "low"
+            severity = "low"
         basis = ("the measured per-call non-server time (client P50 − server P50, median over its calls)"
                  if timed else
                  "the calls' client time (the run has no server timing: network, gateway and database together)")

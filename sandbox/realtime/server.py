@@ -147,7 +147,9 @@ class Socket:
         await self.send(self.serializer.message(channel.topic, event, payload, None, channel.join_ref))
 
     async def system(self, channel: Channel, extension: str, status: str, message: str) -> None:
-        await self.push(channel, "system", {"extension": extension, "status": status, "message": message, "channel": channel.name})
+        await self.push(
+            channel, "system", {"extension": extension, "status": status, "message": message, "channel": channel.name}
+        )
 
     async def close_channel(self, channel: Channel) -> None:
         self.server.unsubscribe(channel)
@@ -254,7 +256,9 @@ class Socket:
 
     async def _expire(self, channel: Channel) -> None:
         if self.channels.get(channel.topic) is channel:
-            await self.shutdown_channel(channel, f"Token has expired {max(0, int(time.time() - channel.claims['exp']))} seconds ago")
+            await self.shutdown_channel(
+                channel, f"Token has expired {max(0, int(time.time() - channel.claims['exp']))} seconds ago"
+            )
 
     def closed(self) -> None:
         self.open = False
@@ -292,12 +296,18 @@ class Realtime:
     async def binding(self, params: Any, channel: Channel) -> Binding:
         """Validates one postgres_changes entry as Realtime's subscription insert does."""
         if not isinstance(params, dict):
-            raise SubscribeError(f"No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: {params!r}")
+            raise SubscribeError(
+                "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: "
+                f"{params!r}"
+            )
         event = str(params.get("event", "*")).upper()
         event = event if event in EVENTS else "*"
         schema, table = params.get("schema"), params.get("table")
         if schema is None and table is None:
-            raise SubscribeError(f"No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: {params!r}")
+            raise SubscribeError(
+                "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: "
+                f"{params!r}"
+            )
         schema = schema if isinstance(schema, str) else "public"
         table = table if isinstance(table, str) else "*"
         try:
@@ -432,7 +442,9 @@ class Realtime:
     @staticmethod
     def _data(change: Change, info: TableInfo, selectable: set[str], identity: set[str], pk: list[str]) -> tuple[bytes, bool]:
         """The ``data`` one role sees, and whether it is an error record."""
-        base: dict[str, Any] = {"schema": change.schema, "table": change.table, "commit_timestamp": change.commit_timestamp, "type": change.type}
+        base: dict[str, Any] = {
+            "schema": change.schema, "table": change.table, "commit_timestamp": change.commit_timestamp, "type": change.type
+        }
         if change.type != "DELETE" and not pk:
             return orjson.dumps({**base, "columns": [], "errors": ["Error 400: Bad Request, no primary key"]}), True
         if change.type != "DELETE" and not all(p in selectable for p in pk):

@@ -546,7 +546,9 @@ class Gateway:
         ]
 
     def _root(self) -> bytes:
-        paths: dict[str, dict[str, Any]] = {f"/{name}": {} for (schema, name) in self.cache.tables if schema == self.config.schemas[0]}
+        paths: dict[str, dict[str, Any]] = {
+            f"/{name}": {} for (schema, name) in self.cache.tables if schema == self.config.schemas[0]
+        }
         return orjson.dumps({"swagger": "2.0", "info": {"title": "sandbox PostgREST-compatible gateway"}, "paths": paths})
 
     def _check_key(self, req: Request) -> str | None:
@@ -616,10 +618,7 @@ class Gateway:
 
         The time spent here, pool checkout included, is the ``transaction`` phase.
         """
-        search_path = self._search_paths.get(schema)
-        if search_path is None:
-            search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
-            self._search_paths[schema] = search_path
+        search_path = self._search_path(schema)
         headers_json = orjson.dumps({k: v for k, v in req.headers.items() if k not in _HEADERS_SKIPPED}).decode()
         claims_json = orjson.dumps(claims).decode()
         for attempt in (0, 1):
@@ -671,6 +670,14 @@ class Gateway:
                 req.timing.lap("transaction")
             return rows
         raise AssertionError("unreachable")
+
+    def _search_path(self, schema: str) -> str:
+        """The request's ``search_path``: its schema, then ``db-extra-search-path`` (built once per schema)."""
+        search_path = self._search_paths.get(schema)
+        if search_path is None:
+            search_path = ", ".join(quote_ident(s) for s in [schema, *self.config.extra_search_path])
+            self._search_paths[schema] = search_path
+        return search_path
 
     async def _explain(
         self,
@@ -1008,7 +1015,9 @@ class Gateway:
             offset, limit = self._range(req, parsed)
             if not fn.retset:
                 limit = None
-            from_sql = f"{args_from}, LATERAL {call} AS {quote_ident(fn.name)}" if args_from else f"{call} AS {quote_ident(fn.name)}"
+            from_sql = (
+                f"{args_from}, LATERAL {call} AS {quote_ident(fn.name)}" if args_from else f"{call} AS {quote_ident(fn.name)}"
+            )
             items: list[SelectItem] = parsed.select if parsed.select is not None else [Star()]
             source, count_sql = b.read_source(
                 result_table, quote_ident(fn.name), from_sql, items, parsed.nodes, limit if fn.retset else None,
@@ -1019,10 +1028,7 @@ class Gateway:
             )
         else:
             source = f"SELECT {call} AS pgrst_scalar" + (f" FROM {args_from}" if args_from else "")
-            if method == "HEAD" or fn.is_void:
-                body = "''"
-            else:
-                body = body_sql(media, "_postgrest_t.pgrst_scalar", many=fn.retset)
+            body = "''" if method == "HEAD" or fn.is_void else body_sql(media, "_postgrest_t.pgrst_scalar", many=fn.retset)
             total = "pg_catalog.count(_postgrest_t)" if count else "NULL::bigint"
             sql = (
                 f"WITH pgrst_source AS ({source}) SELECT {total} AS total_result_set, "

@@ -369,7 +369,9 @@ def _relationships(
     return out
 
 
-def _view_primary_keys(tables: dict[tuple[str, str], Table], keys: list[Any], vc: _ViewColumns) -> dict[int, list[frozenset[int]]]:
+def _view_primary_keys(
+    tables: dict[tuple[str, str], Table], keys: list[Any], vc: _ViewColumns
+) -> dict[int, list[frozenset[int]]]:
     """Gives each view the primary key its base table's shows through it (the first view column exposing
     each key column); returns every relation's unique keys (attnum sets)."""
     pk_views: dict[int, list[str]] = {}

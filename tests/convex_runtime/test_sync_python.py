@@ -75,11 +75,13 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         pytest.fail("the runtime did not start")
     url = f"http://127.0.0.1:{port}"
     with ConvexClient(url, admin_key) as admin:
-        admin.mutation("migrate:upsertWorkspaces", {"rows": [{"supabaseId": WORKSPACE, "name": "Eagle", "slug": "eagle", "createdAt": 1}]})
+        admin.mutation("migrate:upsertWorkspaces", {"rows": [
+            {"supabaseId": WORKSPACE, "name": "Eagle", "slug": "eagle", "createdAt": 1}]})
         admin.mutation("migrate:upsertWorkspaceMembers", {"rows": [
             {"supabaseId": str(uuid.uuid4()), "workspaceId": WORKSPACE, "userId": MEMBER, "role": "agent", "createdAt": 1}]})
         admin.mutation("migrate:upsertContacts", {"rows": [
-            {"supabaseId": CONTACT, "workspaceId": WORKSPACE, "phone": PHONE, "name": "Budi", "tags": [], "createdAt": 1, "updatedAt": 1}]})
+            {"supabaseId": CONTACT, "workspaceId": WORKSPACE, "phone": PHONE, "name": "Budi", "tags": [],
+             "createdAt": 1, "updatedAt": 1}]})
         admin.mutation("migrate:upsertConversations", {"rows": [
             {"supabaseId": CONVERSATION, "workspaceId": WORKSPACE, "contactId": CONTACT, "status": "open", "unreadCount": 3,
              "createdAt": 1, "lastMessageAt": 1000, "lastMessagePreview": "first"}]})

@@ -171,7 +171,9 @@ def test_migrations_applied_and_recorded(database: dict[str, str]) -> None:
     with psycopg.connect(database["url"]) as conn:
         rows = conn.execute("select version || '_' || name from supabase_migrations.schema_migrations order by 1").fetchall()
         assert [r[0] for r in rows] == migrations
-        assert conn.execute("select to_regprocedure('public.get_contact_context(uuid, text, integer)') is not null").fetchone() == (True,)
+        assert conn.execute(
+            "select to_regprocedure('public.get_contact_context(uuid, text, integer)') is not null"
+        ).fetchone() == (True,)
 
 
 def test_postgrest_login_role_has_the_stack_password(database: dict[str, str]) -> None:

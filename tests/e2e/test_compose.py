@@ -323,7 +323,9 @@ def test_seed_one_shot_has_its_own_checkpoint(compose: dict[str, Any]) -> None:
     migrate = re.search(r"python -m seed migrate([^&]*)", script)
     assert migrate, "the seed one-shot does not migrate"
     args = migrate.group(1).split()
-    assert "--restart" in args or ("--checkpoint" in args and args[args.index("--checkpoint") + 1] != ".seed/migrate-checkpoint.json")
+    assert "--restart" in args or (
+        "--checkpoint" in args and args[args.index("--checkpoint") + 1] != ".seed/migrate-checkpoint.json"
+    )
 
 
 def test_postgres_preloads_pg_stat_statements(compose: dict[str, Any]) -> None:

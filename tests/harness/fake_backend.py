@@ -153,47 +153,15 @@ class FakeBackend:
         p = parts.path
         d = self.data
         if p.startswith("/rest/v1/"):
-            if headers.get("apikey") != SERVICE_KEY or headers.get("Authorization") != f"Bearer {SERVICE_KEY}":
-                return 401, {"message": "Invalid API key"}, "rest 401"
-            table = p[len("/rest/v1/"):]
-            ws, phone = q.get("workspace_id", "")[3:], q.get("phone", "")[3:]
-            if table == "contacts" and method == "GET":
-                c = d.contact(ws, phone)
-                if "conversations(" in q.get("select", ""):
-                    return 200, [dict(c, conversations=[], contact_notes=[])] if c else [], "rest contacts nested"
-                if q.get("select") == "id":
-                    return 200, [{"id": c["id"]}] if c else [], "rest contacts id"
-                return 200, [c] if c else [], "rest contacts"
-            if table == "conversations" and method == "GET":
-                n = int(q.get("limit", "3"))
-                return 200, [{"id": _uuid(100 + i)} for i in range(n)], "rest conversations"
-            if table == "messages" and method == "GET":
-                if not q.get("conversation_id", "").startswith("in.("):
-                    return 400, {"message": "bad filter"}, "rest messages"
-                return 200, [{"id": _uuid(7), "conversation_id": _uuid(100)}], "rest messages"
-            if table == "contact_notes":
-                return 200, [], "rest contact_notes"
-            if method in ("POST", "PATCH") and table in ("messages", "conversations") and d.read_only:
-                return 403, {"code": "42501", "message": f"permission denied for table {table}"}, "rest 403"
-            if table == "messages" and method == "POST":
-                doc = json.loads(body)
-                if doc.get("message_type") != "loadtest":
-                    return 400, {"message": "unmarked write"}, "rest messages insert"
-                with d.lock:
-                    d.writes += 1
-                return 201, None, "rest messages insert"
-            if table == "conversations" and method == "PATCH":
-                return 204, None, "rest conversations update"
-            if table == "rpc/get_contact_context" and method == "POST":
-                args = json.loads(body)
-                return 200, d.context(args["p_workspace_id"], args["p_phone"]), "rest rpc"
-            return 404, {"message": "no route"}, "rest ?"
+            return self._rest(method, p[len("/rest/v1/"):], q, headers, body)
         if p == "/api/query" and method == "POST":
             doc = json.loads(body)
             if headers.get("Authorization") != "Bearer member-token":
                 return 200, {"status": "error", "errorMessage": "Unauthenticated", "logLines": []}, "convex query"
             args = doc["args"]
-            return 200, {"status": "success", "value": d.context(args["workspaceId"], args["phone"]), "logLines": []}, "convex query"
+            return (
+                200, {"status": "success", "value": d.context(args["workspaceId"], args["phone"]), "logLines": []}, "convex query"
+            )
         if headers.get("x-api-key") != API_KEY:
             return 401, {"error": "unauthorized"}, "401"
         if p in ("/contacts/by-phone", "/api/contacts/by-phone", "/api/contacts/by-phone-convex") and method == "GET":
@@ -207,3 +175,41 @@ class FakeBackend:
                 d.writes += 1
             return 201, {"id": str(uuid.uuid4()), "conversationId": _uuid(100)}, p
         return 404, {"error": "no route"}, "404"
+
+    def _rest(self, method: str, table: str, q: dict[str, str], headers: Any, body: bytes) -> tuple[int, Any, str]:
+        """The PostgREST gateway's routes (``/rest/v1/<table>``)."""
+        d = self.data
+        if headers.get("apikey") != SERVICE_KEY or headers.get("Authorization") != f"Bearer {SERVICE_KEY}":
+            return 401, {"message": "Invalid API key"}, "rest 401"
+        ws, phone = q.get("workspace_id", "")[3:], q.get("phone", "")[3:]
+        if table == "contacts" and method == "GET":
+            c = d.contact(ws, phone)
+            if "conversations(" in q.get("select", ""):
+                return 200, [dict(c, conversations=[], contact_notes=[])] if c else [], "rest contacts nested"
+            if q.get("select") == "id":
+                return 200, [{"id": c["id"]}] if c else [], "rest contacts id"
+            return 200, [c] if c else [], "rest contacts"
+        if table == "conversations" and method == "GET":
+            n = int(q.get("limit", "3"))
+            return 200, [{"id": _uuid(100 + i)} for i in range(n)], "rest conversations"
+        if table == "messages" and method == "GET":
+            if not q.get("conversation_id", "").startswith("in.("):
+                return 400, {"message": "bad filter"}, "rest messages"
+            return 200, [{"id": _uuid(7), "conversation_id": _uuid(100)}], "rest messages"
+        if table == "contact_notes":
+            return 200, [], "rest contact_notes"
+        if method in ("POST", "PATCH") and table in ("messages", "conversations") and d.read_only:
+            return 403, {"code": "42501", "message": f"permission denied for table {table}"}, "rest 403"
+        if table == "messages" and method == "POST":
+            doc = json.loads(body)
+            if doc.get("message_type") != "loadtest":
+                return 400, {"message": "unmarked write"}, "rest messages insert"
+            with d.lock:
+                d.writes += 1
+            return 201, None, "rest messages insert"
+        if table == "conversations" and method == "PATCH":
+            return 204, None, "rest conversations update"
+        if table == "rpc/get_contact_context" and method == "POST":
+            args = json.loads(body)
+            return 200, d.context(args["p_workspace_id"], args["p_phone"]), "rest rpc"
+        return 404, {"message": "no route"}, "rest ?"

@@ -264,7 +264,8 @@ def test_v2_frames_heartbeat_join_change_leave(sandbox_env: dict[str, str], crm:
         "event": "INSERT", "schema": "public", "table": "messages", "filter": f"workspace_id=eq.{a}"}
     assert isinstance(echoed["id"], int)
     assert system == ["2", None, "realtime:inbox", "system",
-                      {"extension": "postgres_changes", "status": "ok", "message": "Subscribed to PostgreSQL", "channel": "inbox"}]
+                      {"extension": "postgres_changes", "status": "ok", "message": "Subscribed to PostgreSQL",
+                       "channel": "inbox"}]
     assert change[:4] == [None, None, "realtime:inbox", "postgres_changes"]
     assert change[4]["ids"] == [echoed["id"]] and change[4]["data"]["record"]["content"] == "over v2"
     assert left == ["2", "3", "realtime:inbox", "phx_reply", {"status": "ok", "response": {}}]

@@ -21,7 +21,9 @@ def test_parse_operators_lists_and_conjunctions() -> None:
     assert (f.column, f.op, f.raw) == ("workspace_id", "eq", "5f64af07-6536-443c-abee-5088df86bb5c")
     [f] = parse('status=in.(open,"pen,ding")')
     assert f.texts() == ["open", "pen,ding"]
-    assert [(f.column, f.op) for f in parse("unread_count=gt.0,unread_count=lte.9")] == [("unread_count", "gt"), ("unread_count", "lte")]
+    assert [(f.column, f.op) for f in parse("unread_count=gt.0,unread_count=lte.9")] == [
+        ("unread_count", "gt"), ("unread_count", "lte")
+    ]
     assert parse("") == [] and parse("   ") == [] and parse(None) == []
 
 
@@ -56,4 +58,6 @@ def test_serializers_by_vsn() -> None:
     assert serializer_for("1.1.0") is None and serializer_for("3.0.0") is None and serializer_for("x") is None
     frame = V2().decode('["1","2","realtime:a","phx_join",{}]')
     assert (frame.join_ref, frame.ref, frame.topic, frame.event) == ("1", "2", "realtime:a", "phx_join")
-    assert V1().reply(frame, "ok", {}) == '{"topic":"realtime:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}'
+    assert V1().reply(frame, "ok", {}) == (
+        '{"topic":"realtime:a","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}'
+    )

@@ -55,7 +55,8 @@ def test_impersonated_role_settings(standalone: str, sandbox_env: dict[str, str]
     import uuid
 
     name = f"t_timeout_{uuid.uuid4().hex[:8]}"
-    crm.sql(f"create function public.{name}() returns text language sql stable as $$ select current_setting('statement_timeout') $$")
+    crm.sql(f"create function public.{name}() returns text language sql stable "
+            "as $$ select current_setting('statement_timeout') $$")
     try:
         state = Path(sandbox_env["SANDBOX_DIR"])
         deadline = time.monotonic() + 10

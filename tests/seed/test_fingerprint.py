@@ -92,7 +92,8 @@ def test_python_and_typescript_fingerprints_agree(tmp_path):
         "import { readFileSync } from 'node:fs';\n"
         "const cases = JSON.parse(readFileSync(0, 'utf8'));\n"
         "const out = {};\n"
-        "for (const [k, rows] of Object.entries(cases)) { const d = new Digest(); rows.forEach(r => d.addRow(r)); out[k] = [d.count, d.hex]; }\n"
+        "for (const [k, rows] of Object.entries(cases)) {"
+        " const d = new Digest(); rows.forEach(r => d.addRow(r)); out[k] = [d.count, d.hex]; }\n"
         "process.stdout.write(JSON.stringify(out));\n"
     )
     proc = subprocess.run(
