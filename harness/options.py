@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.contracts import API_TARGETS, TARGET_IDS, TARGETS
 from harness.settings import SettingsError, load_settings
-from reports.rules import Thresholds
+from reports.rules import Thresholds, add_threshold_arguments
 
 AUTO = -1
 CONNECTION_MODES = ("reuse", "per-lookup", "per-request")
@@ -57,14 +57,7 @@ def add_arguments(parser: Any) -> None:
     g.add_argument("--hdr-out", default=d.hdr_out, help="HDR artifact path (default: <--csv prefix>_hdr.json)")
     g.add_argument("--raw-samples", default=d.raw_samples,
                    help="Also write every sample to this CSV (written by the master)")
-    g.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms, help="Decision: Convex P95 target (ms)")
-    g.add_argument("--min-speedup", type=float, default=d.min_speedup,
-                   help="Decision: GO needs Convex's P95 at least this fraction below Supabase's")
-    g.add_argument("--equivalence", type=float, default=d.equivalence,
-                   help="Decision: OPTIMISE SUPABASE when the P95s differ by less than this fraction, or Convex is slower")
-    g.add_argument("--min-samples", type=int, default=d.min_samples, help="Decision: successful lookups needed per target")
-    g.add_argument("--max-failure-ratio", type=float, default=d.max_failure_ratio,
-                   help="Decision: a target failing more than this share of its requests leaves the run undecided")
+    add_threshold_arguments(g.add_argument, prefix="Decision: ")
     g.add_argument(
         "--verdict-exit-code", action=argparse.BooleanOptionalAction, default=d.verdict_exit_code,
         help="Headless: exit with the verdict's code (0 GO, 10 OPTIMISE SUPABASE, 11 INCONCLUSIVE)",

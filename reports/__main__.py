@@ -42,6 +42,7 @@ from reports.rules import (
     EXIT_RUN_CANNOT_DECIDE,
     Decision,
     Thresholds,
+    add_threshold_arguments,
     decide_all,
     primary,
 )
@@ -60,17 +61,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_thresholds(p: argparse.ArgumentParser) -> None:
     d = Thresholds()
-    p.add_argument("--p95-target-ms", type=float, default=d.p95_target_ms,
-                   help="Convex P95 must be under this (default %(default)s)")
-    p.add_argument("--min-speedup", type=float, default=d.min_speedup,
-                   help="GO needs P95 at least this fraction below Supabase's (default %(default)s)")
-    p.add_argument("--equivalence", type=float, default=d.equivalence,
-                   help="OPTIMISE SUPABASE when P95s differ by less than this fraction, or Convex is slower "
-                        "(default %(default)s)")
-    p.add_argument("--min-samples", type=int, default=d.min_samples,
-                   help="successful lookups needed per target (default %(default)s)")
-    p.add_argument("--max-failure-ratio", type=float, default=d.max_failure_ratio,
-                   help="a target failing more than this is not used (default %(default)s)")
+    add_threshold_arguments(p.add_argument, suffix=" (default %(default)s)")
     p.add_argument("--warmup", type=float, default=None,
                    help="seconds excluded at the start; default: the HDR artifact's warmup_s, else 0. "
                         "HDR histograms already exclude the harness's warm-up; this applies to CSV-derived data")

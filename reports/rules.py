@@ -36,7 +36,7 @@ P95 with enough evidence).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -112,6 +112,25 @@ class Thresholds:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+#: The decision's command-line options, one place for ``python -m reports`` and the Locust harness:
+#: (flag, Thresholds field, type, help).
+THRESHOLD_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--p95-target-ms", "p95_target_ms", float, "GO needs Convex's P95 under this many ms"),
+    ("--min-speedup", "min_speedup", float, "GO needs Convex's P95 at least this fraction below Supabase's"),
+    ("--equivalence", "equivalence", float,
+     "OPTIMISE SUPABASE when the P95s differ by less than this fraction, or Convex is slower"),
+    ("--min-samples", "min_samples", int, "successful lookups needed per target"),
+    ("--max-failure-ratio", "max_failure_ratio", float,
+     "a target failing more than this share of its requests leaves the run undecided"),
+)
+
+
+def add_threshold_arguments(add_argument: Callable[..., Any], *, prefix: str = "", suffix: str = "") -> None:
+    """Add THRESHOLD_OPTIONS through ``add_argument`` (a parser's or a Locust group's), defaults from Thresholds."""
+    defaults = Thresholds()
+    for flag, field_name, kind, text in THRESHOLD_OPTIONS:
+        add_argument(flag, type=kind, default=getattr(defaults, field_name), help=f"{prefix}{text}{suffix}")
 
 @dataclass(frozen=True)
 class TargetStats:
