@@ -154,7 +154,10 @@ def test_write_path_against_the_sandbox_is_marked_and_undone(
     n, failures = counts[("write", "supabase_rest")]
     assert n > 0 and failures == 0
     assert before, "the workload's first contact has no conversation to write into"
-    assert counts[("POST", "supabase_rest messages insert")] == (n, 0)
+    # Locust stops users mid-task: the last write may have inserted its message and been stopped before
+    # its conversation update, so its transaction row is missing while its insert is counted.
+    inserts, insert_failures = counts[("POST", "supabase_rest messages insert")]
+    assert n <= inserts <= n + 1 and insert_failures == 0
     assert len(written) >= n and all(m["direction"] == "outbound" and m["sender_type"] == "ai" for m in written)
 
 
