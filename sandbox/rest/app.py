@@ -42,6 +42,7 @@ from .query import (
     update_source,
 )
 from .schema import Column, Function, SchemaCache, Table, quote_ident
+from .shapes import ShapeCache, Statements, learn, shape_of
 from .timing import ServerTiming
 
 log = logging.getLogger("sandbox.rest")
@@ -312,6 +313,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = False
         self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
+        self._shapes = ShapeCache()
         self._search_paths: dict[str, str] = {}
         self._role_sql: dict[str, tuple[str, list[str]]] = {}
         self.toggles = self._configured_toggles()
@@ -380,6 +382,7 @@ class Gateway:
                 setattr(toggles, row["key"], coerce_bool(row["value"]) or False)
         self.toggles = toggles
         self._plans = {}
+        self._shapes.clear()
         log.info(
             "settings: server-timing-enabled=%s db-plan-enabled=%s db-aggregates-enabled=%s",
             *(str(getattr(toggles, n)).lower() for n in IN_DB_SETTINGS),
@@ -390,6 +393,7 @@ class Gateway:
         try:
             self.cache = await SchemaCache.load(conn, self.config.schemas, self.config.extra_search_path)
             self._plans = {}
+            self._shapes.clear()
             self._role_sql = {}
         except BaseException:
             await self.pool.release(conn, broken=True)
@@ -780,13 +784,12 @@ class Gateway:
         self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         # identical reads (a hot contact) reuse their statements: parsing and building are skipped
-        key = (
-            req.method, schema, table.name, req.raw_query,
-            req.headers.get("accept"), req.headers.get("prefer"), req.headers.get("range"),
-        )
+        context = (req.method, schema, table.name, req.headers.get("accept"), req.headers.get("prefer"),
+                   req.headers.get("range"))
+        key = (*context, req.raw_query)
         cached = self._plans.get(key)
         if cached is None:
-            cached = self.plan_read(req, table, schema)
+            cached = self.plan_read_by_shape(req, table, schema, context)
             if len(self._plans) >= _PLAN_CACHE_MAX:
                 self._plans.clear()
             self._plans[key] = cached
@@ -801,6 +804,35 @@ class Gateway:
         return self._read_response(
             req, rows, plan.count, plan.singular, plan.offset, profile, schema, table.name, plan.prefs
         )
+
+    def plan_read_by_shape(
+        self, req: Request, table: Table, schema: str, context: tuple[Any, ...]
+    ) -> tuple[Statements, ReadPlan]:
+        """``plan_read``, or the statements of an earlier read of the same shape with this request's
+        filter values bound (see ``shapes``)."""
+        shape, values = shape_of(req.query)
+        key = (*context, shape)
+        template = self._shapes.get(key)
+        if template is not None:
+            try:
+                statements = template.bind(values)
+            except ApiError:
+                pass  # a value that does not parse: the full path answers with its error
+            else:
+                if req.timing is not None:
+                    req.timing.lap("parse")
+                    req.timing.lap("plan")
+                return statements, template.plan
+        statements, plan = self.plan_read(req, table, schema)
+        if not self._shapes.known(key):
+
+            def plan_with(pairs: list[tuple[str, str]]) -> tuple[Statements, ReadPlan]:
+                return self.plan_read(Request(req.method, req.path, req.headers, pairs, b"", req.raw_query), table, schema)
+
+            self._shapes.put(key, learn(shape, values, statements, plan, plan_with))
+            if req.timing is not None:
+                req.timing.lap("plan")
+        return statements, plan
 
     def _wrap_read(
         self, b: Builder, source: str, count_sql: str | None, count: str | None, media: MediaType, head: bool,

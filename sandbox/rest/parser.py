@@ -445,7 +445,10 @@ def parse_filter_value(ref: FieldRef, raw: str, key: str) -> Filter:
 def parse_in_list(text: str, raw: str) -> list[str]:
     if not (text.startswith("(") and text.endswith(")")):
         raise parse_error("filter", raw, 'unexpected input expecting "("')
-    cur = _Cursor(text[1:-1], "filter")
+    inner = text[1:-1]
+    if '"' not in inner:  # no quoted element: the elements are exactly the comma-separated runs
+        return inner.split(",") if inner else []
+    cur = _Cursor(inner, "filter")
     values: list[str] = []
     if cur.at_end():
         return values

@@ -13,6 +13,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
@@ -268,3 +269,73 @@ def test_no_request_text_in_sql(planner: Gateway, req: tuple[str, list[tuple[str
         # every placeholder has its bound value (a quoted identifier such as the alias "$0" is not one)
         placeholders = re.findall(r"\$(\d+)", _QUOTED.sub(" ", sql))
         assert all(1 <= int(n) <= len(params) for n in placeholders), (sql, params)
+
+
+# plans reused by shape ----------------------------------------------------------------
+_PLAIN_VALUE = re.compile(r"^((?:not\.)?(?:eq|neq|gt|gte|lt|lte|in)\.)(.*)$", re.S)
+
+
+def _outcome(plan: Any, *args: Any) -> tuple[Any, ...]:
+    """What ``plan(*args)`` gives: the statements and response plan, or the error as answered."""
+    try:
+        statements, read_plan = plan(*args)
+    except ApiError as err:
+        return ("error", err.status, err.code, err.message, err.details, err.hint)
+    return ("planned", statements, read_plan)
+
+
+@st.composite
+def revalued(draw: st.DrawFn, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The same query with other values where a filter binds one (``in`` lists of another length too)."""
+    elements = st.one_of(TEXT.filter(lambda v: not set(v) & set(',()"')), QUOTED)
+    out = []
+    for key, value in pairs:
+        m = _PLAIN_VALUE.match(value)
+        if m is None:
+            out.append((key, value))
+        elif m.group(1).endswith("in."):
+            lists = st.lists(elements, max_size=4).map(lambda vs: "(" + ",".join(vs) + ")")
+            out.append((key, m.group(1) + draw(st.one_of(lists, st.sampled_from(["(", "", '("a)'])))))
+        else:
+            out.append((key, m.group(1) + draw(st.one_of(TEXT, st.sampled_from(["1", "' or 1=1 --", "$2", "(a,b)"])))))
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(req=request(), prefer=st.sampled_from(["", "count=exact", "count=planned"]), data=st.data())
+def test_plans_by_shape_are_the_full_plans(
+    planner: Gateway, req: tuple[str, list[tuple[str, str]]], prefer: str, data: st.DataObject
+) -> None:
+    """A request planned from an earlier one of the same shape gets exactly the statements, parameters,
+    response plan or error the full planner gives it."""
+    table, pairs = req
+    target = planner.cache.tables.get(("grammar", table))
+    assert target is not None
+    headers = {"prefer": prefer} if prefer else {}
+    context = ("GET", "grammar", table, None, prefer or None, None)
+    planner._shapes.clear()
+    for query in (pairs, data.draw(revalued(pairs)), data.draw(revalued(pairs))):
+        raw = urlencode(query).encode()
+        full = _outcome(planner.plan_read, Request("GET", f"/{table}", headers, None, b"", raw), target, "grammar")
+        shaped = _outcome(planner.plan_read_by_shape, Request("GET", f"/{table}", headers, None, b"", raw), target,
+                          "grammar", context)
+        assert shaped == full
+    event("from a template" if any(v is not None for v in planner._shapes._templates.values()) else "no template")
+
+
+def test_the_lookup_shapes_are_templated(planner: Gateway) -> None:
+    """The app's reads (an ``eq`` per key, an ``in`` list) are planned once per shape, then bound."""
+    target = planner.cache.tables[("grammar", "tasks")]
+    context = ("GET", "grammar", "tasks", None, None, None)
+    planner._shapes.clear()
+    first = [("select", "id,name,projects(id,name)"), ("project_id", "eq.1"), ("id", "in.(1,2)"), ("order", "id.desc"),
+             ("limit", "3")]
+    planner.plan_read_by_shape(Request("GET", "/tasks", {}, first, b""), target, "grammar", context)
+    (template,) = planner._shapes._templates.values()
+    assert template is not None
+    second = [("select", "id,name,projects(id,name)"), ("project_id", "eq.7"), ("id", 'in.(3,"4,5",6)'),
+              ("order", "id.desc"), ("limit", "3")]
+    statements, _plan = planner.plan_read_by_shape(Request("GET", "/tasks", {}, second, b""), target, "grammar", context)
+    (sql, params), = statements
+    assert sql == template.statements[0][0]
+    assert "7" in params and ["3", "4,5", "6"] in params
