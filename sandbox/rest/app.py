@@ -61,6 +61,8 @@ _TAIL = (
 )
 _HEADERS_SKIPPED = frozenset({"cookie"})
 _PLAN_CACHE_MAX = 4096
+_HEADER_SETS_MAX = 256  # distinct request header sets kept decoded (a client repeats its own)
+_BEARERS_MAX = 10_000
 _KNOWN_PREFERENCES = frozenset(
     {
         "return=minimal", "return=representation", "return=headers-only",
@@ -247,7 +249,7 @@ class ReadPlan:
 class Request:
     """One HTTP request; the query string is parsed only when needed (a plan-cache hit does not)."""
 
-    __slots__ = ("_query", "body", "headers", "media", "method", "path", "raw_query", "timing")
+    __slots__ = ("_query", "body", "headers", "headers_json", "media", "method", "path", "raw_query", "timing")
 
     def __init__(
         self,
@@ -266,6 +268,7 @@ class Request:
         self._query = query
         self.timing: ServerTiming | None = None
         self.media: MediaType = JSON_MEDIA
+        self.headers_json: str | None = None  # ``request.headers`` as set_config gets it, when known
 
     @property
     def query(self) -> list[tuple[str, str]]:
@@ -273,6 +276,11 @@ class Request:
             raw = self.raw_query
             self._query = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if raw else []
         return self._query
+
+
+def headers_setting(headers: dict[str, str]) -> str:
+    """``request.headers`` for set_config: the headers as a JSON object, cookie left out."""
+    return orjson.dumps({k: v for k, v in headers.items() if k not in _HEADERS_SKIPPED}).decode()
 
 
 def _prefer(headers: dict[str, str]) -> dict[str, str]:
@@ -315,6 +323,10 @@ class Gateway:
         self._plans: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], ReadPlan]] = {}
         self._shapes = ShapeCache()
         self._search_paths: dict[str, str] = {}
+        # decoded request headers and their `request.headers` JSON, by the raw header list
+        self._header_sets: dict[tuple[tuple[bytes, bytes], ...], tuple[dict[str, str], str]] = {}
+        # per bearer token: (the verifier's claims object it was derived from, role, claims JSON, authenticated)
+        self._bearers: dict[str, tuple[dict[str, Any], str, str, bool]] = {}
         self._role_sql: dict[str, tuple[str, list[str]]] = {}
         self.toggles = self._configured_toggles()
 
@@ -453,8 +465,9 @@ class Gateway:
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
             body = b"".join(chunks)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers, headers_json = self._request_headers(scope["headers"])
         req = Request(scope["method"], scope["path"], headers, None, body, scope["query_string"])
+        req.headers_json = headers_json
         try:
             status, out_headers, out_body = await self.handle(req)
             if req.timing is not None:
@@ -490,7 +503,7 @@ class Gateway:
         token = self._check_key(req)  # Kong's part: not PostgREST's, so not timed
         if self.toggles.server_timing_enabled:
             req.timing = ServerTiming()
-        role, claims, authenticated = self._authenticate(req, token)
+        role, claims, authenticated = self._authenticate(req, token)  # claims: the JSON set_config gets
         if req.timing is not None:
             req.timing.lap("jwt")
         segments = [s for s in path.split("/") if s]
@@ -503,40 +516,63 @@ class Gateway:
         method = req.method
         schema, profile_header = self._schema(req)
         if len(segments) == 2 and segments[0] == "rpc":
-            return await self._rpc(req, segments[1], schema, profile_header, str(role), claims, authenticated)
+            return await self._rpc(req, segments[1], schema, profile_header, role, claims, authenticated)
         if len(segments) != 1:
             raise ApiError(404, "PGRST125", f"Invalid path specified in request URL: {req.path}")
         table = self.cache.tables.get((schema, segments[0]))
         if table is None:
             raise table_missing(self.cache, schema, segments[0])
         if method in ("GET", "HEAD"):
-            return await self._read(req, table, schema, profile_header, str(role), claims, authenticated)
+            return await self._read(req, table, schema, profile_header, role, claims, authenticated)
         if method in ("POST", "PATCH", "DELETE", "PUT"):
-            return await self._mutate(req, table, schema, profile_header, str(role), claims, authenticated)
+            return await self._mutate(req, table, schema, profile_header, role, claims, authenticated)
         raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
 
-    def _authenticate(self, req: Request, token: str | None) -> tuple[str, dict[str, Any], bool]:
-        """(role, claims, authenticated) from the Bearer token (or Kong's key standing for it), as PostgREST's
-        auth middleware; no token is the anonymous role."""
+    def _request_headers(self, raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], str]:
+        """The request's headers by lower-case name, and the ``request.headers`` JSON (cookie left out);
+        decoded once per distinct header list (the returned dict is shared: never mutated)."""
+        key = tuple(raw)
+        known = self._header_sets.get(key)
+        if known is None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+            known = (headers, headers_setting(headers))
+            if len(self._header_sets) >= _HEADER_SETS_MAX:
+                self._header_sets.clear()
+            self._header_sets[key] = known
+        return known
+
+    def _authenticate(self, req: Request, token: str | None) -> tuple[str, str, bool]:
+        """(role, claims JSON, authenticated) from the Bearer token (or Kong's key standing for it), as
+        PostgREST's auth middleware; no token is the anonymous role.
+
+        The verifier caches a verified token until its expiry (PostgREST's JWT cache); what is derived
+        from its claims is kept beside it, for as long as the verifier returns the same claims."""
         if token is None:
             auth = req.headers.get("authorization", "")
             if auth[:7].lower() == "bearer ":
                 token = auth[7:].strip()
             elif auth.strip().lower() == "bearer":
                 token = ""
-        if token is not None:
-            claims = dict(self.verifier.claims(token))
-            role = claims.get("role") or self.config.anon_role
-            claims.setdefault("role", role)
-            # PostgREST: 42501 is 401 for the anon role, 403 for any other
-            authenticated = role != self.config.anon_role
-        else:
-            role = self.config.anon_role
-            claims = {"role": role}
-            authenticated = False
+        anon = self.config.anon_role
+        if token is None:
+            if not anon:
+                raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
+            return anon, orjson.dumps({"role": anon}).decode(), False
+        verified = self.verifier.claims(token)
+        known = self._bearers.get(token)
+        if known is not None and known[0] is verified:
+            return known[1], known[2], known[3]
+        claims = dict(verified)
+        role = claims.get("role") or anon
+        claims.setdefault("role", role)
         if not role:
             raise ApiError(401, "PGRST302", "Anonymous access is disabled", headers=[(b"www-authenticate", b"Bearer")])
-        return str(role), claims, authenticated
+        # PostgREST: 42501 is 401 for the anon role, 403 for any other
+        derived = (verified, str(role), orjson.dumps(claims).decode(), role != anon)
+        if len(self._bearers) >= _BEARERS_MAX:
+            self._bearers.clear()
+        self._bearers[token] = derived
+        return derived[1], derived[2], derived[3]
 
     def _cors(self, req: Request) -> list[tuple[bytes, bytes]]:
         return [
@@ -612,7 +648,7 @@ class Gateway:
         read_only: bool,
         schema: str,
         role: str,
-        claims: dict[str, Any],
+        claims: str,
         authenticated: bool,
         statements: list[tuple[str, list[Any]]],
         check: Any = None,
@@ -623,8 +659,7 @@ class Gateway:
         The time spent here, pool checkout included, is the ``transaction`` phase.
         """
         search_path = self._search_path(schema)
-        headers_json = orjson.dumps({k: v for k, v in req.headers.items() if k not in _HEADERS_SKIPPED}).decode()
-        claims_json = orjson.dumps(claims).decode()
+        headers_json = req.headers_json or headers_setting(req.headers)
         for attempt in (0, 1):
             try:
                 conn = await self.pool.acquire()
@@ -635,7 +670,7 @@ class Gateway:
                 await conn.execute(BEGIN_RO if read_only else BEGIN_RW)
                 began = True
                 set_sql, set_params = self._set_config(role)
-                await conn.fetchrow(set_sql, search_path, role, claims_json, req.method, req.path, headers_json, *set_params)
+                await conn.fetchrow(set_sql, search_path, role, claims, req.method, req.path, headers_json, *set_params)
                 rows: list[Any] = [await conn.fetchrow(sql, *params) for sql, params in statements[:-1]]
                 last_sql, last_params = statements[-1]
                 if fetch_all:
@@ -689,7 +724,7 @@ class Gateway:
         read_only: bool,
         schema: str,
         role: str,
-        claims: dict[str, Any],
+        claims: str,
         authenticated: bool,
         statement: tuple[str, list[Any]],
         profile: bool,
@@ -781,7 +816,7 @@ class Gateway:
         return statements, ReadPlan(media.singular, prefs, count, offset, media)
 
     async def _read(
-        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: str, authed: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         # identical reads (a hot contact) reuse their statements: parsing and building are skipped
         context = (req.method, schema, table.name, req.headers.get("accept"), req.headers.get("prefer"),
@@ -921,7 +956,7 @@ class Gateway:
             raise ApiError(400, "PGRST102", "Empty or invalid json") from None
 
     async def _mutate(
-        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+        self, req: Request, table: Table, schema: str, profile: bool, role: str, claims: str, authed: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         parsed = self._parse(req)
         media = self._negotiate(req)
@@ -1073,7 +1108,7 @@ class Gateway:
         return statements, RpcPlan(fn, read_only, singular, count, offset, result_table, prefs)
 
     async def _rpc(
-        self, req: Request, name: str, schema: str, profile: bool, role: str, claims: dict[str, Any], authed: bool
+        self, req: Request, name: str, schema: str, profile: bool, role: str, claims: str, authed: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         statements, plan = self.plan_rpc(req, name, schema)
         fn, read_only, singular, count, offset, result_table, prefs = (
