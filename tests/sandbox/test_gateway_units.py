@@ -133,3 +133,28 @@ def test_select_errors_after_consuming_input(select: str) -> None:
     with pytest.raises(ApiError) as err:
         parse_select(select)
     assert err.value.code == "PGRST100"
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("()", []), ("(a)", ["a"]), ("(a,b,c)", ["a", "b", "c"]), ("(a,,b)", ["a", "", "b"]), ("(a,)", ["a", ""]),
+        ("(,)", ["", ""]), ("( a , b )", [" a ", " b "]), ('("a,b",c)', ["a,b", "c"]), ('("a\\"b",c)', ['a"b', "c"]),
+        ('(a"b,c)', ['a"b', "c"]),
+    ],
+)
+def test_in_list_elements(text: str, values: list[str]) -> None:
+    """``in.(...)``: comma-separated elements kept verbatim (spaces, empties); a quoted element may hold
+    commas and escaped quotes."""
+    from sandbox.rest.parser import parse_in_list
+
+    assert parse_in_list(text, text) == values
+
+
+@pytest.mark.parametrize("text", ["a,b", "(a", '("a)', '("a"b)'])
+def test_in_list_errors(text: str) -> None:
+    from sandbox.rest.parser import parse_in_list
+
+    with pytest.raises(ApiError) as err:
+        parse_in_list(text, text)
+    assert err.value.code == "PGRST100"
