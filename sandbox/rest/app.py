@@ -273,9 +273,24 @@ class Request:
     @property
     def query(self) -> list[tuple[str, str]]:
         if self._query is None:
-            raw = self.raw_query
-            self._query = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if raw else []
+            self._query = query_pairs(self.raw_query)
         return self._query
+
+
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """``parse_qsl(..., keep_blank_values=True)``; a query with no ``%`` or ``+`` has nothing to
+    decode, so it is split directly (the same pairs)."""
+    if not raw:
+        return []
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8")
+    pairs = []
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 def headers_setting(headers: dict[str, str]) -> str:

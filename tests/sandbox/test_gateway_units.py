@@ -158,3 +158,14 @@ def test_in_list_errors(text: str) -> None:
     with pytest.raises(ApiError) as err:
         parse_in_list(text, text)
     assert err.value.code == "PGRST100"
+
+
+@given(st.text(alphabet="ab=&%+é.,()*:!-_ 0x", max_size=16))
+def test_query_pairs_are_parse_qsl(text: str) -> None:
+    """The query string's pairs as ``parse_qsl`` (blank values kept) gives them, with or without escapes."""
+    from urllib.parse import parse_qsl
+
+    from sandbox.rest.app import query_pairs
+
+    raw = text.encode()
+    assert query_pairs(raw) == (parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8") if raw else [])
