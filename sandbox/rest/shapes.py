@@ -117,8 +117,8 @@ def learn(
 ) -> Template | None:
     """The template of a request planned as (``statements``, ``plan``), or None when its values
     are not plain bound parameters. ``plan_with(pairs)`` plans the same request with other pairs."""
-    if not values:
-        return None
+    if not values or any("\x00" in key or "\x00" in text for key, text, _ in shape) or any("\x00" in v.text for v in values):
+        return None  # the markers hold NUL: no request text can be mistaken for one
     probe, markers = _probe_pairs(shape, values)
     try:
         probe_statements, probe_plan = plan_with(probe)

@@ -339,3 +339,17 @@ def test_the_lookup_shapes_are_templated(planner: Gateway) -> None:
     (sql, params), = statements
     assert sql == template.statements[0][0]
     assert "7" in params and ["3", "4,5", "6"] in params
+
+
+def test_request_text_holding_a_marker_is_never_templated(planner: Gateway) -> None:
+    """A value spelled like a probe marker (NUL inside) keeps its shape on the full planner."""
+    target = planner.cache.tables[("grammar", "tasks")]
+    context = ("GET", "grammar", "tasks", None, None, None)
+    planner._shapes.clear()
+    marker = "\x00pgrst-shape-0\x00"
+    pairs = [("select", "id"), ("project_id", f"eq.{marker}"), ("name", f"like.{marker}")]
+    planner.plan_read_by_shape(Request("GET", "/tasks", {}, pairs, b""), target, "grammar", context)
+    assert list(planner._shapes._templates.values()) == [None]
+    other = [("select", "id"), ("project_id", "eq.5"), ("name", f"like.{marker}")]
+    statements, _plan = planner.plan_read_by_shape(Request("GET", "/tasks", {}, other, b""), target, "grammar", context)
+    assert statements == planner.plan_read(Request("GET", "/tasks", {}, other, b""), target, "grammar")[0]
