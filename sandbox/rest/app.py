@@ -560,8 +560,8 @@ class Gateway:
         """(role, claims JSON, authenticated) from the Bearer token (or Kong's key standing for it), as
         PostgREST's auth middleware; no token is the anonymous role.
 
-        The verifier caches a verified token until its expiry (PostgREST's JWT cache); what is derived
-        from its claims is kept beside it, for as long as the verifier returns the same claims."""
+        The verifier keeps a verified token for up to 5 minutes, never past its expiry (PostgREST's JWT
+        cache); what is derived from its claims is kept beside it while the verifier returns the same claims."""
         if token is None:
             auth = req.headers.get("authorization", "")
             if auth[:7].lower() == "bearer ":
