@@ -525,8 +525,10 @@ class Listeners:
             if h.db is not None:
                 h.db.stop()
 
-    def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None,
-                   context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:
+    # every argument Locust passes is named: **_ then only takes what a later Locust adds (no dict per sample)
+    def on_request(self, request_type: str, name: str, response_time: float, response_length: int = 0,
+                   exception: Any = None, context: dict[str, Any] | None = None, start_time: float | None = None,
+                   url: str | None = None, response: Any = None, **_: Any) -> None:
         if response_time is None:
             return
         ctx = context or {}
