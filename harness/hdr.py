@@ -20,7 +20,6 @@ carried server timing at all.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,8 +120,9 @@ class Entry:
     failures: int = 0
     min_us: int | None = None
     max_us: int | None = None
-    round_trips: Counter[int] = field(default_factory=Counter)
-    statuses: Counter[int] = field(default_factory=Counter)  # HTTP status per call (0: no response)
+    # plain dicts, not Counters: a Counter's item access costs twice a dict's, on every sample
+    round_trips: dict[int, int] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP status per call (0: no response)
     phases: dict[str, Histogram] = field(default_factory=dict)  # phase -> µs histogram (successes)
     metric_sums: dict[str, list[float]] = field(default_factory=dict)  # server metric -> [sum ms, samples]
     new_connections: int = 0
@@ -148,16 +148,6 @@ class Entry:
 
     def record_ms(self, ms: float) -> None:
         self.values.pending.append(ms)
-
-    def record_phases(self, phases: dict[str, float]) -> None:
-        mine = self.phases
-        for name, ms in phases.items():
-            h = mine.get(name)
-            if h is None:
-                h = mine[name] = Histogram()
-            h.pending.append(ms)
-        if "server" in phases:
-            self.server_timed += 1
 
     def add_metrics(self, metrics: dict[str, float]) -> None:
         for name, ms in metrics.items():
@@ -191,8 +181,9 @@ class Entry:
             if v is not None:
                 self.min_us = v if self.min_us is None else min(self.min_us, v)
                 self.max_us = v if self.max_us is None else max(self.max_us, v)
-        self.round_trips.update(other.round_trips)
-        self.statuses.update(other.statuses)
+        for counts, more in ((self.round_trips, other.round_trips), (self.statuses, other.statuses)):
+            for k, n in more.items():
+                counts[k] = counts.get(k, 0) + n
 
     def encode(self) -> dict[str, Any]:
         hdr = self.settle().encode().decode("ascii")  # first: it settles min and max
@@ -230,8 +221,8 @@ class Entry:
             min_us=doc.get("min"),
             max_us=doc.get("max"),
         )
-        e.round_trips.update({int(k): int(v) for k, v in (doc.get("round_trips") or {}).items()})
-        e.statuses.update({int(k): int(v) for k, v in (doc.get("statuses") or {}).items()})
+        e.round_trips = {int(k): int(v) for k, v in (doc.get("round_trips") or {}).items()}
+        e.statuses = {int(k): int(v) for k, v in (doc.get("statuses") or {}).items()}
         e.phases = {name: Histogram.decode(p["hdr"]) for name, p in (doc.get("phases") or {}).items()}
         e.metric_sums = {name: [float(m["sum_ms"]), int(m["count"])] for name, m in (doc.get("server_metrics") or {}).items()}
         e.new_connections = int(doc.get("new_connections", 0))
@@ -278,21 +269,31 @@ class Recorder:
         status: int | None = None, phases: dict[str, float] | None = None, metrics: dict[str, float] | None = None,
         new_connections: int = 0,
     ) -> None:
-        warm = self.in_warmup()
+        started = self.started  # in_warmup(), inlined: this runs for every sample
+        warm = started is None or self.clock() - started < self.warmup_s
         if self.raw is not None:
             self.raw.append((time.time(), rtype, name, self.step, to_us(response_time_ms), int(failed), int(warm)))
         if warm:
             self.warmup_dropped += 1
             return
+        whole = (rtype, name, None)
         step = self.step
-        for key in ((rtype, name, None),) if step is None else ((rtype, name, None), (rtype, name, step)):
-            e = self.entries.get(key) or self._entry(key)
+        entries = self.entries
+        for key in (whole,) if step is None else (whole, (rtype, name, step)):
+            e = entries.get(key) or self._entry(key)
             if failed:
                 e.failures += 1
             else:
                 e.values.pending.append(response_time_ms)
                 if phases:
-                    e.record_phases(phases)
+                    mine = e.phases
+                    for phase, ms in phases.items():
+                        h = mine.get(phase)
+                        if h is None:
+                            h = mine[phase] = Histogram()
+                        h.pending.append(ms)
+                    if "server" in phases:
+                        e.server_timed += 1
                     if rtype == "lookup" and key[2] is None:
                         if e.split is None:
                             e.split = Reservoir()
@@ -300,10 +301,13 @@ class Recorder:
                 if metrics:
                     e.add_metrics(metrics)
             if round_trips is not None:
-                e.round_trips[round_trips] += 1
+                counts = e.round_trips
+                counts[round_trips] = counts.get(round_trips, 0) + 1
             if status is not None:
-                e.statuses[status] += 1
-            e.new_connections += new_connections
+                counts = e.statuses
+                counts[status] = counts.get(status, 0) + 1
+            if new_connections:
+                e.new_connections += new_connections
 
     # ------------------------------------------------------------ shipping
     def drain(self) -> list[dict[str, Any]]:

@@ -78,11 +78,16 @@ def time_headers(user_agent: Any) -> HeaderClock:
     return clock
 
 
-def parse_server_timing(value: str | None) -> dict[str, float]:
-    """``Server-Timing`` metrics with a ``dur`` (ms), by name; repeated names add up; others are ignored."""
+def parse_server_timing(value: str | list[str] | None) -> dict[str, float]:
+    """``Server-Timing`` metrics with a ``dur`` (ms), by name; repeated names add up; others are ignored.
+
+    A header sent on several lines (geventhttpclient gives a list) is one comma-separated list.
+    """
     out: dict[str, float] = {}
     if not value:
         return out
+    if isinstance(value, list):
+        value = ", ".join(value)
     for item in value.split(","):
         name, _, params = item.partition(";")
         name = name.strip()

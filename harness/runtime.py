@@ -88,6 +88,7 @@ class Harness:
         self.config_error: str | None = None
         self.request_cache: dict[Any, Any] = {}
         self.kind_cum: dict[str, tuple[list[int], int]] = {}
+        self.known_only: set[str] = set()  # targets whose every task is a known-phone lookup: no draw of the kind
         self.worker_count = 0
         # what was checked before the run (artifact metadata); None until checked
         self.preflight: dict[str, Any] | None = None
@@ -243,6 +244,7 @@ class Harness:
             for t in self.options.targets
         }
         self.kind_cum = {t: (list(itertools.accumulate(ws)), sum(ws)) for t, ws in self.kind_weights.items()}
+        self.known_only = {t for t, (cum, total) in self.kind_cum.items() if total <= 0 or cum[0] == total}
         self.request_cache = {}
         if self.options.write_weight > 0 and w == 0:
             log.warning("write task left off: the target is not the sandbox (add --allow-writes to turn it on)")
@@ -523,8 +525,10 @@ class Listeners:
             if h.db is not None:
                 h.db.stop()
 
-    def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None,
-                   context: dict[str, Any] | None = None, response: Any = None, **_: Any) -> None:
+    # every argument Locust passes is named: **_ then only takes what a later Locust adds (no dict per sample)
+    def on_request(self, request_type: str, name: str, response_time: float, response_length: int = 0,
+                   exception: Any = None, context: dict[str, Any] | None = None, start_time: float | None = None,
+                   url: str | None = None, response: Any = None, **_: Any) -> None:
         if response_time is None:
             return
         ctx = context or {}

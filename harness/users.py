@@ -12,8 +12,8 @@ each target sends is :mod:`harness.paths`; the run's state is reached through
 from __future__ import annotations
 
 from locust import task
-from locust.contrib.fasthttp import FastHttpUser
-from locust.exception import StopUser
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpUser
+from locust.exception import CatchResponseError, StopUser
 
 import itertools
 import time
@@ -38,6 +38,8 @@ from harness.runtime import Harness, harness_of
 from harness.targets import Request
 from harness.workload import Key
 
+ACCEPT_ENCODING = "gzip, deflate, br"  # what FastHttpSession.request adds when a request names none
+
 
 class CallFailed(Exception):
     """A call (or the lookup as a whole) did not do what the lookup needs."""
@@ -57,7 +59,10 @@ class TargetUser(FastHttpUser):
         super().__init__(environment)
         self.harness: Harness = harness_of(environment)
         self._connections = self.harness.options.connections  # users are made after each start's options
-        self._headers = time_headers(self.client.client)
+        self._agent = self.client.client  # the session's user agent: calls go to it directly (see call)
+        self._auth_header = self.client.auth_header
+        self._request_event = environment.events.request
+        self._headers = time_headers(self._agent)
         self._calls = 0
         self._bytes = 0
         self._connect_ms = 0.0
@@ -103,7 +108,7 @@ class TargetUser(FastHttpUser):
             # rest: the network both ways, and any queueing (the load generator's own included)
             phases["server"] = self._server_ms
             phases["rest"] = max(total - self._connect_ms - self._server_ms, 0.0)
-        self.environment.events.request.fire(
+        self._request_event.fire(
             request_type=rtype,
             name=self.target,
             response_time=total,
@@ -130,61 +135,79 @@ class TargetUser(FastHttpUser):
             return bool(done.value)
 
     def call(self, call: Call) -> Any:
+        """Send one call and report it as one request event, its phases and status in the context.
+
+        The call goes to the session's user agent (``self.client.client``: keep-alive, TLS verified,
+        cookies, no retries) with the headers ``FastHttpSession.request`` would send and Locust's
+        timing (request start to body read).  The event is fired here, once, with the answer already
+        judged: without ``catch_response``, whose context manager copies every response.
+        """
         self._calls += 1
         if self._connections == "per-request":
             self.close_connections()
         req = call.request
-        with self.client.request(
-            req.method, req.url, name=f"{self.target} {req.what}", data=req.body,  # type: ignore[arg-type]  # bytes are sent as is
-            headers=req.headers,  # type: ignore[arg-type]  # the session copies it
-            catch_response=True,
-        ) as resp:
-            status = resp.status_code or 0
-            content: bytes | None = None
-            if status:
-                try:
-                    content = resp.content
-                except Exception:  # body read failed mid-way
-                    status = 0
-            self._bytes += len(content or b"")
-            # the request event fires when this block ends: its context carries the call's phases
-            self._time_call(resp.request_meta.setdefault("context", {}), status, resp)
-            data, failure = outcome(call, status, content)
-            if failure == "connection error":
-                failure = f"connection error: {type(getattr(resp, 'error', None)).__name__}"
-            if failure is None:
-                resp.success()
-            else:
-                resp.failure(failure)
-        if failure is not None:
-            raise CallFailed(f"{req.what}: {failure}")
-        return data
+        headers = dict(req.headers)
+        if self._auth_header:
+            headers["Authorization"] = self._auth_header
+        if "Accept-Encoding" not in headers and "accept-encoding" not in headers:
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
+        resp: Any  # FastResponse, or None when no answer came
+        error: BaseException | None = None
+        content: bytes | None = None
+        start_time = time.time()
+        t0 = time.perf_counter()
+        try:
+            resp = self._agent.urlopen(req.url, method=req.method, headers=headers, payload=req.body)
+        except FAILURE_EXCEPTIONS as e:  # as FastHttpSession: the call failed, the user goes on
+            error = e
+            resp = getattr(e, "response", None)  # a status the user agent refuses (4xx, 5xx) still has its response
+        status = (resp.status_code or 0) if resp is not None else 0
+        if status:
+            try:
+                content = resp.content
+            except FAILURE_EXCEPTIONS as e:  # the body read failed mid-way
+                status, error = 0, e
+        response_time = (time.perf_counter() - t0) * 1000.0
+        length = len(content) if content else 0
+        self._bytes += length
 
-    def _time_call(self, detail: dict[str, Any], status: int, resp: Any) -> None:
-        """Split the call's time (harness.phases) into the event's context and the lookup's running sums."""
+        # where the call's time went (harness.phases), into the event's context and the lookup's sums
         connect_s, opened = take_connects()
         connect_ms = connect_s * 1000.0
         headers_ms = self._headers.last_s * 1000.0
-        total_ms = float(resp.request_meta.get("response_time") or headers_ms)
-        phases = {"ttfb": max(headers_ms - connect_ms, 0.0), "download": max(total_ms - headers_ms, 0.0)}
+        phases = {"ttfb": max(headers_ms - connect_ms, 0.0), "download": max(response_time - headers_ms, 0.0)}
         if opened:
             phases["connect"] = connect_ms
-        headers = resp.headers
+        answer = resp.headers if resp is not None else None
         # `in` first: a missing header's get() costs a KeyError, on most backends' every call
-        metrics = parse_server_timing(headers["server-timing"]) if headers is not None and "server-timing" in headers else {}
+        metrics = parse_server_timing(answer["server-timing"]) if answer is not None and "server-timing" in answer else {}
         server = server_total(metrics)
         if server is not None:
             phases["server"] = server
-        detail["phases"] = phases
-        detail["metrics"] = metrics
-        detail["new_connections"] = opened
-        detail["status"] = status
         self._connect_ms += connect_ms
         self._new_connections += opened
         if server is None:
             self._server_ms = None
         elif self._server_ms is not None:
             self._server_ms += server
+
+        data, failure = outcome(call, status, content)
+        if failure == "connection error":
+            failure = f"connection error: {type(error).__name__}"
+        self._request_event.fire(
+            request_type=req.method,
+            name=f"{self.target} {req.what}",
+            response_time=response_time,
+            response_length=length,
+            exception=None if failure is None else CatchResponseError(failure),
+            context={"phases": phases, "metrics": metrics, "new_connections": opened, "status": status},
+            start_time=start_time,
+            url=req.url,
+            response=resp,
+        )
+        if failure is not None:
+            raise CallFailed(f"{req.what}: {failure}")
+        return data
 
 
 
@@ -198,8 +221,8 @@ class LookupUser(TargetUser):
         self._single_calls: dict[Key, Call] = {}  # a one-request lookup's call per key, made once
 
     def wait_time(self) -> float:
-        h = self.harness
-        return 0.0 if h.open_model else h.options.think_time
+        options = self.harness.options
+        return 0.0 if options.open_rate > 0 else options.think_time  # open_rate > 0: the open model
 
     # ------------------------------------------------------------------ the loop
     @task
@@ -207,15 +230,19 @@ class LookupUser(TargetUser):
         h = self.harness
         if not h.ready.is_set() and not h.wait_ready():  # set once per run: skip the Event machinery after
             raise StopUser()
-        intended = h.pacer(self.target).acquire() if h.open_model else None
-        kind = h.choose_kind(self.target)
-        assert h.sampler is not None
-        if kind == "write":
-            self.transaction("write", self.write, h.sampler.known(), intended)
-        elif kind == "unknown" and (key := h.sampler.unknown()) is not None:
-            self.transaction("lookup-miss", self.lookup, key, intended, expect_found=False)
+        target = self.target
+        intended = h.pacer(target).acquire() if h.options.open_rate > 0 else None  # h.open_model, inlined
+        kind = "known" if target in h.known_only else h.choose_kind(target)
+        sampler = h.sampler
+        assert sampler is not None
+        if kind == "known":
+            self.transaction("lookup", self.lookup, sampler.known(), intended, True)
+        elif kind == "write":
+            self.transaction("write", self.write, sampler.known(), intended)
+        elif (key := sampler.unknown()) is not None:
+            self.transaction("lookup-miss", self.lookup, key, intended, False)
         else:
-            self.transaction("lookup", self.lookup, h.sampler.known(), intended, expect_found=True)
+            self.transaction("lookup", self.lookup, sampler.known(), intended, True)
 
     # ------------------------------------------------------------------ per target
     def first_request(self, key: Key) -> Request:

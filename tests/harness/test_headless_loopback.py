@@ -93,6 +93,32 @@ def test_convex_error_status_counts_as_failure(tmp_path: Path) -> None:
     assert p.returncode == 11
 
 
+def test_refused_calls_are_one_failure_each_with_their_status(tmp_path: Path) -> None:
+    """Every call the backend answers 401 is one failed call row (no retry), with its HTTP status in the
+    artifact and the backend's message in Locust's failures, and fails its lookup."""
+    with FakeBackend() as fb:
+        (tmp_path / "workload.json").write_text(json.dumps(fb.data.workload()))
+        prefix = tmp_path / "run"
+        p = run_locust(
+            ["-f", AI_CONTEXT, "--headless", "-u", "2", "-r", "2", "-t", "2s", "--targets", "convex_http",
+             "--csv", str(prefix), "--json-file", str(tmp_path / "final"), "--warmup", "0", "--think-time", "0.05",
+             "--unknown-weight", "0", "--write-weight", "0", "--skip-preflight"],
+            {**fb.env(), "CRM_API_KEY": "wrong-key"}, tmp_path,
+        )
+        seen = fb.counts["401"]
+    assert p.returncode == 11, p.stderr[-2000:]
+    counts = final_counts(tmp_path / "final.json")
+    n, failures = counts[("GET", "convex_http /contacts/by-phone")]
+    assert n > 0 and failures == n and n == seen
+    assert counts[("lookup", "convex_http")] == (n, n)
+    entries = {(e["type"], e["name"]): e for e in read_hdr(prefix)["entries"] if e["step"] is None}
+    call = entries[("GET", "convex_http /contacts/by-phone")]
+    assert (call["count"], call["failures"], call["statuses"]) == (0, n, {"401": n})
+    assert entries[("lookup", "convex_http")]["failures"] == n
+    failed = (tmp_path / "run_failures.csv").read_text()
+    assert "HTTP 401: unauthorized" in failed and "wrong-key" not in failed
+
+
 def _one_error(p: object) -> str:
     stderr = p.stderr  # type: ignore[attr-defined]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -259,6 +259,20 @@ def test_options_from_parsed_and_write_safety() -> None:
         HarnessOptions.from_parsed(SimpleNamespace(targets=["convex_http"], known_weight=-1))
 
 
+def test_server_timing_is_read_from_one_or_several_header_lines() -> None:
+    from harness.phases import parse_server_timing, server_total
+
+    postgrest = "jwt;dur=0.1, parse;dur=0.2, plan;dur=0.3, transaction;dur=1.5, response;dur=0.4"
+    assert parse_server_timing(postgrest) == {"jwt": 0.1, "parse": 0.2, "plan": 0.3, "transaction": 1.5, "response": 0.4}
+    assert server_total(parse_server_timing(postgrest)) == pytest.approx(2.5)
+    # a proxy's own line beside the backend's; repeated names add up; "total" wins over the sum
+    lines = ['exec;dur=2.0, cache;desc="miss"', 'edge;dur="1.0", exec;dur=0.5']
+    assert parse_server_timing(lines) == {"exec": 2.5, "edge": 1.0}
+    assert server_total({"exec": 2.5, "total": 4.0}) == 4.0
+    assert parse_server_timing(None) == {} and server_total({}) is None
+    assert parse_server_timing("exec;dur=abc, db;desc=x") == {}  # no measurement, nothing guessed
+
+
 def test_units_do_not_import_locust() -> None:
     # importing locust monkey-patches the whole test process with gevent
     import sys
