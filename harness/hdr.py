@@ -297,7 +297,7 @@ class Recorder:
                     if rtype == "lookup" and key[2] is None:
                         if e.split is None:
                             e.split = Reservoir()
-                        e.split.add((response_time_ms, phases.get("connect", 0.0), phases.get("server")))
+                        e.split.add(response_time_ms, phases)
                 if metrics:
                     e.add_metrics(metrics)
             if round_trips is not None:

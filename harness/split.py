@@ -12,6 +12,7 @@ that band's total.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 SIZE = 2048
@@ -28,14 +29,16 @@ class Reservoir:
         self.items: list[Sample] = []
         self.rng = rng or random.Random()
 
-    def add(self, item: Sample) -> None:
-        self.n += 1
-        if len(self.items) < self.size:
-            self.items.append(item)
+    def add(self, total: float, phases: Mapping[str, float]) -> None:
+        """One lookup: its total and its phases (ms); the sample is made only when it is kept."""
+        n = self.n = self.n + 1
+        items = self.items
+        if len(items) < self.size:
+            items.append((total, phases.get("connect", 0.0), phases.get("server")))
         else:
-            j = int(self.rng.random() * self.n)  # randrange's uniformity at a third of its cost
+            j = int(self.rng.random() * n)  # randrange's uniformity at a third of its cost
             if j < self.size:
-                self.items[j] = item
+                items[j] = (total, phases.get("connect", 0.0), phases.get("server"))
 
     def merge(self, items: list[Sample], n: int) -> None:
         """Add another uniform sample of ``n`` lookups: each kept item is drawn from either side with

@@ -273,6 +273,22 @@ def test_server_timing_is_read_from_one_or_several_header_lines() -> None:
     assert parse_server_timing("exec;dur=abc, db;desc=x") == {}  # no measurement, nothing guessed
 
 
+def test_the_lookup_sample_is_bounded_uniform_and_keeps_each_lookups_parts() -> None:
+    import random
+
+    from harness.split import SIZE, Reservoir
+
+    r = Reservoir(rng=random.Random(3))
+    for i in range(20 * SIZE):
+        r.add(float(i), {"connect": 1.0, "server": 2.0} if i % 2 else {"ttfb": 5.0})
+    assert r.n == 20 * SIZE and len(r.items) == SIZE
+    for total, connect, server in r.items:  # no server timing: None, never a guess
+        assert (connect, server) == ((1.0, 2.0) if int(total) % 2 else (0.0, None))
+    # every lookup had the same chance: the kept ones' mean is the whole run's, within a few standard errors
+    mean = sum(t for t, _, _ in r.items) / SIZE
+    assert abs(mean - (20 * SIZE - 1) / 2) < 4 * (20 * SIZE / 12**0.5) / SIZE**0.5
+
+
 def test_units_do_not_import_locust() -> None:
     # importing locust monkey-patches the whole test process with gevent
     import sys
