@@ -3,7 +3,7 @@
 A path is a generator: it yields a :class:`Call` (the request and what counts
 as success), receives the call's parsed answer (or :data:`NOT_FOUND`), and
 returns whether the contact was found.  The Locust users drive it with their
-FastHttpSession (every call a stats row); the preflight drives the very same
+FastHttpUser's user agent (every call a stats row); the preflight drives the very same
 path with httpx before any user starts.  :func:`outcome` is the one place that
 judges an answer, for both drivers.
 """

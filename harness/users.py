@@ -4,7 +4,8 @@ Every HTTP call is its own Locust row (``<METHOD>``, ``<target> <what>``);
 each logical lookup adds a ``lookup`` / ``lookup-miss`` row named by the target
 with the end-to-end time (from the intended start in the open model) and the
 number of round trips in its context; writes add a ``write`` row.  Calls use
-FastHttpUser (geventhttpclient): keep-alive, TLS verified, no retries.  What
+FastHttpUser's user agent (geventhttpclient): keep-alive, TLS verified, no
+retries; each call fires its own request event (:meth:`TargetUser.call`).  What
 each target sends is :mod:`harness.paths`; the run's state is reached through
 ``self.environment`` (:func:`harness.runtime.harness_of`).
 """

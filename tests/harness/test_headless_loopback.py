@@ -109,7 +109,8 @@ def test_refused_calls_are_one_failure_each_with_their_status(tmp_path: Path) ->
     assert p.returncode == 11, p.stderr[-2000:]
     counts = final_counts(tmp_path / "final.json")
     n, failures = counts[("GET", "convex_http /contacts/by-phone")]
-    assert n > 0 and failures == n and n == seen
+    assert n > 0 and failures == n
+    assert n <= seen <= n + 2  # one request per call, no retry (each user may be stopped with one in flight)
     assert counts[("lookup", "convex_http")] == (n, n)
     entries = {(e["type"], e["name"]): e for e in read_hdr(prefix)["entries"] if e["step"] is None}
     call = entries[("GET", "convex_http /contacts/by-phone")]
