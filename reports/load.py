@@ -535,20 +535,13 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
         if step is not None and not isinstance(step, int):
             raise BadInput(f"{where} ({name}): 'step' must be null or an integer")
         unit = e.get("unit", "us")
-        per_ms = {"us": 1000.0, "ms": 1.0, "ns": 1_000_000.0}.get(unit)
+        per_ms = PER_MS.get(unit)
         if per_ms is None:
             raise BadInput(f"{where} ({name}): unknown unit {unit!r} (us, ms or ns)")
         failures = e.get("failures", 0)
         if not isinstance(failures, int) or failures < 0:
             raise BadInput(f"{where} ({name}): 'failures' must be a non-negative integer")
-        blob = e.get("hdr")
-        if not isinstance(blob, str) or not blob:
-            raise BadInput(f"{where} ({name}): 'hdr' must be a non-empty base64 string")
-        try:
-            hist = HdrHistogram.decode(blob.encode("ascii"))
-        except Exception:  # the codec raises assorted types on corrupt input
-            raise BadInput(f"{where} ({name}): 'hdr' is not a decodable HdrHistogram encoding") from None
-        dist = distribution_from_histogram(hist, per_ms)
+        dist = distribution_from_histogram(decode_histogram(e.get("hdr"), f"{where} ({name})"), per_ms)
         declared = e.get("count")
         if isinstance(declared, int) and declared != dist.total:
             raise BadInput(f"{where} ({name}): 'count' is {declared} but the histogram holds {dist.total} values")
@@ -559,6 +552,22 @@ def read_hdr(path: Path) -> tuple[dict[str, Any], list[HdrEntry]]:
             raise BadInput(f"{where} ({name}): 'statuses' must map HTTP status codes to counts") from None
         out.append(HdrEntry(etype, name, step, dist.total, failures, dist, codes, *_timing(e, where, name, HdrHistogram)))
     return metadata, out
+
+
+#: An artifact histogram's unit -> its values per millisecond.
+PER_MS = {"us": 1000.0, "ms": 1.0, "ns": 1_000_000.0}
+
+
+def decode_histogram(blob: Any, where: str) -> Any:
+    """A base64 HdrHistogram from an artifact; BadInput naming ``where`` when it is not one."""
+    from hdrh.histogram import HdrHistogram  # only needed when an artifact is present
+
+    if not isinstance(blob, str) or not blob:
+        raise BadInput(f"{where}: 'hdr' must be a non-empty base64 string")
+    try:
+        return HdrHistogram.decode(blob.encode("ascii"))
+    except Exception:  # the codec raises assorted types on corrupt input
+        raise BadInput(f"{where}: 'hdr' is not a decodable HdrHistogram encoding") from None
 
 
 def _timing(e: dict[str, Any], where: str, name: str, histogram: Any) -> tuple[Any, ...]:

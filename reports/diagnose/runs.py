@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.contracts import TARGETS, TRANSACTION_TYPES, ArtifactError, read_artifact
 from reports.diagnose.findings import Finding
-from reports.load import BadInput, read_stats, resolve_prefix
+from reports.load import PER_MS, BadInput, decode_histogram, read_stats, resolve_prefix
 
 # calls of the write path: not part of a lookup's round trips
 WRITE_CALLS = frozenset({"contacts id", "conversations newest", "messages insert", "conversations update"})
@@ -74,21 +74,11 @@ class RunFacts:
     step_users: dict[int, int] = field(default_factory=dict)
 
 
-_PER_MS = {"us": 1000.0, "ms": 1.0, "ns": 1_000_000.0}
-
-
 def _p50(blob: Any, unit: str, where: str) -> float | None:
-    from hdrh.histogram import HdrHistogram
-
-    if not isinstance(blob, str) or not blob:
-        raise BadInput(f"{where}: 'hdr' must be a non-empty base64 string")
-    try:
-        hist = HdrHistogram.decode(blob.encode("ascii"))
-    except Exception:  # the codec raises assorted types on corrupt input
-        raise BadInput(f"{where}: 'hdr' is not a decodable HdrHistogram encoding") from None
+    hist = decode_histogram(blob, where)
     if hist.get_total_count() == 0:
         return None
-    return float(hist.get_value_at_percentile(50)) / _PER_MS.get(unit, 1000.0)
+    return float(hist.get_value_at_percentile(50)) / PER_MS.get(unit, 1000.0)
 
 
 def _phases(raw: Any, unit: str, where: str) -> dict[str, float]:
